@@ -1,0 +1,106 @@
+"""tf.data pipeline: records -> ({"images", "token_ids", "padding_mask"}, labels, sample_weight).
+
+Tokenization happens once, in bulk, before ``tf.data`` (texts are tiny next to images and the
+segment-wise masks need Python); image decoding and resizing run in parallel inside ``tf.data``.
+
+Shapes (B = batch, L = text length, S = image size):
+    images        (B, S, S, 3) float32 in [0, 255]
+    token_ids     (B, L) int32, right-padded with [PAD]
+    padding_mask  (B, L) bool
+    labels        (B, L) int32, token_ids shifted left by one (position t predicts t + 1)
+    sample_weight (B, L) float32, 1.0 where the label is an assistant token or its <|end|>
+"""
+
+from dataclasses import dataclass
+
+import numpy as np
+import tensorflow as tf
+
+from vit_tf.data.template import conversation_segments
+from vit_tf.data.tokenizer import SegmentEncoder
+
+
+@dataclass
+class EncodedExamples:
+    """Tokenized records, ready for ``make_dataset``."""
+
+    image_paths: np.ndarray   # (N,) str
+    token_ids: np.ndarray     # (N, L) int32
+    trained: np.ndarray       # (N, L) bool: token t is in the loss
+    lengths: np.ndarray       # (N,) int32, unpadded text length
+    record_ids: list
+
+    def __len__(self):
+        return len(self.record_ids)
+
+
+def round_up(n, multiple=8):
+    return int(-(-n // multiple) * multiple)
+
+
+def encode_records(records, tokenizer, max_text_length):
+    """Tokenize records segment by segment; raise naming the record if one is too long."""
+    encoder = SegmentEncoder(tokenizer)
+    pairs = encoder.encode([conversation_segments(r["conversations"]) for r in records])
+    lengths = np.array([len(ids) for ids, _ in pairs], np.int32)
+    too_long = np.flatnonzero(lengths > max_text_length)
+    if too_long.size:
+        i = int(too_long[0])
+        raise ValueError(
+            f"record {records[i]['id']!r} field conversations: {lengths[i]} text tokens exceed "
+            f"data.max_text_length={max_text_length} ({too_long.size} records too long; validate "
+            "with `vit-tf data validate` or raise data.max_text_length)"
+        )
+    width = min(round_up(int(lengths.max()) + 1), max_text_length + 1) if len(pairs) else 8
+    token_ids = np.full((len(pairs), width), encoder.pad_id, np.int32)
+    trained = np.zeros((len(pairs), width), bool)
+    for i, (ids, mask) in enumerate(pairs):
+        token_ids[i, : len(ids)] = ids
+        trained[i, : len(mask)] = mask
+    paths = np.array([r["image_path"] for r in records])
+    return EncodedExamples(paths, token_ids, trained, lengths, [r["id"] for r in records])
+
+
+def text_length_fn(tokenizer):
+    """``record -> number of text tokens``, for the validator's context-length check."""
+    encoder = SegmentEncoder(tokenizer)
+
+    def length(record):
+        ids, _ = encoder.encode([conversation_segments(record["conversations"])])[0]
+        return len(ids)
+
+    return length
+
+
+def load_image(path, image_size):
+    """Decode PNG/JPEG (grayscale, palette and RGBA become RGB) and resize: (S, S, 3) float32."""
+    data = tf.io.read_file(path)
+    image = tf.io.decode_image(data, channels=3, expand_animations=False)
+    image.set_shape([None, None, 3])
+    image = tf.image.resize(image, (image_size, image_size), antialias=True)
+    return tf.clip_by_value(image, 0.0, 255.0)
+
+
+def make_dataset(examples, image_size, batch_size, *, shuffle=False, seed=0, repeat=False,
+                 drop_remainder=False):
+    """Batched, prefetched dataset over encoded examples."""
+    padding_mask = np.arange(examples.token_ids.shape[1])[None, :] < examples.lengths[:, None]
+    labels = np.zeros_like(examples.token_ids)
+    labels[:, :-1] = examples.token_ids[:, 1:]
+    weights = np.zeros(examples.trained.shape, np.float32)
+    weights[:, :-1] = examples.trained[:, 1:]
+    ds = tf.data.Dataset.from_tensor_slices(
+        (examples.image_paths, examples.token_ids, padding_mask, labels, weights)
+    )
+    if shuffle:
+        ds = ds.shuffle(len(examples), seed=seed, reshuffle_each_iteration=True)
+    if repeat:
+        ds = ds.repeat()
+
+    def to_example(path, ids, mask, label, weight):
+        inputs = {"images": load_image(path, image_size), "token_ids": ids, "padding_mask": mask}
+        return inputs, label, weight
+
+    ds = ds.map(to_example, num_parallel_calls=tf.data.AUTOTUNE)
+    ds = ds.batch(batch_size, drop_remainder=drop_remainder)
+    return ds.prefetch(tf.data.AUTOTUNE)

@@ -1,0 +1,105 @@
+"""Subword tokenizer: keras-hub WordPiece, trained on the training texts and saved with the model.
+
+keras-hub's ``WordPieceTokenizer`` runs as TF ops, so the same tokenizer works in ``tf.data``
+and inside an exported SavedModel. Special tokens are reserved at the start of the vocabulary
+and looked up by id; ``encode_segments`` never lets the tokenizer see them as text.
+
+Example:
+    >>> tok = train_tokenizer(["a red circle", "a blue square"], vocabulary_size=64)
+    >>> ids, mask = encode_segments(tok, conversation_segments(record["conversations"]))
+"""
+
+import os
+
+import keras_hub
+import numpy as np
+
+from vit_tf.data.template import END, PAD, SPECIAL_TOKENS, strip_image_placeholder
+
+VOCAB_FILE = "vocabulary.txt"
+
+
+def conversation_texts(records):
+    """Every non-special text of the records (what the vocabulary is learned from)."""
+    for record in records:
+        for turn in record["conversations"]:
+            yield strip_image_placeholder(turn["value"])
+
+
+def train_tokenizer(texts, vocabulary_size):
+    """Learn a lowercase WordPiece vocabulary (at most ``vocabulary_size`` entries)."""
+    import tensorflow as tf
+
+    data = tf.data.Dataset.from_tensor_slices(list(texts))
+    vocab = keras_hub.tokenizers.compute_word_piece_vocabulary(
+        data, vocabulary_size=vocabulary_size, lowercase=True, reserved_tokens=list(SPECIAL_TOKENS)
+    )
+    return make_tokenizer(vocab)
+
+
+def make_tokenizer(vocabulary):
+    return keras_hub.tokenizers.WordPieceTokenizer(
+        vocabulary=list(vocabulary), lowercase=True, oov_token="[UNK]", dtype="int32"
+    )
+
+
+def save_tokenizer(tokenizer, directory):
+    os.makedirs(directory, exist_ok=True)
+    with open(os.path.join(directory, VOCAB_FILE), "w") as f:
+        f.write("\n".join(tokenizer.get_vocabulary()) + "\n")
+
+
+def load_tokenizer(directory):
+    path = os.path.join(directory, VOCAB_FILE)
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"{path}: no tokenizer vocabulary (is this a vit_tf run folder?)")
+    with open(path) as f:
+        vocab = [line.rstrip("\n") for line in f if line.rstrip("\n")]
+    missing = [t for t in SPECIAL_TOKENS if t not in vocab]
+    if missing:
+        raise ValueError(f"{path}: vocabulary lacks special tokens {missing}")
+    return make_tokenizer(vocab)
+
+
+def special_ids(tokenizer):
+    return {t: tokenizer.token_to_id(t) for t in SPECIAL_TOKENS}
+
+
+class SegmentEncoder:
+    """Tokenizes segment lists in bulk: every distinct text goes through the tokenizer once."""
+
+    def __init__(self, tokenizer):
+        self.tokenizer = tokenizer
+        self.special = special_ids(tokenizer)
+        self.pad_id = self.special[PAD]
+        self.end_id = self.special[END]
+        self._cache = {}
+
+    def _encode_texts(self, texts):
+        new = sorted({t for t in texts if t not in self._cache})
+        if new:
+            import tensorflow as tf
+
+            out = self.tokenizer(tf.constant(new))
+            rows = out.to_list() if hasattr(out, "to_list") else out  # eager keras-hub gives lists
+            for text, ids in zip(new, rows):
+                self._cache[text] = [int(i) for i in ids]
+
+    def encode(self, segment_lists):
+        """-> list of (token_ids, trained_mask) pairs of Python lists, one per segment list."""
+        self._encode_texts(s.text for segs in segment_lists for s in segs if not s.special)
+        out = []
+        for segments in segment_lists:
+            ids, mask = [], []
+            for s in segments:
+                piece = [self.special[s.text]] if s.special else self._cache[s.text]
+                ids.extend(piece)
+                mask.extend([s.trained] * len(piece))
+            out.append((ids, mask))
+        return out
+
+
+def encode_segments(tokenizer, segments):
+    """Token ids and trained mask of one segment list (numpy int32 / bool)."""
+    ids, mask = SegmentEncoder(tokenizer).encode([segments])[0]
+    return np.asarray(ids, np.int32), np.asarray(mask, bool)

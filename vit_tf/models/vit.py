@@ -1,0 +1,84 @@
+"""The vit_tf Vision Transformer image encoder: pixels -> a sequence of image tokens."""
+
+import keras
+import keras_hub
+from keras import layers
+
+from vit_tf.layers.patch_embedding import PatchEmbedding
+from vit_tf.registry import IMAGE_ENCODERS
+
+
+@IMAGE_ENCODERS.register("vit")
+@keras.saving.register_keras_serializable(package="vit_tf")
+class ViTEncoder(layers.Layer):
+    """Patch embedding (optional conv stem) + pre-norm Transformer encoder blocks.
+
+    Blocks are keras-hub ``TransformerEncoder`` layers (bidirectional self-attention).
+
+    Args follow keras-hub names: ``image_size``, ``patch_size``, ``hidden_dim``, ``num_layers``,
+    ``num_heads``, ``intermediate_dim``, ``dropout``; ``conv_stem`` as in ``PatchEmbedding``.
+
+    Call: ``images`` (batch, image_size, image_size, 3) float32 in [0, 255]
+        -> (batch, num_tokens, hidden_dim), num_tokens = (image_size / patch_size) ** 2
+
+    Example:
+        >>> encoder = ViTEncoder(image_size=32, patch_size=8, hidden_dim=16, num_layers=1,
+        ...                      num_heads=2, intermediate_dim=32)
+        >>> encoder(keras.ops.zeros((2, 32, 32, 3))).shape
+        (2, 16, 16)
+    """
+
+    def __init__(self, image_size, patch_size, hidden_dim, num_layers, num_heads,
+                 intermediate_dim, conv_stem=False, dropout=0.0, **kwargs):
+        super().__init__(**kwargs)
+        self.image_size = image_size
+        self.patch_size = patch_size
+        self.hidden_dim = hidden_dim
+        self.num_layers = num_layers
+        self.num_heads = num_heads
+        self.intermediate_dim = intermediate_dim
+        self.conv_stem = conv_stem
+        self.dropout = dropout
+        self.patch_embedding = PatchEmbedding(
+            image_size, patch_size, hidden_dim, conv_stem=conv_stem, name="patch_embedding"
+        )
+        self.num_tokens = self.patch_embedding.num_patches
+        self.blocks = [
+            keras_hub.layers.TransformerEncoder(
+                intermediate_dim, num_heads, dropout=dropout, activation="gelu",
+                normalize_first=True, name=f"block_{i}",
+            )
+            for i in range(num_layers)
+        ]
+        self.final_norm = layers.LayerNormalization(epsilon=1e-6, name="final_norm")
+
+    def build(self, input_shape):
+        self.patch_embedding.build(input_shape)
+        shape = (input_shape[0], self.num_tokens, self.hidden_dim)
+        for block in self.blocks:
+            block.build(shape)
+        self.final_norm.build(shape)
+        self.built = True
+
+    def call(self, images, training=None):
+        x = self.patch_embedding(images)  # (batch, num_tokens, hidden_dim)
+        for block in self.blocks:
+            x = block(x, training=training)
+        return self.final_norm(x)
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], self.num_tokens, self.hidden_dim)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            image_size=self.image_size,
+            patch_size=self.patch_size,
+            hidden_dim=self.hidden_dim,
+            num_layers=self.num_layers,
+            num_heads=self.num_heads,
+            intermediate_dim=self.intermediate_dim,
+            conv_stem=self.conv_stem,
+            dropout=self.dropout,
+        )
+        return config
