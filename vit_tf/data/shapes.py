@@ -1,0 +1,111 @@
+"""The shapes world: built-in, seeded instruction data with exact ground truth.
+
+Writes a LLaVA-format dataset (``train.json``, ``test.json``, ``images/*.png``) of coloured
+circles, squares and triangles with questions in eight families (``FAMILIES``): captions,
+detailed descriptions, attributes, positions, counting, existence (the hallucination probe,
+balanced yes/no), spatial relations and multi-turn conversations. The same seed and config give
+byte-identical files; train and test scenes come from different seed streams.
+
+Scenes are sampled and drawn in ``vit_tf.data.shapes_scene``; questions are asked in
+``vit_tf.data.shapes_questions``. Only numpy and Pillow are needed.
+
+Example::
+
+    summary = write_shapes_world("data/shapes", n_train=2000, n_test=200, seed=0)
+    summary["train"]["categories"]["existence"]  # 2000
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+
+from vit_tf.data.shapes_questions import image_path, referent, scene_records
+from vit_tf.data.shapes_scene import (
+    FAMILIES,
+    PALETTE,
+    SHAPES,
+    SIZE_FRACTIONS,
+    Scene,
+    ShapeObject,
+    ShapesConfig,
+    generate_scene,
+    render_scene,
+)
+
+SPLITS: tuple[str, ...] = ("train", "test")
+"""Splits written by ``write_shapes_world``; a split's position here is part of its seed."""
+
+__all__ = [
+    "FAMILIES",
+    "PALETTE",
+    "SHAPES",
+    "SIZE_FRACTIONS",
+    "SPLITS",
+    "Scene",
+    "ShapeObject",
+    "ShapesConfig",
+    "generate_scene",
+    "image_path",
+    "referent",
+    "render_scene",
+    "scene_records",
+    "scene_rngs",
+    "write_shapes_world",
+]
+
+
+def scene_rngs(
+    seed: int, split_index: int, index: int
+) -> tuple[np.random.Generator, np.random.Generator]:
+    """Independent generators for the scene and for the questions of one scene.
+
+    Derived from ``(seed, split_index, index)``, so scene ``index`` does not depend on how many
+    scenes are written, and re-asking questions never moves the scenes.
+    """
+    scene_seed, question_seed = np.random.SeedSequence([seed, split_index, index]).spawn(2)
+    return np.random.default_rng(scene_seed), np.random.default_rng(question_seed)
+
+
+def write_shapes_world(
+    out_dir: str | Path,
+    n_train: int,
+    n_test: int,
+    seed: int = 0,
+    config: ShapesConfig = ShapesConfig(),
+) -> dict:
+    """Write ``train.json``, ``test.json`` and ``images/<split>_<index:06d>.png`` under ``out_dir``.
+
+    Returns ``{"seed", "config", "train": {"scenes", "records", "categories"}, "test": ...}``,
+    the same summary that is written to ``out_dir/shapes_world.json`` for reproducibility.
+    """
+    if seed < 0 or n_train < 0 or n_test < 0:
+        raise ValueError(f"seed, n_train and n_test must be >= 0, got {seed}, {n_train}, {n_test}.")
+    out = Path(out_dir)
+    (out / "images").mkdir(parents=True, exist_ok=True)
+    summary: dict = {"seed": seed, "config": dataclasses.asdict(config)}
+    for split_index, (split, count) in enumerate(zip(SPLITS, (n_train, n_test))):
+        records = []
+        for index in range(count):
+            scene_rng, question_rng = scene_rngs(seed, split_index, index)
+            scene = generate_scene(scene_rng, config)
+            render_scene(scene, config).save(out / image_path(split, index), format="PNG")
+            records.extend(scene_records(scene, question_rng, config, split, index))
+        _write_json(out / f"{split}.json", records)
+        categories = Counter(r["category"] for r in records)
+        summary[split] = {
+            "scenes": count,
+            "records": len(records),
+            "categories": {f: categories[f] for f in FAMILIES if f in config.families},
+        }
+    _write_json(out / "shapes_world.json", summary)
+    return summary
+
+
+def _write_json(path: Path, value) -> None:
+    """Write ``value`` as JSON with a trailing newline; the bytes depend on ``value`` alone."""
+    path.write_text(json.dumps(value, indent=1) + "\n", encoding="utf-8")

@@ -1,0 +1,370 @@
+"""Questions about shapes-world scenes, answered exactly from the scene.
+
+Each family in ``FAMILIES`` builds the turns of one conversation, a list of (prompt, answer)
+pairs, or None when the scene admits no unambiguous question of that kind; ``scene_records``
+wraps them as LLaVA records. Prompts are drawn from several phrasings, answers are short
+lowercase text, and an object is named so that the name picks exactly one object and never
+gives the answer away.
+
+Example::
+
+    records = scene_records(scene, np.random.default_rng(0), ShapesConfig(), "train", 7)
+    records[0]["conversations"][0]["value"]  # "<image>\\nDescribe the image briefly."
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Callable
+
+import numpy as np
+
+from vit_tf.data.shapes_scene import FAMILIES, Scene, ShapeObject, ShapesConfig
+
+Turn = tuple[str, str]
+
+POSITION_MARGIN = 0.12
+"""Left/right and top/bottom are asked only of objects this far (x canvas) from the middle."""
+
+RELATION_MARGIN = 0.1
+"""Left-of/above are asked only of centres this far apart (x canvas) on that axis; closest and
+furthest only when the best distance beats the runner-up by this much."""
+
+ABSENT_COUNT_RATE = 0.2
+"""How often a counting question asks about a colour, shape or size that is absent (answer 0)."""
+
+ABSENT_OPENING_RATE = 0.25
+"""How often a conversation opens by asking about an absent object."""
+
+_REFERENT_ATTRS = (
+    ("shape",),
+    ("color",),
+    ("size",),
+    ("size", "shape"),
+    ("color", "shape"),
+    ("size", "color"),
+)
+"""Descriptions tried when naming an object, shortest first."""
+
+
+def scene_records(
+    scene: Scene, rng: np.random.Generator, config: ShapesConfig, split: str, index: int
+) -> list[dict]:
+    """One LLaVA record per enabled family that has an unambiguous question for ``scene``.
+
+    Each family draws from its own stream derived from ``rng``, so enabling or disabling one
+    family leaves the questions of the others unchanged. ``index`` names the image and record ids;
+    its parity sets the existence answer, which balances yes and no exactly over a split.
+    """
+    streams = rng.integers(0, 2**63 - 1, size=len(FAMILIES))
+    records = []
+    for family, stream in zip(FAMILIES, streams):
+        if family not in config.families:
+            continue
+        turns = _BUILDERS[family](scene, np.random.default_rng(int(stream)), config, index)
+        if turns:
+            records.append(_record(turns, split, index, family))
+    return records
+
+
+def image_path(split: str, index: int) -> str:
+    """Path of a scene's image, relative to the dataset directory."""
+    return f"images/{split}_{index:06d}.png"
+
+
+def _record(turns: list[Turn], split: str, index: int, family: str) -> dict:
+    """A LLaVA record; ``<image>`` opens the first human turn and appears nowhere else."""
+    conversations = []
+    for i, (prompt, answer) in enumerate(turns):
+        value = f"<image>\n{prompt}" if i == 0 else prompt
+        conversations.append({"from": "human", "value": value})
+        conversations.append({"from": "gpt", "value": answer})
+    return {
+        "id": f"{split}-{index:06d}-{family}",
+        "image": image_path(split, index),
+        "conversations": conversations,
+        "category": family,
+    }
+
+
+def _pick(rng: np.random.Generator, options):
+    """One element of ``options``, uniformly."""
+    return options[int(rng.integers(len(options)))]
+
+
+def _article(phrase: str) -> str:
+    """``phrase`` with its indefinite article: "a red circle", "an orange square"."""
+    return ("an " if phrase[0] in "aeiou" else "a ") + phrase
+
+
+def _noun(obj: ShapeObject, with_size: bool = True) -> str:
+    """E.g. "large red circle", or "red circle" without the size."""
+    return f"{obj.size} {obj.color} {obj.shape}" if with_size else f"{obj.color} {obj.shape}"
+
+
+def _name(obj: ShapeObject) -> str:
+    """E.g. "the red circle": unique in a scene, since (colour, shape) pairs never repeat."""
+    return f"the {obj.color} {obj.shape}"
+
+
+def referent(obj: ShapeObject, objects: tuple[ShapeObject, ...], exclude: str) -> str | None:
+    """Shortest description that picks out ``obj`` alone without naming attribute ``exclude``.
+
+    E.g. "the square", "the red object" or "the large circle"; None when no such description
+    exists, and the question asking for ``exclude`` is then skipped.
+    """
+    for attrs in _REFERENT_ATTRS:
+        if exclude in attrs:
+            continue
+        matches = [o for o in objects if all(getattr(o, a) == getattr(obj, a) for a in attrs)]
+        if len(matches) == 1:
+            words = [getattr(obj, a) for a in ("size", "color", "shape") if a in attrs]
+            return "the " + " ".join(words if "shape" in attrs else [*words, "object"])
+    return None
+
+
+def _closest(scene: Scene, obj: ShapeObject, furthest: bool = False) -> ShapeObject | None:
+    """The object nearest (or furthest) from ``obj``, when it wins by a clear margin."""
+    others = [o for o in scene.objects if o is not obj]
+    if not others:
+        return None
+    dist = [math.dist(o.center, obj.center) for o in others]
+    order = np.argsort(dist, kind="stable")
+    if furthest:
+        order = order[::-1]
+    margin = RELATION_MARGIN * scene.canvas_size
+    if len(others) > 1 and abs(dist[order[1]] - dist[order[0]]) < margin:
+        return None
+    return others[order[0]]
+
+
+def _where(position: str) -> str:
+    """Position as a phrase: "at the top left", "on the left", "at the center"."""
+    return f"on the {position}" if position in ("left", "right") else f"at the {position}"
+
+
+def _size_prompts(config: ShapesConfig, rng: np.random.Generator) -> list[str]:
+    """Phrasings asking the size of "{ref}"; the either-or one lists the sizes in random order."""
+    prompts = ["What size is {ref}?", "How big is {ref}?", "Which size is {ref}?"]
+    if len(config.sizes) == 2:
+        first, second = rng.permutation(config.sizes)
+        prompts.append(f"Is {{ref}} {first} or {second}?")
+    return prompts
+
+
+def _caption(scene, rng, config, index) -> list[Turn]:
+    """Every object by size, colour and shape, in reading order."""
+    prompt = _pick(rng, (
+        "Describe the image briefly.",
+        "Write a short caption for this image.",
+        "Give a brief caption of the picture.",
+        "What is in this image? Answer in one sentence.",
+    ))
+    parts = [_article(_noun(o)) for o in scene.objects]
+    text = parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1]
+    return [(prompt, text + ".")]
+
+
+def _description(scene, rng, config, index) -> list[Turn]:
+    """Object count, then one sentence per object with its grid position."""
+    prompt = _pick(rng, (
+        "Describe the image in detail.",
+        "Give a detailed description of this image.",
+        "Describe every object in the picture and where it is.",
+        "What objects are in this image? Describe each one and its position.",
+    ))
+    count = len(scene.objects)
+    head = "there is 1 object." if count == 1 else f"there are {count} objects."
+    body = [f"{_article(_noun(o))} {_where(scene.position(o))}." for o in scene.objects]
+    return [(prompt, " ".join([head, *body]))]
+
+
+def _attribute(scene, rng, config, index) -> list[Turn] | None:
+    """Colour, shape or size of an object named without that attribute; each kind equally often."""
+    options = {"color": [], "shape": [], "size": []}
+    for obj in scene.objects:
+        for attr, found in options.items():
+            ref = referent(obj, scene.objects, attr)
+            if ref is not None:
+                found.append((obj, ref))
+    attrs = [attr for attr, found in options.items() if found]
+    if not attrs:
+        return None
+    attr = _pick(rng, attrs)
+    obj, ref = _pick(rng, options[attr])
+    prompts = {
+        "color": ["What colour is {ref}?", "What color is {ref}?", "Which colour is {ref}?"],
+        "shape": ["What shape is {ref}?", "What is the shape of {ref}?", "Which shape is {ref}?"],
+        "size": _size_prompts(config, rng),
+    }[attr]
+    return [(_pick(rng, prompts).format(ref=ref), getattr(obj, attr))]
+
+
+def _position(scene, rng, config, index) -> list[Turn] | None:
+    """Left/right or top/bottom of an object clearly off the middle; options in random order."""
+    half, margin = scene.canvas_size / 2, POSITION_MARGIN * scene.canvas_size
+    options = []
+    for obj in scene.objects:
+        x, y = obj.center
+        if abs(x - half) >= margin:
+            options.append(("x", obj, "left" if x < half else "right"))
+        if abs(y - half) >= margin:
+            options.append(("y", obj, "top" if y < half else "bottom"))
+    if not options:
+        return None
+    axis, obj, answer = _pick(rng, options)
+    pair = ("left", "right") if axis == "x" else ("top", "bottom")
+    a, b = rng.permutation(pair)
+    prompts = {
+        "x": ("Is {ref} on the {a} or the {b}?",
+              "Is {ref} on the {a} side or the {b} side of the image?",
+              "Which half of the image is {ref} in, the {a} or the {b}?"),
+        "y": ("Is {ref} at the {a} or the {b}?",
+              "Is {ref} in the {a} half or the {b} half of the image?",
+              "Is {ref} nearer the {a} or the {b} of the image?"),
+    }[axis]
+    return [(_pick(rng, prompts).format(ref=_name(obj), a=a, b=b), answer)]
+
+
+def _counting(scene, rng, config, index) -> list[Turn]:
+    """All objects, or those of one shape, colour or size (sometimes an absent one: "0")."""
+    kinds = ["total", "shape", "color"] + (["size"] if len(config.sizes) > 1 else [])
+    kind = _pick(rng, kinds)
+    if kind == "total":
+        prompt = _pick(rng, (
+            "How many objects are there?",
+            "How many objects are in the image?",
+            "Count the objects in the image.",
+        ))
+        return [(prompt, str(len(scene.objects)))]
+    values = getattr(config, kind + "s")
+    present = [v for v in values if any(getattr(o, kind) == v for o in scene.objects)]
+    absent = [v for v in values if v not in present]
+    ask_absent = absent and rng.random() < ABSENT_COUNT_RATE
+    value = _pick(rng, absent if ask_absent else present)
+    things = f"{value}s" if kind == "shape" else f"{value} objects"
+    prompt = _pick(rng, (
+        f"How many {things} are there?",
+        f"How many {things} are in the image?",
+        f"Count the {things} in the image.",
+    ))
+    return [(prompt, str(sum(getattr(o, kind) == value for o in scene.objects)))]
+
+
+def _absent_pairs(scene: Scene, config: ShapesConfig) -> list[tuple[str, str]]:
+    """(colour, shape) pairs of the config that no object in ``scene`` has."""
+    present = {(o.color, o.shape) for o in scene.objects}
+    return [(c, s) for c in config.colors for s in config.shapes if (c, s) not in present]
+
+
+def _existence(scene, rng, config, index) -> list[Turn] | None:
+    """Is an object there? Negatives are absent: a wrong size of a present pair, a pair sharing
+    colour or shape with a present object (hard), or any absent pair (easy)."""
+    size_rate = 1 / 3 if len(config.sizes) > 1 else 0.0  # equal for yes and no: no size shortcut
+    if index % 2 == 0:
+        answer, thing = "yes", _noun(_pick(rng, scene.objects), rng.random() < size_rate)
+    elif rng.random() < size_rate:
+        obj = _pick(rng, scene.objects)
+        other = _pick(rng, [s for s in config.sizes if s != obj.size])
+        answer, thing = "no", f"{other} {obj.color} {obj.shape}"
+    else:
+        absent = _absent_pairs(scene, config)
+        if not absent:
+            return None
+        colors = {o.color for o in scene.objects}
+        shapes = {o.shape for o in scene.objects}
+        hard = [(c, s) for c, s in absent if c in colors or s in shapes]
+        pool = hard if hard and rng.random() < 0.5 else absent
+        answer, thing = "no", " ".join(_pick(rng, pool))
+    prompt = _pick(rng, (
+        "Is there {a} in the image?",
+        "Does the image contain {a}?",
+        "Can you see {a} in this picture?",
+    ))
+    return [(prompt.format(a=_article(thing)), answer)]
+
+
+_RELATION_PROMPTS = {
+    "left": ("Is {a} left of {b}?", "Is {a} to the left of {b}?", "Is {a} on the left of {b}?"),
+    "right": ("Is {a} right of {b}?", "Is {a} to the right of {b}?", "Is {a} on the right of {b}?"),
+    "above": ("Is {a} above {b}?", "Is {a} higher than {b}?", "Is {a} higher up than {b}?"),
+    "below": ("Is {a} below {b}?", "Is {a} lower than {b}?", "Is {a} beneath {b}?"),
+    "closest": ("Which object is closest to {a}?", "Which object is nearest to {a}?",
+                "What is the closest object to {a}?"),
+    "furthest": ("Which object is furthest from {a}?", "Which object is farthest from {a}?",
+                 "What is the object furthest away from {a}?"),
+}
+
+
+def _relation(scene, rng, config, index) -> list[Turn] | None:
+    """Left-of / above between two clearly separated objects, or which object is closest to or
+    furthest from one (three or more objects, clear winner)."""
+    margin = RELATION_MARGIN * scene.canvas_size
+    options = {"x": [], "y": [], "closest": [], "furthest": []}
+    for a in scene.objects:
+        for b in scene.objects:
+            for axis, i in (("x", 0), ("y", 1)):
+                if a is not b and abs(a.center[i] - b.center[i]) >= margin:
+                    options[axis].append((a, b))
+        if len(scene.objects) >= 3:
+            for kind in ("closest", "furthest"):
+                b = _closest(scene, a, furthest=kind == "furthest")
+                if b is not None:
+                    options[kind].append((a, b))
+    kinds = [kind for kind, found in options.items() if found]
+    if not kinds:
+        return None
+    kind = _pick(rng, kinds)
+    a, b = _pick(rng, options[kind])
+    if kind in ("closest", "furthest"):
+        return [(_pick(rng, _RELATION_PROMPTS[kind]).format(a=_name(a)), _name(b))]
+    word = _pick(rng, ("left", "right") if kind == "x" else ("above", "below"))
+    i = 0 if kind == "x" else 1
+    holds = a.center[i] < b.center[i] if word in ("left", "above") else a.center[i] > b.center[i]
+    prompt = _pick(rng, _RELATION_PROMPTS[word]).format(a=_name(a), b=_name(b))
+    return [(prompt, "yes" if holds else "no")]
+
+
+def _conversation(scene, rng, config, index) -> list[Turn]:
+    """Three or four turns about one object, later ones calling it "it"; sometimes the first
+    asks about an absent object and the second names the present one."""
+    obj = _pick(rng, scene.objects)
+    opening = _pick(rng, ("Is there {a}?", "Is there {a} in the image?", "Do you see {a}?"))
+    absent = _absent_pairs(scene, config)
+    if absent and rng.random() < ABSENT_OPENING_RATE:
+        turns = [(opening.format(a=_article(" ".join(_pick(rng, absent)))), "no")]
+        it = _name(obj)  # the next turn names the present object it talks about
+    else:
+        turns = [(opening.format(a=_article(_noun(obj, with_size=False))), "yes")]
+        it = "it"
+    where = ["Where is {ref}?", "Where is {ref} in the image?",
+             "Which part of the image is {ref} in?"]
+    follow_ups = [(_size_prompts(config, rng), obj.size), (where, scene.position(obj))]
+    neighbour = _closest(scene, obj)
+    if neighbour is not None:
+        attr = _pick(rng, ("color", "shape"))
+        word = "colour" if attr == "color" else "shape"
+        follow_ups.append((
+            [f"What {word} is the object closest to {{ref}}?",
+             f"What {word} is the object nearest to {{ref}}?",
+             f"Which {word} is the object next to {{ref}}?"],
+            getattr(neighbour, attr),
+        ))
+    for k in rng.permutation(len(follow_ups)):
+        prompts, answer = follow_ups[k]
+        turns.append((_pick(rng, prompts).format(ref=it), answer))
+        it = "it"
+    return turns
+
+
+_BUILDERS: dict[str, Callable[..., list[Turn] | None]] = {
+    "caption": _caption,
+    "description": _description,
+    "attribute": _attribute,
+    "position": _position,
+    "counting": _counting,
+    "existence": _existence,
+    "relation": _relation,
+    "conversation": _conversation,
+}
+assert tuple(_BUILDERS) == FAMILIES
