@@ -5,7 +5,7 @@ segment-wise masks need Python); image decoding and resizing run in parallel ins
 
 Shapes (B = batch, L = text length, S = image size):
     images        (B, S, S, 3) float32 in [0, 255]
-    token_ids     (B, L) int32, right-padded with [PAD]
+    token_ids     (B, L) int32, right-padded with [PAD] (id 0) to the bucket width L
     padding_mask  (B, L) bool
     labels        (B, L) int32, token_ids shifted left by one (position t predicts t + 1)
     sample_weight (B, L) float32, 1.0 where the label is an assistant token or its <|end|>
@@ -41,6 +41,8 @@ def round_up(n, multiple=8):
 def encode_records(records, tokenizer, max_text_length):
     """Tokenize records segment by segment; raise naming the record if one is too long."""
     encoder = SegmentEncoder(tokenizer)
+    if encoder.pad_id != 0:
+        raise ValueError("the tokenizer's [PAD] must be id 0 (batches are zero-padded)")
     pairs = encoder.encode([conversation_segments(r["conversations"]) for r in records])
     lengths = np.array([len(ids) for ids, _ in pairs], np.int32)
     too_long = np.flatnonzero(lengths > max_text_length)
@@ -81,26 +83,48 @@ def load_image(path, image_size):
     return tf.clip_by_value(image, 0.0, 255.0)
 
 
+def bucket_widths(max_width, smallest=16):
+    """Padded text widths: 16, 24, 32, 48, 64, 96, ... up to ``max_width`` (one XLA shape each)."""
+    widths, w = [], smallest
+    while w < max_width:
+        widths.append(w)
+        w = round_up(int(w * 1.5), 8)
+    return widths + [max_width]
+
+
 def make_dataset(examples, image_size, batch_size, *, shuffle=False, seed=0, repeat=False,
                  drop_remainder=False):
-    """Batched, prefetched dataset over encoded examples."""
-    padding_mask = np.arange(examples.token_ids.shape[1])[None, :] < examples.lengths[:, None]
-    labels = np.zeros_like(examples.token_ids)
-    labels[:, :-1] = examples.token_ids[:, 1:]
-    weights = np.zeros(examples.trained.shape, np.float32)
-    weights[:, :-1] = examples.trained[:, 1:]
+    """Batched, prefetched dataset over encoded examples.
+
+    Examples are grouped into buckets of similar text length (``bucket_widths``) and padded to
+    the bucket's width, so short answers don't pay for the longest conversation's padding,
+    while XLA sees only a handful of shapes.
+    """
     ds = tf.data.Dataset.from_tensor_slices(
-        (examples.image_paths, examples.token_ids, padding_mask, labels, weights)
+        (examples.image_paths, examples.token_ids, examples.trained, examples.lengths)
     )
     if shuffle:
         ds = ds.shuffle(len(examples), seed=seed, reshuffle_each_iteration=True)
     if repeat:
         ds = ds.repeat()
 
-    def to_example(path, ids, mask, label, weight):
-        inputs = {"images": load_image(path, image_size), "token_ids": ids, "padding_mask": mask}
-        return inputs, label, weight
+    def to_example(path, ids, trained, length):
+        inputs = {
+            "images": load_image(path, image_size),
+            "token_ids": ids[:length],                               # (length,)
+            "padding_mask": tf.ones([length], tf.bool),
+        }
+        labels = ids[1 : length + 1]                                 # position t predicts t + 1
+        weights = tf.cast(trained[1 : length + 1], tf.float32)       # 1 on trained labels
+        return inputs, labels, weights
 
     ds = ds.map(to_example, num_parallel_calls=tf.data.AUTOTUNE)
-    ds = ds.batch(batch_size, drop_remainder=drop_remainder)
+    widths = bucket_widths(examples.token_ids.shape[1] - 1)
+    ds = ds.bucket_by_sequence_length(
+        lambda inputs, labels, weights: tf.shape(inputs["token_ids"])[0],
+        bucket_boundaries=[w + 1 for w in widths],
+        bucket_batch_sizes=[batch_size] * (len(widths) + 1),
+        pad_to_bucket_boundary=True,
+        drop_remainder=drop_remainder,
+    )
     return ds.prefetch(tf.data.AUTOTUNE)

@@ -108,7 +108,7 @@ class Generator:
         out = np.asarray(out)
         results = []
         for row, n in zip(out, lengths):
-            new = row[n:].tolist()
+            new = row[n : n + self.max_new_tokens].tolist()
             if self.encoder.end_id in new:
                 new = new[: new.index(self.encoder.end_id)]
             results.append(new)

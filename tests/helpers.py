@@ -1,0 +1,155 @@
+"""Shared test helpers: a tiny config, a tiny tokenizer, tiny images and the one layer check.
+
+Everything here is sized so a whole test file runs in seconds on two CPU cores.
+"""
+
+import json
+
+import keras
+import numpy as np
+from PIL import Image
+
+from vit_tf.config import ExperimentConfig, apply_overrides
+
+TINY_OVERRIDES = (
+    "data.image_size=16",
+    "data.max_text_length=32",
+    "data.vocabulary_size=128",
+    "data.batch_size=4",
+    "model.encoder.patch_size=8",
+    "model.encoder.hidden_dim=16",
+    "model.encoder.num_layers=1",
+    "model.encoder.num_heads=2",
+    "model.encoder.intermediate_dim=32",
+    "model.encoder.conv_stem=true",
+    "model.projector.name=mlp",
+    "model.decoder.hidden_dim=16",
+    "model.decoder.num_layers=1",
+    "model.decoder.num_heads=2",
+    "model.decoder.intermediate_dim=32",
+    "train.epochs=1",
+    "train.warmup_steps=2",
+    "train.jit_compile=false",
+    "generate.max_new_tokens=8",
+    "generate.batch_size=4",
+)
+
+# Sentences the tiny tokenizer is trained on; repeated so whole words enter the vocabulary.
+TINY_TEXTS = (
+    "What colour is the circle?",
+    "The circle is red.",
+    "How many squares are there",
+    "there are two squares",
+    "Is it big",
+    "yes it is big",
+    "a blue triangle on the left",
+    "and what is on the right",
+    "a green square on the right",
+)
+
+
+def tiny_config(**overrides):
+    """A tiny ``ExperimentConfig``; ``overrides`` use ``__`` for dots: ``train__epochs=3``."""
+    extra = [f"{key.replace('__', '.')}={value}" for key, value in overrides.items()]
+    return apply_overrides(ExperimentConfig(name="tiny"), [*TINY_OVERRIDES, *extra])
+
+
+_TOKENIZER = None
+
+
+def tiny_tokenizer():
+    """A WordPiece tokenizer trained on ``TINY_TEXTS`` (trained once per test session)."""
+    global _TOKENIZER
+    if _TOKENIZER is None:
+        from vit_tf.data.tokenizer import train_tokenizer
+
+        _TOKENIZER = train_tokenizer(list(TINY_TEXTS) * 20, vocabulary_size=128)
+    return _TOKENIZER
+
+
+def write_image(path, size=(20, 12), mode="RGB", seed=0, format=None):
+    """Write a random image of PIL ``mode`` ("RGB", "L", "RGBA", "P") and ``size`` (w, h)."""
+    rng = np.random.default_rng(seed)
+    w, h = size
+    if mode == "L":
+        image = Image.fromarray(rng.integers(0, 256, (h, w), dtype=np.uint8), "L")
+    elif mode == "RGBA":
+        image = Image.fromarray(rng.integers(0, 256, (h, w, 4), dtype=np.uint8), "RGBA")
+    elif mode == "P":
+        rgb = Image.fromarray(rng.integers(0, 256, (h, w, 3), dtype=np.uint8), "RGB")
+        image = rgb.quantize(colors=16)
+    else:
+        image = Image.fromarray(rng.integers(0, 256, (h, w, 3), dtype=np.uint8), "RGB")
+    image.save(path, format=format)
+    assert Image.open(path).mode == mode or format == "JPEG"
+    return str(path)
+
+
+def _to_numpy(x):
+    if isinstance(x, (tuple, list)):
+        return [_to_numpy(v) for v in x]
+    return keras.ops.convert_to_numpy(x)
+
+
+def _call(layer, inputs):
+    if isinstance(inputs, dict):
+        return layer(**inputs)
+    if isinstance(inputs, tuple):
+        return layer(*inputs)
+    return layer(inputs)
+
+
+def _symbolic(x, name):
+    x = np.asarray(x)
+    return keras.Input(shape=x.shape[1:], dtype=str(x.dtype), name=name)
+
+
+def run_layer_test(layer, inputs, tmp_path, expected_output_shape=None):
+    """Build and call ``layer``; round-trip its config and a ``.keras`` model; same outputs.
+
+    ``inputs`` is one array, a tuple of positional arrays or a dict of keyword arrays.
+    Checks:
+      * the layer builds and its output has ``expected_output_shape`` (if given);
+      * ``get_config`` is JSON-serializable and ``serialize_keras_object`` ->
+        ``deserialize_keras_object`` gives a layer of the same class and the same config;
+      * the copy takes the original's weights (same count and shapes) and gives the same outputs;
+      * a functional model wrapping the layer saves to ``.keras`` and reloads with identical outputs.
+    Returns the layer's output (numpy).
+    """
+    output = _to_numpy(_call(layer, inputs))
+    assert layer.built
+    assert layer.weights, "the layer should own weights after being called"
+    if expected_output_shape is not None:
+        assert tuple(np.shape(output)) == tuple(expected_output_shape)
+
+    config = layer.get_config()
+    json.dumps(config)  # raises if the config is not plain data
+    serialized = keras.saving.serialize_keras_object(layer)
+    clone = keras.saving.deserialize_keras_object(json.loads(json.dumps(serialized)))
+    assert type(clone) is type(layer)
+    assert clone.get_config() == config
+    _call(clone, inputs)  # build
+    assert [w.shape for w in clone.weights] == [w.shape for w in layer.weights]
+    clone.set_weights(layer.get_weights())
+    np.testing.assert_allclose(_to_numpy(_call(clone, inputs)), output, rtol=0, atol=1e-6)
+
+    # A .keras file with the layer inside a functional model.
+    if isinstance(inputs, dict):
+        symbolic = {k: _symbolic(v, k) for k, v in inputs.items()}
+        model = keras.Model(symbolic, layer(**symbolic))
+        feed = dict(inputs)
+    elif isinstance(inputs, tuple):
+        symbolic = [_symbolic(v, f"input_{i}") for i, v in enumerate(inputs)]
+        model = keras.Model(symbolic, layer(*symbolic))
+        feed = list(inputs)
+    else:
+        symbolic = _symbolic(inputs, "input_0")
+        model = keras.Model(symbolic, layer(symbolic))
+        feed = inputs
+    live = _to_numpy(model(feed))
+    np.testing.assert_allclose(live, output, rtol=0, atol=1e-6)
+    path = tmp_path / f"{layer.name}.keras"
+    model.save(path)
+    reloaded = keras.saving.load_model(path)
+    np.testing.assert_array_equal(_to_numpy(reloaded(feed)), live)
+    return output

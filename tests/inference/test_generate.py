@@ -1,0 +1,149 @@
+"""Tests for generation: KV-cached == uncached == a hand-written greedy loop; stopping; limits."""
+
+import keras
+import numpy as np
+import pytest
+from keras import ops
+
+from tests.helpers import tiny_config, tiny_tokenizer
+from vit_tf.data.template import END, prompt_segments
+from vit_tf.data.tokenizer import encode_segments, special_ids
+from vit_tf.inference.generate import Generator
+from vit_tf.models.factory import build_model
+
+MAX_TEXT_LENGTH = 32
+MAX_NEW_TOKENS = 8
+PROMPTS = [
+    [{"from": "human", "value": "Is it big"}],
+    [
+        {"from": "human", "value": "What colour is the circle?"},
+        {"from": "gpt", "value": "The circle is red."},
+        {"from": "human", "value": "How many squares are there"},
+    ],
+    [{"from": "human", "value": "and what is on the left"}],
+]
+
+
+@pytest.fixture(scope="module")
+def model():
+    keras.utils.set_random_seed(0)
+    return build_model(tiny_config(), tiny_tokenizer().vocabulary_size(), MAX_TEXT_LENGTH)
+
+
+@pytest.fixture(scope="module")
+def images():
+    return np.random.default_rng(0).uniform(0, 255, (3, 16, 16, 3)).astype("float32")
+
+
+def _generate(model, images, prompts, **kwargs):
+    kwargs.setdefault("jit_compile", False)
+    gen = Generator(model, tiny_tokenizer(), max_new_tokens=MAX_NEW_TOKENS, **kwargs)
+    return gen.generate_ids(images, prompts)
+
+
+def _greedy_reference(model, image, conversation, max_new_tokens):
+    """Greedy decoding by calling the whole model on the growing sequence (no cache, no sampler)."""
+    tok = tiny_tokenizer()
+    end_id = special_ids(tok)[END]
+    ids = encode_segments(tok, prompt_segments(conversation))[0].tolist()
+    out = []
+    for _ in range(max_new_tokens):
+        logits = model({
+            "images": image[None],
+            "token_ids": np.array([ids], np.int32),
+            "padding_mask": np.ones((1, len(ids)), bool),
+        })
+        next_id = int(np.argmax(np.asarray(logits)[0, -1]))
+        if next_id == end_id:
+            break
+        ids.append(next_id)
+        out.append(next_id)
+    return out
+
+
+@pytest.fixture(scope="module")
+def uncached(model, images):
+    return _generate(model, images, PROMPTS, use_cache=False)
+
+
+def test_uncached_generation_equals_a_hand_written_greedy_loop(model, images, uncached):
+    for i, conversation in enumerate(PROMPTS):
+        assert uncached[i] == _greedy_reference(model, images[i], conversation, MAX_NEW_TOKENS)
+
+
+def test_cached_generation_gives_the_same_ids_as_uncached(model, images, uncached):
+    cached = _generate(model, images, PROMPTS, use_cache=True)
+    assert all(len(ids) > 0 for ids in uncached)  # the comparison is not vacuous
+    assert cached == uncached
+
+
+def test_cached_generation_with_xla_gives_the_same_ids_as_uncached(model, images, uncached):
+    cached = _generate(model, images, PROMPTS, use_cache=True, jit_compile=True)
+    assert cached == uncached
+
+
+def test_generation_returns_at_most_max_new_tokens_per_answer(uncached):
+    assert [len(ids) <= MAX_NEW_TOKENS for ids in uncached] == [True] * len(PROMPTS)
+
+
+def test_batch_of_one_gives_the_same_answer_as_inside_a_batch_of_three(model, images, uncached):
+    for i in range(len(PROMPTS)):
+        alone = _generate(model, images[i : i + 1], PROMPTS[i : i + 1], use_cache=True)
+        assert alone == [uncached[i]]
+
+
+def test_returned_ids_never_contain_the_end_id(uncached):
+    end_id = special_ids(tiny_tokenizer())[END]
+    assert all(end_id not in ids for ids in uncached)
+
+
+def _scripted(gen, monkeypatch, scripts, lengths):
+    """Make ``gen`` (uncached) emit ``scripts[row][k]`` as the k-th new token of each row."""
+    vocab = tiny_tokenizer().vocabulary_size()
+    table = ops.convert_to_tensor(np.array(scripts, np.int32))        # (batch, steps)
+    starts = ops.convert_to_tensor(np.array(lengths, np.int32))       # (batch,)
+
+    def make_next(images, token_ids):
+        def next(prompt, cache, index):
+            step = ops.clip(index - starts, 0, table.shape[1] - 1)       # (batch,)
+            token = ops.take_along_axis(table, step[:, None], axis=1)[:, 0]
+            return ops.one_hot(token, vocab) * 10.0, None, cache
+
+        return next, None
+
+    monkeypatch.setattr(gen, "_next_uncached", make_next)
+
+
+def test_generation_stops_at_end_and_drops_it_and_what_follows(monkeypatch, images):
+    tok = tiny_tokenizer()
+    sid = special_ids(tok)
+    a, b, c, d = (tok.token_to_id(w) for w in ("red", "circle", "big", "yes"))
+    model = build_model(tiny_config(), tok.vocabulary_size(), MAX_TEXT_LENGTH)
+    gen = Generator(model, tok, max_new_tokens=MAX_NEW_TOKENS, use_cache=False, jit_compile=False)
+    prompts = [PROMPTS[0], PROMPTS[0]]
+    token_ids, mask, lengths = gen.encode_prompts(prompts)
+    scripts = [[a, b, sid[END], c, c, c, c, c], [a, b, c, d, sid[END], c, c, c]]
+    _scripted(gen, monkeypatch, scripts, lengths)
+    assert gen.generate_ids(images[:2], prompts) == [[a, b], [a, b, c, d]]
+    # the loop itself stopped once every row had produced <|end|>: nothing written after row 1's end
+    raw = np.asarray(gen._compiled(images[:2], token_ids, mask, int(lengths.min())))
+    n = int(lengths[1])
+    assert raw[1, n + 4] == sid[END]
+    assert (raw[:, n + 5 :] == sid["[PAD]"]).all()
+
+
+def test_generation_without_end_returns_exactly_max_new_tokens(monkeypatch, images):
+    tok = tiny_tokenizer()
+    c = tok.token_to_id("big")
+    model = build_model(tiny_config(), tok.vocabulary_size(), MAX_TEXT_LENGTH)
+    gen = Generator(model, tok, max_new_tokens=MAX_NEW_TOKENS, use_cache=False, jit_compile=False)
+    _, _, lengths = gen.encode_prompts(PROMPTS)
+    _scripted(gen, monkeypatch, [[c] * 64] * len(PROMPTS), lengths)
+    assert gen.generate_ids(images, PROMPTS) == [[c] * MAX_NEW_TOKENS] * len(PROMPTS)
+
+
+def test_prompt_longer_than_the_context_raises_value_error(model, images):
+    gen = Generator(model, tiny_tokenizer(), max_new_tokens=4, jit_compile=False)
+    long = [{"from": "human", "value": "is it big " * 20}]
+    with pytest.raises(ValueError, match="does not fit"):
+        gen.generate_ids(images[:1], [long])

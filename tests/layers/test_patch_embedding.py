@@ -1,0 +1,53 @@
+"""Tests for PatchEmbedding: shapes, serialization, argument checks, positions added."""
+
+import numpy as np
+import pytest
+
+from tests.helpers import run_layer_test
+from vit_tf.layers.patch_embedding import PatchEmbedding
+
+
+def _images(batch=2, size=16, seed=0):
+    return np.random.default_rng(seed).uniform(0, 255, (batch, size, size, 3)).astype("float32")
+
+
+@pytest.mark.parametrize("conv_stem", [False, True], ids=["linear_patchify", "conv_stem"])
+def test_patch_embedding_round_trips_and_outputs_patches_by_hidden_dim(tmp_path, conv_stem):
+    layer = PatchEmbedding(image_size=16, patch_size=8, hidden_dim=12, conv_stem=conv_stem)
+    run_layer_test(layer, _images(), tmp_path, expected_output_shape=(2, 4, 12))
+    assert layer.num_patches == 4
+    assert len(layer.stem) == (2 if conv_stem else 0)
+
+
+def test_patch_embedding_output_shape_for_small_patches(tmp_path):
+    layer = PatchEmbedding(image_size=32, patch_size=4, hidden_dim=8, conv_stem=True)
+    out = layer(_images(size=32))
+    assert tuple(out.shape) == (2, 64, 8)
+    assert layer.compute_output_shape((2, 32, 32, 3)) == (2, 64, 8)
+
+
+def test_image_size_not_divisible_by_patch_size_raises_value_error():
+    with pytest.raises(ValueError, match="not divisible"):
+        PatchEmbedding(image_size=30, patch_size=8, hidden_dim=8)
+
+
+def test_conv_stem_with_patch_size_not_divisible_by_4_raises_value_error():
+    with pytest.raises(ValueError, match="divisible by 4"):
+        PatchEmbedding(image_size=18, patch_size=6, hidden_dim=8, conv_stem=True)
+
+
+def test_identical_patches_get_different_embeddings_from_positions():
+    layer = PatchEmbedding(image_size=16, patch_size=8, hidden_dim=8)
+    out = np.asarray(layer(np.full((1, 16, 16, 3), 100.0, "float32")))
+    patches = {tuple(np.round(row, 6)) for row in out[0]}
+    assert len(patches) == 4
+
+
+def test_each_patch_token_sees_only_its_own_patch_without_conv_stem():
+    layer = PatchEmbedding(image_size=16, patch_size=8, hidden_dim=8)
+    images = _images(batch=1)
+    changed = images.copy()
+    changed[:, 8:, 8:, :] = 0.0  # bottom-right patch (token 3, row-major)
+    a, b = np.asarray(layer(images)), np.asarray(layer(changed))
+    np.testing.assert_array_equal(a[0, :3], b[0, :3])
+    assert not np.allclose(a[0, 3], b[0, 3])

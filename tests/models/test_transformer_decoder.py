@@ -1,0 +1,105 @@
+"""Tests for the causal decoder: serialization, causality, the prefix, and KV-cache equivalence."""
+
+import numpy as np
+import pytest
+
+from tests.helpers import run_layer_test
+from vit_tf.models.transformer_decoder import TransformerDecoderLM
+
+VOCAB, HIDDEN, PREFIX, TEXT = 40, 16, 3, 7
+
+
+def _decoder(**kwargs):
+    args = dict(vocabulary_size=VOCAB, hidden_dim=HIDDEN, num_layers=2, num_heads=2,
+                intermediate_dim=32, max_sequence_length=PREFIX + TEXT + 2)
+    return TransformerDecoderLM(**{**args, **kwargs})
+
+
+def _inputs(batch=2, seed=0):
+    rng = np.random.default_rng(seed)
+    token_ids = rng.integers(5, VOCAB, (batch, TEXT)).astype("int32")
+    prefix = rng.normal(size=(batch, PREFIX, HIDDEN)).astype("float32")
+    return token_ids, prefix
+
+
+def _np(x):
+    return np.asarray(x)
+
+
+def test_decoder_round_trips_and_outputs_text_logits(tmp_path):
+    token_ids, prefix = _inputs()
+    padding_mask = np.ones_like(token_ids, bool)
+    padding_mask[1, 5:] = False
+    inputs = {"token_ids": token_ids, "prefix_embeddings": prefix, "padding_mask": padding_mask}
+    out = run_layer_test(_decoder(), inputs, tmp_path, expected_output_shape=(2, TEXT, VOCAB))
+    assert out.dtype == np.float32
+
+
+def test_decoder_without_prefix_outputs_one_logit_row_per_token():
+    token_ids, _ = _inputs()
+    assert tuple(_decoder()(token_ids).shape) == (2, TEXT, VOCAB)
+
+
+def test_changing_a_later_token_does_not_change_earlier_logits():
+    decoder = _decoder()
+    token_ids, prefix = _inputs()
+    base = _np(decoder(token_ids, prefix_embeddings=prefix))
+    for t in range(1, TEXT):
+        changed = token_ids.copy()
+        changed[:, t] = (changed[:, t] + 1) % VOCAB
+        out = _np(decoder(changed, prefix_embeddings=prefix))
+        np.testing.assert_allclose(out[:, :t], base[:, :t], atol=1e-6)
+        assert not np.allclose(out[:, t], base[:, t], atol=1e-6)
+
+
+def test_changing_the_prefix_changes_the_logits_at_every_position():
+    decoder = _decoder()
+    token_ids, prefix = _inputs()
+    a = _np(decoder(token_ids, prefix_embeddings=prefix))
+    other = np.random.default_rng(1).normal(size=prefix.shape).astype("float32")
+    b = _np(decoder(token_ids, prefix_embeddings=other))
+    assert np.abs(a - b).max(axis=-1).min() > 1e-4
+
+
+def test_right_padding_does_not_change_the_logits_of_real_tokens():
+    decoder = _decoder()
+    token_ids, prefix = _inputs(batch=1)
+    n = 4
+    padded = token_ids.copy()
+    padded[:, n:] = 0
+    mask = np.arange(TEXT)[None, :] < n
+    full = _np(decoder(token_ids[:, :n], prefix_embeddings=prefix))
+    out = _np(decoder(padded, prefix_embeddings=prefix, padding_mask=mask))
+    np.testing.assert_allclose(out[:, :n], full, atol=1e-5)
+
+
+def test_prefill_with_cache_at_index_0_equals_the_uncached_call():
+    decoder = _decoder()
+    token_ids, prefix = _inputs()
+    full = _np(decoder(token_ids, prefix_embeddings=prefix))
+    cache = decoder.init_cache(2, PREFIX + TEXT)
+    assert tuple(cache.shape) == (2, 2, 2, PREFIX + TEXT, 2, HIDDEN // 2)
+    logits, cache = decoder.call_with_cache(token_ids, cache, 0, prefix_embeddings=prefix)
+    np.testing.assert_allclose(_np(logits), full, rtol=0, atol=1e-5)
+    assert np.abs(_np(cache)).min(axis=(0, 1, 2, 4, 5)).min() > 0  # every slot was written
+
+
+def test_step_by_step_cached_logits_equal_the_full_call_at_every_position():
+    decoder = _decoder()
+    token_ids, prefix = _inputs()
+    full = _np(decoder(token_ids, prefix_embeddings=prefix))
+    cache = decoder.init_cache(2, PREFIX + TEXT)
+    logits, cache = decoder.call_with_cache(token_ids[:, :1], cache, 0, prefix_embeddings=prefix)
+    steps = [_np(logits)[:, 0]]
+    for t in range(1, TEXT):
+        logits, cache = decoder.call_with_cache(token_ids[:, t : t + 1], cache, PREFIX + t)
+        assert tuple(logits.shape) == (2, 1, VOCAB)
+        steps.append(_np(logits)[:, 0])
+    np.testing.assert_allclose(np.stack(steps, axis=1), full, rtol=0, atol=1e-5)
+
+
+def test_decoder_uses_tied_input_and_output_embeddings():
+    decoder = _decoder(num_layers=1)
+    decoder(_inputs()[0])
+    names = [w.path for w in decoder.weights if "token_embedding" in w.path]
+    assert len(names) == 1, names

@@ -1,0 +1,107 @@
+"""``vit-tf``: one console entry point with subcommands.
+
+    vit-tf data shapes    --out DIR --train N --test M --seed S
+    vit-tf data validate  DATA --image-root DIR
+    vit-tf data inspect   DATA --image-root DIR [--model RUN] [--limit N]
+    vit-tf train          --data DATA --image-root DIR --out RUN [--experiment NAME] [--set k=v ...]
+    vit-tf generate       --model RUN --image IMG --prompt "..."
+    vit-tf eval           --model RUN --data DATA --image-root DIR [--out DIR]
+    vit-tf quickstart     [--out DIR]
+
+Bad input ends with ``error: ...`` naming the file, record id and field, and exit status 2
+(set VIT_TF_DEBUG=1 for the traceback).
+"""
+
+import argparse
+import os
+import sys
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def _add_train_args(p):
+    p.add_argument("--experiment", default="default", help="experiments/<NAME>.py (default: default)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config value, e.g. --set train.epochs=3 (repeatable)")
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(prog="vit-tf", description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    data = sub.add_parser("data", help="make, validate and inspect datasets")
+    dsub = data.add_subparsers(dest="data_command", required=True)
+    p = dsub.add_parser("shapes", help="write the built-in shapes world")
+    p.add_argument("--out", required=True)
+    p.add_argument("--train", type=int, default=2000, help="training scenes")
+    p.add_argument("--test", type=int, default=200, help="test scenes")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--canvas-size", type=int, default=64)
+    p.add_argument("--min-objects", type=int, default=1)
+    p.add_argument("--max-objects", type=int, default=3)
+    p.add_argument("--families", default=None, help="comma-separated question families")
+    for name, help_ in (("validate", "report every problem in a LLaVA JSON file"),
+                        ("inspect", "print records with the trained tokens marked")):
+        p = dsub.add_parser(name, help=help_)
+        p.add_argument("data")
+        p.add_argument("--image-root", required=True)
+        p.add_argument("--model", help="a run folder whose tokenizer to use")
+        p.add_argument("--max-text-length", type=int, default=None)
+        if name == "inspect":
+            p.add_argument("--limit", type=int, default=3)
+            p.add_argument("--ids", nargs="*", default=None, help="record ids to show")
+
+    p = sub.add_parser("train", help="train a model on LLaVA-format data")
+    p.add_argument("--data", help="LLaVA JSON (not needed with --resume)")
+    p.add_argument("--image-root")
+    p.add_argument("--out", required=True, help="run folder")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out")
+    p.add_argument("--skip-invalid", action="store_true",
+                   help="train on the valid records and report how many were skipped")
+    _add_train_args(p)
+
+    p = sub.add_parser("generate", help="answer a prompt about an image")
+    p.add_argument("--model", required=True, help="run folder")
+    p.add_argument("--image", required=True, action="append", help="repeat for a batch")
+    p.add_argument("--prompt", required=True, action="append", help="one per --image (or one for all)")
+    p.add_argument("--max-new-tokens", type=int, default=None)
+
+    p = sub.add_parser("eval", help="evaluate a model: predictions, metrics, table")
+    p.add_argument("--model", required=True, help="run folder")
+    p.add_argument("--data", required=True)
+    p.add_argument("--image-root", required=True)
+    p.add_argument("--out", default=None, help="default: RUN/eval")
+    p.add_argument("--limit", type=int, default=None, help="evaluate the first N records only")
+    p.add_argument("--skip-invalid", action="store_true")
+
+    p = sub.add_parser("quickstart", help="shapes world -> train -> evaluate, end to end")
+    p.add_argument("--out", default="quickstart_out")
+    p.add_argument("--train", type=int, default=2000)
+    p.add_argument("--test", type=int, default=200)
+    p.add_argument("--seed", type=int, default=0)
+    _add_train_args(p)
+    return parser
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    from vit_tf import commands
+
+    handler = getattr(commands, f"cmd_{args.command}")
+    if os.environ.get("VIT_TF_DEBUG"):
+        return handler(args) or 0
+    from vit_tf.config import ConfigError
+    from vit_tf.data.sources import DataValidationError
+
+    try:
+        return handler(args) or 0
+    except DataValidationError as e:
+        print(f"error: invalid data\n{e}", file=sys.stderr)
+    except (ConfigError, FileNotFoundError, FileExistsError, KeyError, ValueError) as e:
+        msg = e.args[0] if isinstance(e, KeyError) and e.args else e
+        print(f"error: {msg}", file=sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,216 @@
+"""Implementations of the ``vit-tf`` subcommands (argument parsing lives in ``cli.py``)."""
+
+import collections
+import json
+import os
+import time
+
+import numpy as np
+
+
+def _log(msg):
+    print(msg, flush=True)
+
+
+def cmd_data(args):
+    return {"shapes": data_shapes, "validate": data_validate, "inspect": data_inspect}[
+        args.data_command](args)
+
+
+def data_shapes(args):
+    from vit_tf.data.shapes import FAMILIES, ShapesConfig, write_shapes_world
+
+    families = tuple(f.strip() for f in args.families.split(",")) if args.families else FAMILIES
+    config = ShapesConfig(canvas_size=args.canvas_size, min_objects=args.min_objects,
+                          max_objects=args.max_objects, families=families)
+    summary = write_shapes_world(args.out, args.train, args.test, seed=args.seed, config=config)
+    for split in ("train", "test"):
+        s = summary[split]
+        _log(f"{split}: {s['scenes']} scenes, {s['records']} records -> "
+             f"{os.path.join(args.out, split + '.json')}")
+    return 0
+
+
+def _tokenizer_and_length(args, records):
+    from vit_tf.data.tokenizer import conversation_texts, load_tokenizer, train_tokenizer
+
+    max_len = args.max_text_length
+    if args.model:
+        from vit_tf.config import load_config
+
+        config = load_config(os.path.join(args.model, "config.json"))
+        max_len = max_len or config.data.max_text_length
+        return load_tokenizer(os.path.join(args.model, "tokenizer")), max_len
+    from vit_tf.config import DataConfig
+
+    d = DataConfig()
+    return train_tokenizer(conversation_texts(records), d.vocabulary_size), max_len or d.max_text_length
+
+
+def data_validate(args):
+    from vit_tf.data.prepare import prepare_records
+    from vit_tf.data.sources import read_llava
+
+    records = read_llava(args.data, args.image_root, skip_invalid=True).records
+    tokenizer, max_len = _tokenizer_and_length(args, records)
+    _, _, report = prepare_records(args.data, args.image_root, max_text_length=max_len,
+                                   tokenizer=tokenizer, skip_invalid=True)
+    _log(report.format())
+    return 0 if report.ok else 1
+
+
+def format_trained_tokens(tokenizer, ids, mask):
+    """Tokens of one example with the trained (in-the-loss) runs wrapped in [[ ]]."""
+    out, open_ = [], False
+    for tid, trained in zip(ids, mask):
+        if trained and not open_:
+            out.append("[[")
+            open_ = True
+        if not trained and open_:
+            out.append("]]")
+            open_ = False
+        out.append(tokenizer.id_to_token(int(tid)))
+    if open_:
+        out.append("]]")
+    return " ".join(out).replace("[[ ", "[[").replace(" ]]", "]]")
+
+
+def data_inspect(args):
+    from vit_tf.data.sources import read_llava
+    from vit_tf.data.template import conversation_segments
+    from vit_tf.data.tokenizer import SegmentEncoder
+
+    records = read_llava(args.data, args.image_root, skip_invalid=True).records
+    tokenizer, _ = _tokenizer_and_length(args, records)
+    chosen = [r for r in records if r["id"] in set(args.ids)] if args.ids else records[: args.limit]
+    encoder = SegmentEncoder(tokenizer)
+    for r in chosen:
+        ids, mask = encoder.encode([conversation_segments(r["conversations"])])[0]
+        _log(f"record {r['id']} (category {r['category'] or '-'}, image {r['image']}): "
+             f"{len(ids)} text tokens, {sum(mask)} trained")
+        _log("  " + format_trained_tokens(tokenizer, ids, mask) + "\n")
+    _log("[[...]] marks the tokens in the loss: the assistant's answers and their <|end|>.")
+    return 0
+
+
+def _resolve_config(args):
+    from vit_tf.config import apply_overrides, load_experiment
+
+    return apply_overrides(load_experiment(args.experiment), args.overrides)
+
+
+def cmd_train(args):
+    from vit_tf.training.train import train
+
+    if args.resume:
+        if args.overrides:
+            raise ValueError("--resume continues the run with its saved config; drop --set")
+        from vit_tf.config import load_config
+
+        config = load_config(os.path.join(args.out, "config.json"))
+    else:
+        if not (args.data and args.image_root):
+            raise ValueError("train needs --data and --image-root (or --resume)")
+        config = _resolve_config(args)
+    if args.skip_invalid:
+        config.data.skip_invalid = True
+    if args.resume and not (args.data and args.image_root):
+        raise ValueError("--resume needs the same --data and --image-root as the first run")
+    summary = train(config, args.data, args.image_root, args.out, resume=args.resume, log=_log)
+    _log(f"trained in {summary['seconds']:.0f} s; model: {os.path.join(args.out, 'model.keras')}")
+    return 0
+
+
+def cmd_generate(args):
+    from vit_tf.data.pipeline import load_image
+    from vit_tf.inference.generate import Generator
+    from vit_tf.training.run_dir import load_run
+
+    prompts = args.prompt * len(args.image) if len(args.prompt) == 1 else args.prompt
+    if len(prompts) != len(args.image):
+        raise ValueError(f"{len(args.image)} --image but {len(args.prompt)} --prompt")
+    model, tokenizer, config = load_run(args.model)
+    images = []
+    for path in args.image:
+        from vit_tf.data.sources import load_image_rgb
+
+        load_image_rgb(path)  # a clear error naming the file for a missing or corrupt image
+        images.append(load_image(path, config.data.image_size).numpy())
+    generator = Generator(model, tokenizer, args.max_new_tokens or config.generate.max_new_tokens)
+    answers = generator.generate(np.stack(images), [[{"from": "human", "value": p}] for p in prompts])
+    for answer in answers:
+        print(answer)
+    return 0
+
+
+def run_eval(model_dir, data, image_root, out, limit=None, skip_invalid=False):
+    from vit_tf.data.prepare import prepare_records
+    from vit_tf.eval.evaluate import evaluate, format_table
+    from vit_tf.training.run_dir import load_run
+
+    model, tokenizer, config = load_run(model_dir)
+    records, _, report = prepare_records(data, image_root, max_text_length=config.data.max_text_length,
+                                         tokenizer=tokenizer, skip_invalid=skip_invalid)
+    if not report.ok:
+        _log(f"skipped {report.n_invalid} invalid records: {report.summary()}")
+    records = records[:limit] if limit else records
+    out = out or os.path.join(model_dir, "eval")
+    metrics, items = evaluate(model, tokenizer, records, out, image_size=config.data.image_size,
+                              batch_size=config.generate.batch_size,
+                              max_new_tokens=config.generate.max_new_tokens)
+    _log(format_table(metrics))
+    _log(f"predictions: {os.path.join(out, 'predictions.jsonl')}  metrics: "
+         f"{os.path.join(out, 'metrics.json')}")
+    return metrics, items
+
+
+def cmd_eval(args):
+    run_eval(args.model, args.data, args.image_root, args.out, args.limit, args.skip_invalid)
+    return 0
+
+
+def sample_conversations(items, n=3):
+    """The first ``n`` multi-turn records, each turn with the reference and the model's answer."""
+    by_record = collections.defaultdict(list)
+    for it in items:
+        by_record[it["record_id"]].append(it)
+    multi = [v for v in by_record.values() if len(v) >= 3][:n]
+    lines = []
+    for turns in multi:
+        lines.append(f"--- {turns[0]['record_id']}")
+        for it in sorted(turns, key=lambda t: t["turn"]):
+            question = it["prompt"][-1]["value"].replace("<image>", "").strip()
+            mark = "ok" if it["correct"] else "WRONG"
+            lines.append(f"  user:  {question}\n  model: {it['prediction']}   "
+                         f"(reference: {it['reference']}; {mark})")
+    return "\n".join(lines)
+
+
+def cmd_quickstart(args):
+    from vit_tf.data.shapes import write_shapes_world
+    from vit_tf.training.train import train
+
+    start = time.perf_counter()
+    data_dir = os.path.join(args.out, "shapes")
+    run = os.path.join(args.out, "run")
+    _log(f"1/3 writing the shapes world to {data_dir}")
+    write_shapes_world(data_dir, args.train, args.test, seed=args.seed)
+    t_data = time.perf_counter() - start
+    _log(f"2/3 training experiment {args.experiment!r} into {run}")
+    config = _resolve_config(args)
+    train(config, os.path.join(data_dir, "train.json"), data_dir, run, log=_log)
+    t_train = time.perf_counter() - start - t_data
+    _log("3/3 evaluating on the held-out test split")
+    metrics, items = run_eval(run, os.path.join(data_dir, "test.json"), data_dir, None)
+    t_eval = time.perf_counter() - start - t_data - t_train
+    _log("\nthree sample conversations (test split):")
+    _log(sample_conversations(items))
+    total = time.perf_counter() - start
+    timing = {"data_s": round(t_data, 1), "train_s": round(t_train, 1),
+              "eval_s": round(t_eval, 1), "total_s": round(total, 1)}
+    with open(os.path.join(args.out, "quickstart_timing.json"), "w") as f:
+        json.dump(timing, f, indent=2)
+    _log(f"\ntime: data {t_data:.0f} s + training {t_train:.0f} s + evaluation {t_eval:.0f} s "
+         f"= {total / 60:.1f} min")
+    _log(f"TensorBoard logs: tensorboard --logdir {os.path.join(run, 'logs')}")
+    return 0

@@ -1,0 +1,118 @@
+"""``train``: LLaVA JSON + image root + config -> a run folder with a trained model.
+
+Example:
+    >>> from vit_tf.config import load_experiment
+    >>> train(load_experiment("default"), "shapes/train.json", "shapes", "runs/default")
+"""
+
+import json
+import os
+import time
+
+import keras
+import numpy as np
+
+from vit_tf.config import save_config, load_config, to_dict
+from vit_tf.data.pipeline import encode_records, make_dataset
+from vit_tf.data.prepare import prepare_records
+from vit_tf.data.tokenizer import load_tokenizer, save_tokenizer
+from vit_tf.models.factory import build_model
+from vit_tf.models.vlm import count_params
+from vit_tf.training.callbacks import EpochTimer, SampleAnswers
+from vit_tf.training.optim import compile_model
+from vit_tf.training.run_dir import paths
+
+
+def _split(records, fraction, seed):
+    if fraction <= 0:
+        return records, []
+    order = np.random.default_rng(seed).permutation(len(records))
+    n_val = max(1, int(round(fraction * len(records))))
+    return [records[i] for i in order[n_val:]], [records[i] for i in order[:n_val]]
+
+
+def train(config, data_json, image_root, out, resume=False, log=print):
+    """Train a model; returns the run's summary dict. ``resume`` continues an interrupted run."""
+    p = paths(out)
+    if resume:
+        if not os.path.exists(p["config"]):
+            raise FileNotFoundError(f"{out}: nothing to resume (no config.json)")
+        if os.path.exists(p["model"]):
+            raise FileExistsError(f"{out} has finished training (model.keras exists); nothing to resume")
+        config = load_config(p["config"])
+    elif os.path.exists(p["config"]):
+        raise FileExistsError(
+            f"{out} already holds a run; pass --resume to continue it or choose another --out"
+        )
+    os.makedirs(out, exist_ok=True)
+    keras.utils.set_random_seed(config.train.seed)
+    start = time.perf_counter()
+
+    d = config.data
+    tokenizer = load_tokenizer(p["tokenizer"]) if resume else None
+    records, tokenizer, report = prepare_records(
+        data_json, image_root, max_text_length=d.max_text_length, tokenizer=tokenizer,
+        vocabulary_size=d.vocabulary_size, skip_invalid=d.skip_invalid,
+    )
+    with open(p["report"], "w") as f:
+        f.write(report.format() + "\n")
+    if not report.ok:
+        log(f"skipped {report.n_invalid} of {report.n_records} records ({report.summary()}); "
+            f"details in {p['report']}")
+    if not resume:
+        save_config(config, p["config"])
+        save_tokenizer(tokenizer, p["tokenizer"])
+
+    train_records, val_records = _split(records, d.validation_fraction, config.train.seed)
+    train_ex = encode_records(train_records, tokenizer, d.max_text_length)
+    # Repeated, full batches only: every step has one of a few XLA shapes, and an "epoch" is a
+    # fixed number of steps (the data position simply carries on into the next one).
+    train_ds = make_dataset(train_ex, d.image_size, d.batch_size, shuffle=True,
+                            seed=config.train.seed, repeat=True, drop_remainder=True)
+    val_ds = None
+    if val_records:
+        val_ds = make_dataset(encode_records(val_records, tokenizer, d.max_text_length),
+                              d.image_size, d.batch_size)
+    steps = config.train.steps_per_epoch or max(len(train_ex) // d.batch_size, 1)
+    total_steps = steps * config.train.epochs
+
+    model = build_model(config, tokenizer.vocabulary_size())
+    compile_model(model, config.train, total_steps)
+    log(f"{len(train_ex)} training examples, {steps} steps/epoch x {config.train.epochs} epochs; "
+        f"{count_params(model):,} parameters; TensorBoard: tensorboard --logdir {p['logs']}")
+
+    os.makedirs(p["checkpoints"], exist_ok=True)
+    callbacks = [
+        EpochTimer(),
+        keras.callbacks.BackupAndRestore(p["backup"]),
+        keras.callbacks.ModelCheckpoint(os.path.join(p["checkpoints"], "epoch_{epoch:03d}.keras")),
+    ]
+    n_samples = config.train.num_samples_to_log
+    if n_samples:
+        sample_records = (val_records or train_records)[:n_samples]
+        callbacks.append(SampleAnswers(sample_records, tokenizer, d.image_size,
+                                       os.path.join(p["logs"], "samples")))
+    callbacks.append(keras.callbacks.TensorBoard(p["logs"], update_freq=50))
+    history = model.fit(
+        train_ds, validation_data=val_ds, epochs=config.train.epochs,
+        steps_per_epoch=steps, callbacks=callbacks, verbose=2, shuffle=False,
+    )
+    model.save(p["model"])
+
+    summary = {
+        "examples": len(train_ex),
+        "skipped_records": report.n_invalid,
+        "steps": total_steps,
+        "parameters": {
+            "total": count_params(model),
+            "image_encoder": count_params(model.image_encoder),
+            "projector": count_params(model.projector),
+            "decoder": count_params(model.decoder),
+        },
+        "seconds": round(time.perf_counter() - start, 1),
+        "history": {k: [float(v) for v in vals] for k, vals in history.history.items()},
+        "config": to_dict(config),
+    }
+    with open(p["summary"], "w") as f:
+        json.dump(summary, f, indent=2)
+    return summary
