@@ -40,6 +40,8 @@ class EncoderConfig:
     num_heads: int = 4
     intermediate_dim: int = 256
     conv_stem: bool = True            # small conv stem before patchifying (faster to train)
+    stem_layers: int = 0              # extra stride-1 3x3 convs in the stem
+    sincos_positions: bool = False    # fixed 2D sin-cos patch positions instead of learned
     dropout: float = 0.0
 
 

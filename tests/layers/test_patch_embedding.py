@@ -51,3 +51,25 @@ def test_each_patch_token_sees_only_its_own_patch_without_conv_stem():
     a, b = np.asarray(layer(images)), np.asarray(layer(changed))
     np.testing.assert_array_equal(a[0, :3], b[0, :3])
     assert not np.allclose(a[0, 3], b[0, 3])
+
+
+def test_stem_layers_and_sincos_positions_round_trip(tmp_path):
+    layer = PatchEmbedding(image_size=16, patch_size=8, hidden_dim=12, conv_stem=True,
+                           stem_layers=1, sincos_positions=True)
+    run_layer_test(layer, _images(), tmp_path, expected_output_shape=(2, 4, 12))
+    assert len(layer.stem) == 3
+    assert not any("positions" in w.path for w in layer.weights)  # fixed, not learned
+
+
+def test_sincos_positions_differ_per_patch_and_are_fixed():
+    from vit_tf.layers.patch_embedding import sincos_2d
+
+    table = sincos_2d(4, 16)
+    assert table.shape == (16, 16)
+    assert len({tuple(np.round(r, 6)) for r in table}) == 16
+    np.testing.assert_array_equal(table, sincos_2d(4, 16))
+
+
+def test_stem_layers_without_conv_stem_raises_value_error():
+    with pytest.raises(ValueError, match="stem_layers needs conv_stem"):
+        PatchEmbedding(image_size=16, patch_size=8, hidden_dim=8, stem_layers=1)

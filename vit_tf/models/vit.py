@@ -16,7 +16,8 @@ class ViTEncoder(layers.Layer):
     Blocks are keras-hub ``TransformerEncoder`` layers (bidirectional self-attention).
 
     Args follow keras-hub names: ``image_size``, ``patch_size``, ``hidden_dim``, ``num_layers``,
-    ``num_heads``, ``intermediate_dim``, ``dropout``; ``conv_stem`` as in ``PatchEmbedding``.
+    ``num_heads``, ``intermediate_dim``, ``dropout``; ``conv_stem``,
+    ``stem_layers`` and ``sincos_positions`` as in ``PatchEmbedding``.
 
     Call: ``images`` (batch, image_size, image_size, 3) float32 in [0, 255]
         -> (batch, num_tokens, hidden_dim), num_tokens = (image_size / patch_size) ** 2
@@ -29,7 +30,8 @@ class ViTEncoder(layers.Layer):
     """
 
     def __init__(self, image_size, patch_size, hidden_dim, num_layers, num_heads,
-                 intermediate_dim, conv_stem=False, dropout=0.0, **kwargs):
+                 intermediate_dim, conv_stem=False, stem_layers=0, sincos_positions=False, dropout=0.0,
+                 **kwargs):
         super().__init__(**kwargs)
         self.image_size = image_size
         self.patch_size = patch_size
@@ -38,9 +40,12 @@ class ViTEncoder(layers.Layer):
         self.num_heads = num_heads
         self.intermediate_dim = intermediate_dim
         self.conv_stem = conv_stem
+        self.stem_layers = stem_layers
+        self.sincos_positions = sincos_positions
         self.dropout = dropout
         self.patch_embedding = PatchEmbedding(
-            image_size, patch_size, hidden_dim, conv_stem=conv_stem, name="patch_embedding"
+            image_size, patch_size, hidden_dim, conv_stem=conv_stem, stem_layers=stem_layers,
+            sincos_positions=sincos_positions, name="patch_embedding"
         )
         self.num_tokens = self.patch_embedding.num_patches
         self.blocks = [
@@ -79,6 +84,8 @@ class ViTEncoder(layers.Layer):
             num_heads=self.num_heads,
             intermediate_dim=self.intermediate_dim,
             conv_stem=self.conv_stem,
+            stem_layers=self.stem_layers,
+            sincos_positions=self.sincos_positions,
             dropout=self.dropout,
         )
         return config

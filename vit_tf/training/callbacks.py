@@ -28,7 +28,9 @@ class SampleAnswers(keras.callbacks.Callback):
         from vit_tf.inference.generate import Generator
 
         if self.generator is None:
-            self.generator = Generator(self.model, self.tokenizer, self.max_new_tokens)
+            # No XLA here: compiling the loop would cost more than generating a few answers.
+            self.generator = Generator(self.model, self.tokenizer, self.max_new_tokens,
+                                       jit_compile=False)
         prompts = [r["conversations"][:1] for r in self.records]
         answers = self.generator.generate(self.images, prompts)
         rows = ["| id | prompt | reference | generated |", "|---|---|---|---|"]
