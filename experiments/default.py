@@ -17,7 +17,11 @@ or step by step:
     vit-tf train --data data/shapes/train.json --image-root data/shapes --out runs/default
     vit-tf eval --model runs/default --data data/shapes/test.json --image-root data/shapes
 
-RESULT_PLACEHOLDER
+Result reached (fresh clone, 2 CPU cores, 13.7 min end to end; exact match on the test split,
+majority-answer baseline in brackets): attribute 73.0 (19.0), position 74.0 (27.6), existence
+80.5 (50.0), counting 76.0 (52.0), relation 48.6 (42.0), conversation turns 60.9 (20.4); overall
+short answers 67.1 (30.3). Captions BLEU-4 0.69 / CIDEr-D 7.53, descriptions 0.70 / 6.66.
+Below the 90% target on attribute / position / existence; see experiments/README.md.
 """
 
 from vit_tf.config import ExperimentConfig
