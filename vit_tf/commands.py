@@ -123,6 +123,7 @@ def cmd_train(args):
 
 def cmd_generate(args):
     from vit_tf.data.pipeline import load_image
+    from vit_tf.data.sources import load_image_rgb
     from vit_tf.inference.generate import Generator
     from vit_tf.training.run_dir import load_run
 
@@ -132,8 +133,6 @@ def cmd_generate(args):
     model, tokenizer, config = load_run(args.model)
     images = []
     for path in args.image:
-        from vit_tf.data.sources import load_image_rgb
-
         load_image_rgb(path)  # a clear error naming the file for a missing or corrupt image
         images.append(load_image(path, config.data.image_size).numpy())
     generator = Generator(model, tokenizer, args.max_new_tokens or config.generate.max_new_tokens)
