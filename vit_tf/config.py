@@ -58,6 +58,7 @@ class DecoderConfig:
     num_heads: int = 4
     intermediate_dim: int = 512
     dropout: float = 0.0
+    attention: str = "causal"         # "causal" (LLaVA) or "prefix" (PaliGemma's prefix-LM)
 
 
 @dataclass

@@ -24,10 +24,11 @@ PROMPTS = [
 ]
 
 
-@pytest.fixture(scope="module")
-def model():
+@pytest.fixture(scope="module", params=["causal", "prefix"])
+def model(request):
     keras.utils.set_random_seed(0)
-    return build_model(tiny_config(), tiny_tokenizer().vocabulary_size(), MAX_TEXT_LENGTH)
+    config = tiny_config(model__decoder__attention=request.param)
+    return build_model(config, tiny_tokenizer().vocabulary_size(), MAX_TEXT_LENGTH)
 
 
 @pytest.fixture(scope="module")

@@ -103,3 +103,69 @@ def test_decoder_uses_tied_input_and_output_embeddings():
     decoder(_inputs()[0])
     names = [w.path for w in decoder.weights if "token_embedding" in w.path]
     assert len(names) == 1, names
+
+
+# Prefix-LM attention: token 4 closes the bidirectional prefix.
+END_OF_PREFIX = 4
+
+
+def _prefix_inputs():
+    token_ids, prefix = _inputs()
+    token_ids[:, [2, 4]] = 5             # no stray prefix ends
+    token_ids[0, 2] = END_OF_PREFIX      # row 0: prefix = image + 3 text tokens
+    token_ids[1, 4] = END_OF_PREFIX      # row 1: prefix = image + 5 text tokens
+    return token_ids, prefix
+
+
+def test_prefix_attention_round_trips_with_its_options(tmp_path):
+    token_ids, prefix = _prefix_inputs()
+    decoder = _decoder(attention="prefix", prefix_end_token_id=END_OF_PREFIX)
+    inputs = {"token_ids": token_ids, "prefix_embeddings": prefix}
+    run_layer_test(decoder, inputs, tmp_path, expected_output_shape=(2, TEXT, VOCAB))
+    assert decoder.get_config()["attention"] == "prefix"
+
+
+def test_prefix_lengths_count_image_tokens_and_text_up_to_the_first_prefix_end():
+    token_ids, _ = _prefix_inputs()
+    token_ids[0, 5] = END_OF_PREFIX  # a second occurrence does not move the boundary
+    decoder = _decoder(attention="prefix", prefix_end_token_id=END_OF_PREFIX)
+    assert _np(decoder.prefix_lengths(token_ids, PREFIX)).tolist() == [PREFIX + 3, PREFIX + 5]
+    token_ids[1, :] = 5
+    assert _np(decoder.prefix_lengths(token_ids, PREFIX)).tolist()[1] == PREFIX
+
+
+def test_prefix_tokens_see_later_prefix_tokens_but_the_rest_stays_causal():
+    decoder = _decoder(attention="prefix", prefix_end_token_id=END_OF_PREFIX)
+    token_ids, prefix = _prefix_inputs()
+    base = _np(decoder(token_ids, prefix_embeddings=prefix))
+    inside = token_ids.copy()
+    inside[:, 1] = (inside[:, 1] + 1) % VOCAB   # text position 1 is in both rows' prefix
+    out = _np(decoder(inside, prefix_embeddings=prefix))
+    assert np.abs(out[:, 0] - base[:, 0]).max(axis=-1).min() > 1e-5  # seen by position 0
+    after = token_ids.copy()
+    after[:, 6] = (after[:, 6] + 1) % VOCAB     # after both prefixes: causal from here
+    out = _np(decoder(after, prefix_embeddings=prefix))
+    np.testing.assert_allclose(out[:, :6], base[:, :6], atol=1e-6)
+
+
+def test_prefix_attention_cached_steps_equal_the_full_call():
+    decoder = _decoder(attention="prefix", prefix_end_token_id=END_OF_PREFIX)
+    token_ids, prefix = _prefix_inputs()
+    full = _np(decoder(token_ids, prefix_embeddings=prefix))
+    cache = decoder.init_cache(2, PREFIX + TEXT)
+    # Prefill the first 5 text tokens (both prefixes end by then), then step one token at a time.
+    logits, cache = decoder.call_with_cache(token_ids[:, :5], cache, 0, prefix_embeddings=prefix)
+    steps = [_np(logits)]
+    lengths = decoder.prefix_lengths(token_ids[:, :5], PREFIX)
+    for t in range(5, TEXT):
+        logits, cache = decoder.call_with_cache(token_ids[:, t : t + 1], cache, PREFIX + t,
+                                                prefix_lengths=lengths)
+        steps.append(_np(logits))
+    np.testing.assert_allclose(np.concatenate(steps, axis=1), full, rtol=0, atol=1e-5)
+
+
+def test_prefix_attention_without_its_end_token_id_is_refused():
+    with pytest.raises(ValueError, match="prefix_end_token_id"):
+        _decoder(attention="prefix")
+    with pytest.raises(ValueError, match="attention must be one of"):
+        _decoder(attention="bidirectional")

@@ -56,10 +56,11 @@ class Generator:
     def _next_cached(self, images, token_ids):
         cache = self.model.init_cache(ops.shape(token_ids)[0], ops.shape(token_ids)[1])
         _, cache = self.model.prefill(images, token_ids, cache)
+        prefix_lengths = self.model.prefix_lengths(token_ids)  # None unless prefix-LM attention
 
         def next(prompt, cache, index):
             token = ops.slice(prompt, [0, index - 1], [ops.shape(prompt)[0], 1])  # (batch, 1)
-            logits, cache = self.model.call_with_cache(token, cache, index - 1)
+            logits, cache = self.model.call_with_cache(token, cache, index - 1, prefix_lengths)
             return logits[:, 0, :], None, cache
 
         return next, cache

@@ -6,6 +6,8 @@ from keras import layers, ops
 
 from vit_tf.registry import DECODERS
 
+ATTENTION_MODES = ("causal", "prefix")
+
 
 @DECODERS.register("transformer")
 @keras.saving.register_keras_serializable(package="vit_tf")
@@ -14,11 +16,23 @@ class TransformerDecoderLM(layers.Layer):
 
     Blocks are keras-hub ``TransformerDecoder`` layers in decoder-only mode, whose self-attention
     cache gives KV-cached generation. The prefix (projected image tokens) is concatenated before
-    the text embeddings and attended to causally, as in LLaVA.
+    the text embeddings.
+
+    Attention over the sequence is one of:
+        ``"causal"``: every position sees itself and earlier ones (LLaVA);
+        ``"prefix"``: prefix-LM (PaliGemma). The image tokens and the first user turn, up to and
+            including the first ``prefix_end_token_id`` (``<|assistant|>``), attend to each other
+            in both directions; everything after is causal. The image tokens can then pick out
+            what the question asks about in every layer, instead of being encoded blind to it.
+            The boundary is read from the token ids, so training, prefill and cached decoding
+            agree on it.
 
     Args:
         vocabulary_size, hidden_dim, num_layers, num_heads, intermediate_dim, dropout: as keras-hub.
         max_sequence_length: prefix tokens + text tokens the position table covers.
+        attention: ``"causal"`` or ``"prefix"``.
+        prefix_end_token_id: the token that closes the bidirectional prefix (needed for
+            ``"prefix"``).
 
     Call: ``token_ids`` (batch, text_len) int32, ``prefix_embeddings`` (batch, prefix_len,
         hidden_dim), ``padding_mask`` (batch, text_len) bool -> logits (batch, text_len, vocab)
@@ -26,8 +40,15 @@ class TransformerDecoderLM(layers.Layer):
     """
 
     def __init__(self, vocabulary_size, hidden_dim, num_layers, num_heads, intermediate_dim,
-                 max_sequence_length, dropout=0.0, **kwargs):
+                 max_sequence_length, dropout=0.0, attention="causal", prefix_end_token_id=None,
+                 **kwargs):
         super().__init__(**kwargs)
+        if attention not in ATTENTION_MODES:
+            raise ValueError(f"attention must be one of {ATTENTION_MODES}, got {attention!r}")
+        if attention == "prefix" and prefix_end_token_id is None:
+            raise ValueError("attention='prefix' needs prefix_end_token_id (the <|assistant|> id)")
+        self.attention = attention
+        self.prefix_end_token_id = prefix_end_token_id
         self.vocabulary_size = vocabulary_size
         self.hidden_dim = hidden_dim
         self.num_layers = num_layers
@@ -83,26 +104,63 @@ class TransformerDecoderLM(layers.Layer):
             if prefix_len:
                 ones = ops.ones((ops.shape(mask)[0], prefix_len), "bool")
                 mask = ops.concatenate([ones, mask], axis=1)  # (batch, prefix + text)
+        attention_mask = None
+        if self.attention == "prefix":
+            length = ops.shape(x)[1]
+            attention_mask = self._prefix_mask(
+                self.prefix_lengths(token_ids, prefix_len), ops.arange(length), length
+            )
         for block in self.blocks:
-            x = block(x, decoder_padding_mask=mask, training=training)
+            x = block(x, decoder_padding_mask=mask, decoder_attention_mask=attention_mask,
+                      use_causal_mask=attention_mask is None, training=training)
         return self._logits(x, prefix_len)
+
+    def prefix_lengths(self, token_ids, prefix_len=0):
+        """(batch,) int32: ``prefix_len`` + text tokens up to the first ``prefix_end_token_id``.
+
+        Rows without that token get just the ``prefix_len`` embeddings as prefix.
+        """
+        is_end = ops.cast(ops.equal(token_ids, self.prefix_end_token_id), "int32")
+        first = ops.cast(ops.argmax(is_end, axis=1), "int32")       # first occurrence (or 0)
+        found = ops.cast(ops.max(is_end, axis=1), "int32")
+        return prefix_len + found * (first + 1)
+
+    @staticmethod
+    def _prefix_mask(prefix_lengths, query_positions, key_length):
+        """(batch, queries, keys) bool: key j is visible from query i if j <= i or j < prefix."""
+        keys = ops.arange(key_length)[None, None, :]                 # (1, 1, keys)
+        causal = keys <= ops.cast(query_positions, "int32")[None, :, None]
+        in_prefix = keys < prefix_lengths[:, None, None]             # (batch, 1, keys)
+        return ops.logical_or(causal, in_prefix)
 
     def init_cache(self, batch_size, max_length):
         """Empty KV cache: (batch, num_layers, 2, max_length, num_heads, head_dim)."""
         shape = (batch_size, self.num_layers, 2, max_length, self.num_heads, self.head_dim)
         return ops.zeros(shape, self.compute_dtype)
 
-    def call_with_cache(self, token_ids, cache, cache_update_index, prefix_embeddings=None):
+    def call_with_cache(self, token_ids, cache, cache_update_index, prefix_embeddings=None,
+                        prefix_lengths=None):
         """Run ``token_ids`` (and an optional prefix) at ``cache_update_index``, updating the cache.
+
+        With ``attention="prefix"``, ``prefix_lengths`` (batch,) gives each row's bidirectional
+        prefix (``prefix_lengths()`` of the prompt); when None it is read from ``token_ids``,
+        which then must hold the whole prompt (the prefill).
 
         Returns ``(logits, cache)``: logits (batch, text_len, vocab) for the text positions.
         """
         prefix_len = 0 if prefix_embeddings is None else prefix_embeddings.shape[1]
         x = self._embed(token_ids, prefix_embeddings, start_index=cache_update_index)
+        attention_mask = None
+        if self.attention == "prefix":
+            if prefix_lengths is None:
+                prefix_lengths = self.prefix_lengths(token_ids, prefix_len)
+            queries = cache_update_index + ops.arange(ops.shape(x)[1])
+            attention_mask = self._prefix_mask(prefix_lengths, queries, ops.shape(cache)[3])
         caches = []
         for i, block in enumerate(self.blocks):
             x, layer_cache = block(
-                x, self_attention_cache=cache[:, i], self_attention_cache_update_index=cache_update_index
+                x, self_attention_cache=cache[:, i], self_attention_cache_update_index=cache_update_index,
+                decoder_attention_mask=attention_mask, use_causal_mask=attention_mask is None,
             )
             caches.append(layer_cache)
         cache = ops.stack(caches, axis=1)
@@ -118,5 +176,7 @@ class TransformerDecoderLM(layers.Layer):
             intermediate_dim=self.intermediate_dim,
             max_sequence_length=self.max_sequence_length,
             dropout=self.dropout,
+            attention=self.attention,
+            prefix_end_token_id=self.prefix_end_token_id,
         )
         return config

@@ -52,9 +52,22 @@ class VisionLanguageModel(keras.Model):
             token_ids, cache, 0, prefix_embeddings=self.encode_images(images)
         )
 
-    def call_with_cache(self, token_ids, cache, text_index):
-        """Logits of ``token_ids`` (batch, 1) at text position ``text_index``, updating the cache."""
-        return self.decoder.call_with_cache(token_ids, cache, text_index + self.num_image_tokens)
+    def prefix_lengths(self, prompt_ids):
+        """(batch,) bidirectional prefix of each prompt (image tokens included), or None when
+        the decoder attends causally; pass it to ``call_with_cache`` after the prefill."""
+        if getattr(self.decoder, "attention", "causal") != "prefix":
+            return None
+        return self.decoder.prefix_lengths(prompt_ids, self.num_image_tokens)
+
+    def call_with_cache(self, token_ids, cache, text_index, prefix_lengths=None):
+        """Logits of ``token_ids`` (batch, 1) at text position ``text_index``, updating the cache.
+
+        ``prefix_lengths``: ``prefix_lengths(prompt_ids)`` for a prefix-LM decoder.
+        """
+        kwargs = {} if prefix_lengths is None else {"prefix_lengths": prefix_lengths}
+        return self.decoder.call_with_cache(
+            token_ids, cache, text_index + self.num_image_tokens, **kwargs
+        )
 
     def init_cache(self, batch_size, text_length):
         return self.decoder.init_cache(batch_size, self.num_image_tokens + text_length)

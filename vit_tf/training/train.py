@@ -15,7 +15,7 @@ import numpy as np
 from vit_tf.config import save_config, load_config, to_dict
 from vit_tf.data.pipeline import encode_records, make_dataset
 from vit_tf.data.prepare import prepare_records
-from vit_tf.data.tokenizer import load_tokenizer, save_tokenizer
+from vit_tf.data.tokenizer import load_tokenizer, save_tokenizer, special_ids
 from vit_tf.models.factory import build_model
 from vit_tf.models.vlm import count_params
 from vit_tf.training.callbacks import EpochTimer, SampleAnswers
@@ -76,7 +76,7 @@ def train(config, data_json, image_root, out, resume=False, log=print):
     steps = config.train.steps_per_epoch or max(len(train_ex) // d.batch_size, 1)
     total_steps = steps * config.train.epochs
 
-    model = build_model(config, tokenizer.vocabulary_size())
+    model = build_model(config, tokenizer.vocabulary_size(), special_token_ids=special_ids(tokenizer))
     compile_model(model, config.train, total_steps)
     log(f"{len(train_ex)} training examples, {steps} steps/epoch x {config.train.epochs} epochs; "
         f"{count_params(model):,} parameters; TensorBoard: tensorboard --logdir {p['logs']}")
