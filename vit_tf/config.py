@@ -29,6 +29,8 @@ class DataConfig:
     shuffle_buffer: int = 20000
     skip_invalid: bool = False        # train on the valid records and report the rest
     validation_fraction: float = 0.0  # held out from the training file for val_loss
+    cache_images: bool = True         # decode each training image once into memory (uint8)
+    cache_images_max_gb: float = 4.0  # above this, images are streamed from disk (and logged)
 
 
 @dataclass

@@ -6,7 +6,7 @@ import tensorflow as tf
 from PIL import Image
 
 from tests.helpers import tiny_tokenizer, write_image
-from vit_tf.data.pipeline import encode_records, load_image, make_dataset
+from vit_tf.data.pipeline import cached_image_bytes, encode_records, load_image, make_dataset
 from vit_tf.data.template import conversation_segments
 from vit_tf.data.tokenizer import encode_segments, special_ids
 
@@ -53,7 +53,7 @@ def records(tmp_path):
     return out
 
 
-def _rows(records, batch_size=None):
+def _rows(records, batch_size=None, cache_images=False):
     """Every example the dataset yields, matched back to its record.
 
     -> (examples, {record index: dict of that row's images, token_ids, padding_mask, labels,
@@ -61,7 +61,7 @@ def _rows(records, batch_size=None):
     whatever order or padding width (bucketing) the pipeline uses.
     """
     examples = encode_records(records, tiny_tokenizer(), MAX_TEXT_LENGTH)
-    ds = make_dataset(examples, IMAGE_SIZE, batch_size or len(records))
+    ds = make_dataset(examples, IMAGE_SIZE, batch_size or len(records), cache_images=cache_images)
     batches = list(ds)
     rows = {}
     for inputs, labels, weights in batches:
@@ -187,3 +187,25 @@ def test_load_image_converts_to_the_same_rgb_pixels_as_pil(tmp_path, mode):
     path = write_image(tmp_path / f"{mode}.png", size=(IMAGE_SIZE, IMAGE_SIZE), mode=mode)
     expected = np.asarray(Image.open(path).convert("RGB"), np.float32)
     np.testing.assert_allclose(load_image(path, IMAGE_SIZE).numpy(), expected, atol=1e-3)
+
+
+def test_cached_images_give_the_same_rows_as_streamed_images_up_to_rounding(records, tmp_path):
+    # Two more records on an image already used, and one 16x16 image that needs no resize.
+    same_size = write_image(tmp_path / "exact.png", size=(IMAGE_SIZE, IMAGE_SIZE), seed=9)
+    records = records + [
+        {"id": "again", "image_path": records[0]["image_path"], "conversations": [
+            {"from": "human", "value": "<image>\nwhat is on the right"},
+            {"from": "gpt", "value": "yes"}]},
+        {"id": "exact", "image_path": same_size, "conversations": CONVERSATIONS[3][:1]
+         + [{"from": "gpt", "value": "no"}]},
+    ]
+    examples, streamed, _ = _rows(records, batch_size=2)
+    _, cached, _ = _rows(records, batch_size=2, cache_images=True)
+    assert sorted(cached) == sorted(streamed) == list(range(len(records)))
+    for i in streamed:
+        for key in ("token_ids", "padding_mask", "labels", "weights"):
+            np.testing.assert_array_equal(cached[i][key], streamed[i][key])
+        np.testing.assert_allclose(cached[i]["images"], streamed[i]["images"], atol=0.5)
+    np.testing.assert_array_equal(cached[len(records) - 1]["images"],
+                                  streamed[len(records) - 1]["images"])
+    assert cached_image_bytes(examples, IMAGE_SIZE) == 5 * IMAGE_SIZE * IMAGE_SIZE * 3

@@ -92,25 +92,56 @@ def bucket_widths(max_width, smallest=16):
     return widths + [max_width]
 
 
+def decode_images(paths, image_size):
+    """Decode and resize each path once, in parallel: (N, S, S, 3) uint8 (rounded)."""
+    ds = tf.data.Dataset.from_tensor_slices(np.asarray(paths)).map(
+        lambda path: tf.cast(tf.round(load_image(path, image_size)), tf.uint8),
+        num_parallel_calls=tf.data.AUTOTUNE,
+    )
+    batches = [batch.numpy() for batch in ds.batch(256)]
+    return np.concatenate(batches) if batches else np.zeros((0, image_size, image_size, 3), np.uint8)
+
+
+def cached_image_bytes(examples, image_size):
+    """Memory ``make_dataset(cache_images=True)`` needs for the decoded images."""
+    return len(np.unique(examples.image_paths)) * image_size * image_size * 3
+
+
 def make_dataset(examples, image_size, batch_size, *, shuffle=False, seed=0, repeat=False,
-                 drop_remainder=False):
+                 drop_remainder=False, cache_images=False):
     """Batched, prefetched dataset over encoded examples.
 
     Examples are grouped into buckets of similar text length (``bucket_widths``) and padded to
     the bucket's width, so short answers don't pay for the longest conversation's padding,
     while XLA sees only a handful of shapes.
+
+    ``cache_images``: decode every distinct image once into memory (uint8,
+    ``cached_image_bytes``) instead of every time an example uses it. Instruction data asks many
+    questions about each image (the shapes world ~8), and on a CPU the decoding competes with
+    the training step for the same cores. Values equal the streamed ones up to rounding to
+    integers (exactly equal when no resize is needed).
     """
+    if cache_images:
+        paths, image_index = np.unique(examples.image_paths, return_inverse=True)
+        decoded = tf.constant(decode_images(paths, image_size))   # (distinct images, S, S, 3)
+        images = image_index.astype(np.int32)
+    else:
+        images = examples.image_paths
     ds = tf.data.Dataset.from_tensor_slices(
-        (examples.image_paths, examples.token_ids, examples.trained, examples.lengths)
+        (images, examples.token_ids, examples.trained, examples.lengths)
     )
     if shuffle:
         ds = ds.shuffle(len(examples), seed=seed, reshuffle_each_iteration=True)
     if repeat:
         ds = ds.repeat()
 
-    def to_example(path, ids, trained, length):
+    def to_example(image, ids, trained, length):
+        if cache_images:
+            image = tf.cast(tf.gather(decoded, image), tf.float32)   # (S, S, 3)
+        else:
+            image = load_image(image, image_size)
         inputs = {
-            "images": load_image(path, image_size),
+            "images": image,
             "token_ids": ids[:length],                               # (length,)
             "padding_mask": tf.ones([length], tf.bool),
         }

@@ -13,7 +13,7 @@ import keras
 import numpy as np
 
 from vit_tf.config import save_config, load_config, to_dict
-from vit_tf.data.pipeline import encode_records, make_dataset
+from vit_tf.data.pipeline import cached_image_bytes, encode_records, make_dataset
 from vit_tf.data.prepare import prepare_records
 from vit_tf.data.tokenizer import load_tokenizer, save_tokenizer, special_ids
 from vit_tf.models.factory import build_model
@@ -67,8 +67,14 @@ def train(config, data_json, image_root, out, resume=False, log=print):
     train_ex = encode_records(train_records, tokenizer, d.max_text_length)
     # Repeated, full batches only: every step has one of a few XLA shapes, and an "epoch" is a
     # fixed number of steps (the data position simply carries on into the next one).
+    cache = d.cache_images
+    if cache and cached_image_bytes(train_ex, d.image_size) > d.cache_images_max_gb * 2**30:
+        log(f"decoded images would take {cached_image_bytes(train_ex, d.image_size) / 2**30:.1f} "
+            f"GiB > data.cache_images_max_gb={d.cache_images_max_gb}; streaming them from disk")
+        cache = False
     train_ds = make_dataset(train_ex, d.image_size, d.batch_size, shuffle=True,
-                            seed=config.train.seed, repeat=True, drop_remainder=True)
+                            seed=config.train.seed, repeat=True, drop_remainder=True,
+                            cache_images=cache)
     val_ds = None
     if val_records:
         val_ds = make_dataset(encode_records(val_records, tokenizer, d.max_text_length),
