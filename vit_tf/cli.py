@@ -58,6 +58,8 @@ def build_parser():
     p.add_argument("--resume", action="store_true", help="continue the run in --out")
     p.add_argument("--skip-invalid", action="store_true",
                    help="train on the valid records and report how many were skipped")
+    p.add_argument("--val-data", help="held-out LLaVA JSON: per-category answer accuracy each epoch")
+    p.add_argument("--val-image-root", help="image root of --val-data (default: --image-root)")
     _add_train_args(p)
 
     p = sub.add_parser("generate", help="answer a prompt about an image")

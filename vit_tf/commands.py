@@ -116,7 +116,8 @@ def cmd_train(args):
         config.data.skip_invalid = True
     if args.resume and not (args.data and args.image_root):
         raise ValueError("--resume needs the same --data and --image-root as the first run")
-    summary = train(config, args.data, args.image_root, args.out, resume=args.resume, log=_log)
+    summary = train(config, args.data, args.image_root, args.out, resume=args.resume, log=_log,
+                    val_json=args.val_data, val_image_root=args.val_image_root)
     _log(f"trained in {summary['seconds']:.0f} s; model: {os.path.join(args.out, 'model.keras')}")
     return 0
 

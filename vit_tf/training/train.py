@@ -18,7 +18,7 @@ from vit_tf.data.prepare import prepare_records
 from vit_tf.data.tokenizer import load_tokenizer, save_tokenizer, special_ids
 from vit_tf.models.factory import build_model
 from vit_tf.models.vlm import count_params
-from vit_tf.training.callbacks import EpochTimer, SampleAnswers
+from vit_tf.training.callbacks import AnswerAccuracy, EpochTimer, SampleAnswers
 from vit_tf.training.optim import compile_model
 from vit_tf.training.run_dir import paths
 
@@ -31,8 +31,21 @@ def _split(records, fraction, seed):
     return [records[i] for i in order[n_val:]], [records[i] for i in order[:n_val]]
 
 
-def train(config, data_json, image_root, out, resume=False, log=print):
-    """Train a model; returns the run's summary dict. ``resume`` continues an interrupted run."""
+def _answer_accuracy(val_json, image_root, tokenizer, d):
+    records, _, report = prepare_records(val_json, image_root, max_text_length=d.max_text_length,
+                                         tokenizer=tokenizer, skip_invalid=d.skip_invalid)
+    examples = encode_records(records, tokenizer, d.max_text_length)
+    categories = [r.get("category") or "all" for r in records]
+    return AnswerAccuracy(examples, categories, d.image_size)
+
+
+def train(config, data_json, image_root, out, resume=False, log=print, val_json=None,
+          val_image_root=None):
+    """Train a model; returns the run's summary dict. ``resume`` continues an interrupted run.
+
+    ``val_json`` (LLaVA JSON, images under ``val_image_root`` or ``image_root``): held-out
+    records whose per-category answer accuracy is logged each epoch (``AnswerAccuracy``).
+    """
     p = paths(out)
     if resume:
         if not os.path.exists(p["config"]):
@@ -93,6 +106,8 @@ def train(config, data_json, image_root, out, resume=False, log=print):
         keras.callbacks.BackupAndRestore(p["backup"]),
         keras.callbacks.ModelCheckpoint(os.path.join(p["checkpoints"], "epoch_{epoch:03d}.keras")),
     ]
+    if val_json:
+        callbacks.append(_answer_accuracy(val_json, val_image_root or image_root, tokenizer, d))
     n_samples = config.train.num_samples_to_log
     if n_samples:
         sample_records = (val_records or train_records)[:n_samples]
