@@ -44,6 +44,7 @@ class EncoderConfig:
     conv_stem: bool = True            # small conv stem before patchifying (faster to train)
     stem_layers: int = 0              # extra stride-1 3x3 convs in the stem
     sincos_positions: bool = False    # fixed 2D sin-cos patch positions instead of learned
+    stem_norm: bool = False           # BatchNorm after each stem convolution
     dropout: float = 0.0
 
 

@@ -71,5 +71,18 @@ def test_sincos_positions_differ_per_patch_and_are_fixed():
 
 
 def test_stem_layers_without_conv_stem_raises_value_error():
-    with pytest.raises(ValueError, match="stem_layers needs conv_stem"):
+    with pytest.raises(ValueError, match="stem_layers and stem_norm need conv_stem"):
         PatchEmbedding(image_size=16, patch_size=8, hidden_dim=8, stem_layers=1)
+    with pytest.raises(ValueError, match="stem_layers and stem_norm need conv_stem"):
+        PatchEmbedding(image_size=16, patch_size=8, hidden_dim=8, stem_norm=True)
+
+
+def test_stem_norm_round_trips_and_normalizes_with_batch_statistics_only_in_training(tmp_path):
+    layer = PatchEmbedding(image_size=16, patch_size=8, hidden_dim=12, conv_stem=True,
+                           stem_norm=True)
+    images = _images()
+    run_layer_test(layer, images, tmp_path, expected_output_shape=(2, 4, 12))
+    assert sum("stem_norm" in w.path for w in layer.weights) == 8  # 2 norms x gamma/beta/mean/var
+    trained = np.asarray(layer(images, training=True))
+    inferred = np.asarray(layer(images, training=False))
+    assert not np.allclose(trained, inferred, atol=1e-4)  # batch vs moving statistics

@@ -22,13 +22,15 @@ class PatchEmbedding(layers.Layer):
             instead of a learned table: a strong spatial signal from the first step.
         stem_layers: extra stride-1 3x3 convolutions at the end of the stem (wider receptive
             field per token, so an object split across patch borders is still seen whole).
+        stem_norm: batch-normalize every stem convolution (conv -> BatchNorm -> GELU, as in
+            ResNets): the stem's features keep a stable scale while the encoder learns.
 
     Call: ``images`` (batch, image_size, image_size, 3) float32 in [0, 255]
         -> (batch, (image_size / patch_size) ** 2, hidden_dim)
     """
 
     def __init__(self, image_size, patch_size, hidden_dim, conv_stem=False, stem_layers=0,
-                 sincos_positions=False, **kwargs):
+                 sincos_positions=False, stem_norm=False, **kwargs):
         super().__init__(**kwargs)
         if image_size % patch_size:
             raise ValueError(f"image_size={image_size} is not divisible by patch_size={patch_size}")
@@ -40,21 +42,24 @@ class PatchEmbedding(layers.Layer):
         self.conv_stem = conv_stem
         self.stem_layers = stem_layers
         self.sincos_positions = sincos_positions
-        if stem_layers and not conv_stem:
-            raise ValueError("stem_layers needs conv_stem=True")
+        self.stem_norm = stem_norm
+        if (stem_layers or stem_norm) and not conv_stem:
+            raise ValueError("stem_layers and stem_norm need conv_stem=True")
         self.num_patches = (image_size // patch_size) ** 2
         self.rescale = layers.Rescaling(2.0 / 255.0, offset=-1.0, name="rescale")
         self.stem = []
         stride = patch_size
         if conv_stem:
             width = max(hidden_dim // 4, 8)
-            self.stem = [
-                layers.Conv2D(width, 3, strides=2, padding="same", activation="gelu", name="stem_0"),
-                layers.Conv2D(2 * width, 3, strides=2, padding="same", activation="gelu", name="stem_1"),
-            ] + [
-                layers.Conv2D(2 * width, 3, padding="same", activation="gelu", name=f"stem_{i + 2}")
-                for i in range(stem_layers)
-            ]
+            specs = [(width, 2), (2 * width, 2)] + [(2 * width, 1)] * stem_layers
+            for i, (filters, strides) in enumerate(specs):
+                self.stem.append(layers.Conv2D(
+                    filters, 3, strides=strides, padding="same", use_bias=not stem_norm,
+                    activation=None if stem_norm else "gelu", name=f"stem_{i}",
+                ))
+                if stem_norm:
+                    self.stem.append(layers.BatchNormalization(name=f"stem_norm_{i}"))
+                    self.stem.append(layers.Activation("gelu", name=f"stem_act_{i}"))
             stride = patch_size // 4
         self.patchify = layers.Conv2D(hidden_dim, stride, strides=stride, name="patchify")
         self.position_embedding = None
@@ -71,10 +76,10 @@ class PatchEmbedding(layers.Layer):
             self.position_embedding.build((self.num_patches,))
         self.built = True
 
-    def call(self, images):
+    def call(self, images, training=None):
         x = self.rescale(images)
         for layer in self.stem:
-            x = layer(x)
+            x = layer(x, training=training) if self.stem_norm else layer(x)
         x = self.patchify(x)                                   # (batch, grid, grid, hidden_dim)
         x = ops.reshape(x, (-1, self.num_patches, self.hidden_dim))  # (batch, patches, hidden_dim)
         if self.position_embedding is None:
@@ -96,6 +101,7 @@ class PatchEmbedding(layers.Layer):
             conv_stem=self.conv_stem,
             stem_layers=self.stem_layers,
             sincos_positions=self.sincos_positions,
+            stem_norm=self.stem_norm,
         )
         return config
 

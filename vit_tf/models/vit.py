@@ -17,7 +17,7 @@ class ViTEncoder(layers.Layer):
 
     Args follow keras-hub names: ``image_size``, ``patch_size``, ``hidden_dim``, ``num_layers``,
     ``num_heads``, ``intermediate_dim``, ``dropout``; ``conv_stem``,
-    ``stem_layers`` and ``sincos_positions`` as in ``PatchEmbedding``.
+    ``stem_layers``, ``stem_norm`` and ``sincos_positions`` as in ``PatchEmbedding``.
 
     Call: ``images`` (batch, image_size, image_size, 3) float32 in [0, 255]
         -> (batch, num_tokens, hidden_dim), num_tokens = (image_size / patch_size) ** 2
@@ -31,7 +31,7 @@ class ViTEncoder(layers.Layer):
 
     def __init__(self, image_size, patch_size, hidden_dim, num_layers, num_heads,
                  intermediate_dim, conv_stem=False, stem_layers=0, sincos_positions=False, dropout=0.0,
-                 **kwargs):
+                 stem_norm=False, **kwargs):
         super().__init__(**kwargs)
         self.image_size = image_size
         self.patch_size = patch_size
@@ -42,10 +42,11 @@ class ViTEncoder(layers.Layer):
         self.conv_stem = conv_stem
         self.stem_layers = stem_layers
         self.sincos_positions = sincos_positions
+        self.stem_norm = stem_norm
         self.dropout = dropout
         self.patch_embedding = PatchEmbedding(
             image_size, patch_size, hidden_dim, conv_stem=conv_stem, stem_layers=stem_layers,
-            sincos_positions=sincos_positions, name="patch_embedding"
+            sincos_positions=sincos_positions, stem_norm=stem_norm, name="patch_embedding"
         )
         self.num_tokens = self.patch_embedding.num_patches
         self.blocks = [
@@ -66,7 +67,7 @@ class ViTEncoder(layers.Layer):
         self.built = True
 
     def call(self, images, training=None):
-        x = self.patch_embedding(images)  # (batch, num_tokens, hidden_dim)
+        x = self.patch_embedding(images, training=training)  # (batch, num_tokens, hidden_dim)
         for block in self.blocks:
             x = block(x, training=training)
         return self.final_norm(x)
@@ -86,6 +87,7 @@ class ViTEncoder(layers.Layer):
             conv_stem=self.conv_stem,
             stem_layers=self.stem_layers,
             sincos_positions=self.sincos_positions,
+            stem_norm=self.stem_norm,
             dropout=self.dropout,
         )
         return config
