@@ -34,7 +34,7 @@ def shapes(tmp_path_factory):
 def run(shapes, tmp_path_factory):
     out = tmp_path_factory.mktemp("run") / "run"
     argv = ["train", "--data", str(shapes / "train.json"), "--image-root", str(shapes),
-            "--out", str(out), *_sets(TINY)]
+            "--out", str(out), "--val-data", str(shapes / "test.json"), *_sets(TINY)]
     assert main(argv) == 0
     return out
 
@@ -49,6 +49,14 @@ def test_train_writes_model_config_tokenizer_checkpoints_and_tensorboard_logs(ru
     assert len(events) >= 2  # training scalars and the sample answers
     summary = json.loads((run / "train_summary.json").read_text())
     assert len(summary["history"]["loss"]) == 2
+
+
+def test_train_with_val_data_logs_answer_accuracy_per_category_each_epoch(run, shapes):
+    history = json.loads((run / "train_summary.json").read_text())["history"]
+    categories = {r["category"] for r in json.loads((shapes / "test.json").read_text())}
+    for name in ["val_answer_match"] + [f"val_answer_match/{c}" for c in categories]:
+        assert len(history[name]) == 2, name
+        assert all(0.0 <= v <= 1.0 for v in history[name])
 
 
 def test_training_again_into_a_finished_run_is_refused(run, shapes, capsys):
