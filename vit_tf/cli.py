@@ -5,7 +5,8 @@
     vit-tf data inspect   DATA --image-root DIR [--model RUN] [--limit N]
     vit-tf train          --data DATA --image-root DIR --out RUN [--experiment NAME] [--set k=v ...]
     vit-tf generate       --model RUN --image IMG --prompt "..."
-    vit-tf eval           --model RUN --data DATA --image-root DIR [--out DIR]
+    vit-tf eval           --model RUN (--benchmark shapes|pope | --data FILE [--format F]) --image-root DIR
+    vit-tf compare        RUN_A RUN_B ...
     vit-tf quickstart     [--out DIR]
 
 Bad input ends with ``error: ...`` naming the file, record id and field, and exit status 2
@@ -66,13 +67,23 @@ def build_parser():
     p.add_argument("--prompt", required=True, action="append", help="one per --image (or one for all)")
     p.add_argument("--max-new-tokens", type=int, default=None)
 
-    p = sub.add_parser("eval", help="evaluate a model: predictions, metrics, table")
+    p = sub.add_parser("eval", help="evaluate a model on a benchmark or a data file")
     p.add_argument("--model", required=True, help="run folder")
-    p.add_argument("--data", required=True)
+    p.add_argument("--benchmark", default=None, help="shapes or pope (questions from the "
+                   "shapes world in --image-root)")
+    p.add_argument("--data", default=None, help="a data file instead of a benchmark")
+    p.add_argument("--format", default="llava", help="format of --data: llava, coco_captions, "
+                   "vqa (default llava)")
+    p.add_argument("--annotations", default=None, help="the answers file for --format vqa")
     p.add_argument("--image-root", required=True)
-    p.add_argument("--out", default=None, help="default: RUN/eval")
-    p.add_argument("--limit", type=int, default=None, help="evaluate the first N records only")
+    p.add_argument("--out", default=None, help="default: RUN/eval/<benchmark or data name>")
+    p.add_argument("--limit", type=int, default=None, help="evaluate the first N items only")
+    p.add_argument("--seed", type=int, default=0, help="seed of the POPE question draw")
+    p.add_argument("--max-new-tokens", type=int, default=None)
     p.add_argument("--skip-invalid", action="store_true")
+
+    p = sub.add_parser("compare", help="print the metrics of several runs side by side")
+    p.add_argument("runs", nargs="+", help="run folders, eval folders or metrics.json files")
 
     p = sub.add_parser("quickstart", help="shapes world -> train -> evaluate, end to end")
     p.add_argument("--out", default="quickstart_out")

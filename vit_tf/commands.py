@@ -164,7 +164,22 @@ def run_eval(model_dir, data, image_root, out, limit=None, skip_invalid=False):
 
 
 def cmd_eval(args):
-    run_eval(args.model, args.data, args.image_root, args.out, args.limit, args.skip_invalid)
+    from vit_tf.eval.harness import run_benchmark
+
+    out = args.out
+    if out is None and args.benchmark is None and args.format == "llava":
+        out = os.path.join(args.model, "eval")  # where quickstart and earlier versions wrote
+    run_benchmark(args.model, image_root=args.image_root, benchmark=args.benchmark,
+                  data=args.data, data_format=args.format, annotations=args.annotations,
+                  out=out, limit=args.limit, seed=args.seed, skip_invalid=args.skip_invalid,
+                  max_new_tokens=args.max_new_tokens, log=_log)
+    return 0
+
+
+def cmd_compare(args):
+    from vit_tf.eval.harness import compare_runs
+
+    print(compare_runs(args.runs))
     return 0
 
 
