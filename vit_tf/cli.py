@@ -3,6 +3,7 @@
     vit-tf data shapes    --out DIR --train N --test M --seed S
     vit-tf data validate  DATA --image-root DIR
     vit-tf data inspect   DATA --image-root DIR [--model RUN] [--limit N]
+    vit-tf data shard     --data DATA --image-root DIR --out DIR --shards N [--format F]
     vit-tf train          --data DATA --image-root DIR --out RUN [--experiment NAME] [--set k=v ...]
     vit-tf generate       --model RUN --image IMG --prompt "..."
     vit-tf eval           --model RUN (--benchmark shapes|pope | --data FILE [--format F]) --image-root DIR
@@ -52,8 +53,17 @@ def build_parser():
             p.add_argument("--limit", type=int, default=3)
             p.add_argument("--ids", nargs="*", default=None, help="record ids to show")
 
+    p = dsub.add_parser("shard", help="validate a dataset and write it as TFRecord shards")
+    p.add_argument("--data", required=True, help="the data file")
+    p.add_argument("--format", default="llava", help="llava, coco_captions or vqa")
+    p.add_argument("--annotations", default=None, help="the answers file for --format vqa")
+    p.add_argument("--image-root", required=True)
+    p.add_argument("--out", required=True, help="an empty folder for the shards")
+    p.add_argument("--shards", type=int, required=True, help="number of shard files")
+    p.add_argument("--skip-invalid", action="store_true")
+
     p = sub.add_parser("train", help="train a model on LLaVA-format data")
-    p.add_argument("--data", help="LLaVA JSON (not needed with --resume)")
+    p.add_argument("--data", help="LLaVA JSON or a shard folder (not needed with --resume)")
     p.add_argument("--image-root")
     p.add_argument("--out", required=True, help="run folder")
     p.add_argument("--resume", action="store_true", help="continue the run in --out")

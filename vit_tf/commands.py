@@ -13,8 +13,26 @@ def _log(msg):
 
 
 def cmd_data(args):
-    return {"shapes": data_shapes, "validate": data_validate, "inspect": data_inspect}[
-        args.data_command](args)
+    return {"shapes": data_shapes, "validate": data_validate, "inspect": data_inspect,
+            "shard": data_shard}[args.data_command](args)
+
+
+def data_shard(args):
+    from vit_tf.data.shards import write_shards
+    from vit_tf.data.sources import read_source
+
+    inputs = (args.data, args.annotations) if args.format == "vqa" else (args.data,)
+    if args.format == "vqa" and not args.annotations:
+        raise ValueError("--format vqa needs --annotations (the answers file)")
+    data = read_source(args.format, *inputs, args.image_root, skip_invalid=args.skip_invalid)
+    if data.skipped:
+        _log(f"skipped {data.skipped} of {data.report.n_records} records: "
+             f"{data.report.summary()}")
+    manifest = write_shards(data.records, args.out, args.shards,
+                            source={"data": os.path.abspath(args.data), "format": args.format})
+    _log(f"{manifest['num_records']} records -> {manifest['num_shards']} shards in {args.out} "
+         f"(train with --data {args.out})")
+    return 0
 
 
 def data_shapes(args):
@@ -100,6 +118,7 @@ def _resolve_config(args):
 
 
 def cmd_train(args):
+    from vit_tf.data.shards import is_shard_source
     from vit_tf.training.train import train
 
     if args.resume:
@@ -109,12 +128,12 @@ def cmd_train(args):
 
         config = load_config(os.path.join(args.out, "config.json"))
     else:
-        if not (args.data and args.image_root):
+        if not (args.data and (args.image_root or is_shard_source(args.data))):
             raise ValueError("train needs --data and --image-root (or --resume)")
         config = _resolve_config(args)
     if args.skip_invalid:
         config.data.skip_invalid = True
-    if args.resume and not (args.data and args.image_root):
+    if args.resume and not (args.data and (args.image_root or is_shard_source(args.data))):
         raise ValueError("--resume needs the same --data and --image-root as the first run")
     summary = train(config, args.data, args.image_root, args.out, resume=args.resume, log=_log)
     _log(f"trained in {summary['seconds']:.0f} s; model: {os.path.join(args.out, 'model.keras')}")

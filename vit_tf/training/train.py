@@ -1,4 +1,4 @@
-"""``train``: LLaVA JSON + image root + config -> a run folder with a trained model.
+"""``train``: LLaVA JSON + image root (or a TFRecord shard folder) + config -> a trained run.
 
 Example:
     >>> from vit_tf.config import load_experiment
@@ -8,6 +8,7 @@ Example:
 import json
 import os
 import time
+from functools import partial
 
 import keras
 import numpy as np
@@ -15,6 +16,12 @@ import numpy as np
 from vit_tf.config import save_config, load_config, to_dict
 from vit_tf.data.pipeline import encode_records, make_dataset
 from vit_tf.data.prepare import prepare_records
+from vit_tf.data.shards import (
+    extract_images,
+    is_shard_source,
+    prepare_shard_records,
+    shard_training_data,
+)
 from vit_tf.data.tokenizer import load_tokenizer, save_tokenizer
 from vit_tf.models.factory import build_model
 from vit_tf.models.vlm import count_params
@@ -50,8 +57,10 @@ def train(config, data_json, image_root, out, resume=False, log=print):
 
     d = config.data
     tokenizer = load_tokenizer(p["tokenizer"]) if resume else None
-    records, tokenizer, report = prepare_records(
-        data_json, image_root, max_text_length=d.max_text_length, tokenizer=tokenizer,
+    prepare = prepare_shard_records if is_shard_source(data_json) else partial(
+        prepare_records, image_root=image_root)
+    records, tokenizer, report = prepare(
+        data_json, max_text_length=d.max_text_length, tokenizer=tokenizer,
         vocabulary_size=d.vocabulary_size, skip_invalid=d.skip_invalid,
     )
     with open(p["report"], "w") as f:
@@ -64,15 +73,20 @@ def train(config, data_json, image_root, out, resume=False, log=print):
         save_tokenizer(tokenizer, p["tokenizer"])
 
     train_records, val_records = _split(records, d.validation_fraction, config.train.seed)
-    train_ex = encode_records(train_records, tokenizer, d.max_text_length)
-    # Repeated, full batches only: every step has one of a few XLA shapes, and an "epoch" is a
-    # fixed number of steps (the data position simply carries on into the next one).
-    train_ds = make_dataset(train_ex, d.image_size, d.batch_size, shuffle=True,
-                            seed=config.train.seed, repeat=True, drop_remainder=True)
-    val_ds = None
-    if val_records:
-        val_ds = make_dataset(encode_records(val_records, tokenizer, d.max_text_length),
-                              d.image_size, d.batch_size)
+    if is_shard_source(data_json):  # streamed from TFRecord shards (vit_tf.data.shards)
+        train_ex = train_records
+        train_ds, val_ds = shard_training_data(data_json, tokenizer, d, train_records,
+                                               val_records, config.train.seed)
+    else:
+        train_ex = encode_records(train_records, tokenizer, d.max_text_length)
+        # Repeated, full batches only: every step has one of a few XLA shapes, and an "epoch" is
+        # a fixed number of steps (the data position simply carries on into the next one).
+        train_ds = make_dataset(train_ex, d.image_size, d.batch_size, shuffle=True,
+                                seed=config.train.seed, repeat=True, drop_remainder=True)
+        val_ds = None
+        if val_records:
+            val_ds = make_dataset(encode_records(val_records, tokenizer, d.max_text_length),
+                                  d.image_size, d.batch_size)
     steps = config.train.steps_per_epoch or max(len(train_ex) // d.batch_size, 1)
     total_steps = steps * config.train.epochs
 
@@ -90,6 +104,9 @@ def train(config, data_json, image_root, out, resume=False, log=print):
     n_samples = config.train.num_samples_to_log
     if n_samples:
         sample_records = (val_records or train_records)[:n_samples]
+        if is_shard_source(data_json):
+            sample_records = extract_images(data_json, [dict(r) for r in sample_records],
+                                            os.path.join(p["logs"], "sample_images"))
         callbacks.append(SampleAnswers(sample_records, tokenizer, d.image_size,
                                        os.path.join(p["logs"], "samples")))
     callbacks.append(keras.callbacks.TensorBoard(p["logs"], update_freq=50))
