@@ -101,12 +101,12 @@ def test_an_always_yes_model_scores_half_with_yes_ratio_one(world):
         assert (m["accuracy"], m["recall"], m["precision"], m["yes_ratio"]) == (0.5, 1.0, 0.5, 1.0)
 
 
-def _tiny_run(path):
+def _tiny_run(path, **overrides):
     from vit_tf.config import save_config
     from vit_tf.data.tokenizer import save_tokenizer
     from vit_tf.models.factory import build_model
 
-    config = tiny_config(data__image_size=32)
+    config = tiny_config(**{"data__image_size": 32, **overrides})
     path.mkdir()
     save_config(config, path / "config.json")
     save_tokenizer(tiny_tokenizer(), str(path / "tokenizer"))

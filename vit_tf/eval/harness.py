@@ -92,8 +92,12 @@ def _records_from_file(data, data_format, image_root, annotations, tokenizer, ma
 
 def run_benchmark(model_dir, *, image_root, benchmark=None, data=None, data_format="llava",
                   annotations=None, out=None, limit=None, seed=0, skip_invalid=False,
-                  max_new_tokens=None, batch_size=None, jit_compile=True, log=print):
-    """Evaluate the run in ``model_dir`` on ``benchmark`` or on ``data``; returns the report."""
+                  max_new_tokens=None, batch_size=None, jit_compile=None, log=print):
+    """Evaluate the run in ``model_dir`` on ``benchmark`` or on ``data``; returns the report.
+
+    ``jit_compile`` (XLA for the decoding loop) defaults to the run's ``train.jit_compile``;
+    it is recorded with the other decoding settings.
+    """
     from vit_tf.inference.generate import Generator
     from vit_tf.training.run_dir import latest_model_file, load_run
 
@@ -104,6 +108,7 @@ def run_benchmark(model_dir, *, image_root, benchmark=None, data=None, data_form
         raise ValueError(f"unknown benchmark {benchmark!r}; known: {', '.join(BENCHMARKS)}")
     model, tokenizer, config = load_run(model_dir)
     max_new_tokens = max_new_tokens or config.generate.max_new_tokens
+    jit_compile = config.train.jit_compile if jit_compile is None else jit_compile
     batch_size = batch_size or config.generate.batch_size
     name = benchmark or os.path.splitext(os.path.basename(str(data)))[0]
     prompt_template = "the dataset's own questions"
@@ -149,7 +154,7 @@ def run_benchmark(model_dir, *, image_root, benchmark=None, data=None, data_form
         "prompt": {"chat_template": CHAT_TEMPLATE, "prompt_template": prompt_template,
                    "history": "ground truth"},
         "decoding": {"strategy": "greedy", "max_new_tokens": max_new_tokens,
-                     "use_cache": True, "batch_size": batch_size,
+                     "use_cache": True, "jit_compile": jit_compile, "batch_size": batch_size,
                      "image_size": config.data.image_size,
                      "history": "ground truth", "template": "vit_tf chat v1"},
         **metrics,
