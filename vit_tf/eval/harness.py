@@ -230,7 +230,7 @@ def compare_runs(paths):
     for _, rows in columns:
         names += [n for n in rows if n not in names]
     width = max(len(n) for n in names) + 2
-    col = max(12, *(len(os.path.basename(os.path.normpath(p))) + 2 for p, _ in columns))
+    col = max(15, *(len(os.path.basename(os.path.normpath(p))) + 2 for p, _ in columns))
     header = "metric".ljust(width) + "".join(
         os.path.basename(os.path.normpath(p)).rjust(col) for p, _ in columns)
     lines = [header]
@@ -246,8 +246,9 @@ def compare_runs(paths):
                 cells.append(f"{value:.3f}".rjust(col))
             else:
                 cells.append(f"{100 * value:.1f}".rjust(col))
-        differs = len({rows.get(n) for _, rows in columns}) > 1
-        mark = "  <- differs" if differs and isinstance(columns[0][1].get(n), str) else ""
+        values = [rows.get(n) for _, rows in columns]
+        pinned = all(isinstance(v, str) for v in values)   # a setting every run recorded
+        mark = "  <- differs" if pinned and len(set(values)) > 1 else ""
         lines.append(n.ljust(width) + "".join(cells) + mark)
     lines.append("numbers are percentages except CIDEr-D; '-' = not evaluated in that run")
     return "\n".join(lines)
