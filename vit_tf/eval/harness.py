@@ -11,7 +11,8 @@ or a file in any reader's format (``llava``, ``coco_captions``, ``vqa`` with its
 file); VQA files add soft accuracy, caption files score against all references.
 
 The report (``OUT/metrics.json``) pins what determines the numbers: the chat template and the
-prompt template, the decoding settings, the model file, and a SHA-256 of the dataset (every
+prompt template, the decoding settings, the model file (and its SHA-256), and a SHA-256 of the
+dataset (every
 item's id, prompt and references, and the bytes of every image it uses), so two reports are
 comparable exactly when these agree. ``OUT/predictions.jsonl`` holds every answer and
 ``OUT/report.txt`` the printed table. :func:`compare_runs` puts several runs side by side.
@@ -146,7 +147,8 @@ def run_benchmark(model_dir, *, image_root, benchmark=None, data=None, data_form
     report = {
         "benchmark": name,
         "model": {"run": os.path.abspath(model_dir),
-                  "file": os.path.abspath(latest_model_file(model_dir))},
+                  "file": os.path.abspath(latest_model_file(model_dir)),
+                  "sha256": _sha256_file(latest_model_file(model_dir), {})},
         "dataset": {"files": [os.path.abspath(f) for f in files], "format": (
             "shapes world" if benchmark == "pope" else data_format),
             "n_items": len(items), "limit": limit, "seed": seed if benchmark == "pope" else None,
@@ -208,6 +210,8 @@ def flatten_metrics(report, label=""):
         rows[f"{prefix}/overall/exact_match"] = overall["exact_match"]
     if "dataset" in report:
         rows[f"{prefix}/dataset sha256"] = report["dataset"]["sha256"][:12]
+    if "sha256" in report.get("model", {}):
+        rows[f"{prefix}/model sha256"] = report["model"]["sha256"][:12]
     decoding = report.get("decoding", {})
     rows[f"{prefix}/decoding"] = (f"{decoding.get('strategy', '?')} "
                                   f"max{decoding.get('max_new_tokens', '?')}")
