@@ -149,3 +149,24 @@ def test_eval_needs_a_benchmark_or_data_but_not_both(world, tmp_path, capsys):
     assert main(["eval", "--model", str(run), "--benchmark", "mmlu", "--image-root",
                  str(world)]) == 2
     assert "unknown benchmark 'mmlu'" in capsys.readouterr().err
+
+
+def test_negatives_are_classified_by_the_attribute_they_share(world):
+    items = pope_items(world)
+    _, scenes = load_world(world, "test")
+    for it in items:
+        scene = scenes[int(it["id"].split("/")[1])]
+        colour, shape = it["object"].split()
+        shares_colour = any(o.color == colour for o in scene.objects)
+        shares_shape = any(o.shape == shape for o in scene.objects)
+        if it["reference"] == "yes":
+            assert it["negative_kind"] == "present"
+        else:
+            expected = {(True, True): "colour+shape", (True, False): "colour",
+                        (False, True): "shape", (False, False): "neither"}
+            assert it["negative_kind"] == expected[(shares_colour, shares_shape)]
+    for it in items:
+        it["prediction"] = "yes" if it["negative_kind"] in ("present", "colour") else "no"
+    by_kind = score_pope(items)["negatives_by_kind"]
+    assert by_kind["colour"]["false_yes_rate"] == 1.0
+    assert all(m["false_yes_rate"] == 0.0 for k, m in by_kind.items() if k != "colour")

@@ -201,6 +201,8 @@ def flatten_metrics(report, label=""):
     for setting, m in report.get("settings", {}).items():
         for key in ("accuracy", "precision", "recall", "f1", "yes_ratio"):
             rows[f"{prefix}/{setting}/{key}"] = m[key]
+    for kind, m in report.get("negatives_by_kind", {}).items():
+        rows[f"{prefix}/false yes, absent shares {kind}"] = m["false_yes_rate"]
     for category, m in report.get("categories", {}).items():
         for key in ("exact_match", "vqa_accuracy", "bleu4", "cider_d", "rouge_l"):
             if m.get(key) is not None:

@@ -16,6 +16,10 @@ questions and as many "no" questions per setting, so every setting is exactly ba
 ground truth comes from the scenes themselves, regenerated from the dataset's
 ``shapes_world.json`` (seed and config) and checked pixel for pixel against its images.
 
+For the negatives, the report also gives the rate of "yes" by how the absent pair relates to the
+scene: it shares a present object's colour, shape, both (colour from one object, shape from
+another) or neither.
+
 Answers are parsed as POPE does: an answer with the word "no" or "not" is no, else one with
 "yes" is yes; anything else counts as not-yes and is reported as ``unparsed``. Reported per
 setting: accuracy, precision, recall, F1 (positive = yes) and the yes-ratio.
@@ -95,7 +99,8 @@ def pope_items(data_dir, split="test", *, seed=0, max_positives=3, verify_images
 
     Item fields: ``id`` ("<setting>/<scene>/<colour>_<shape>"), ``setting``, ``category``
     ("pope_<setting>"), ``image_path``, ``prompt`` (one human turn), ``reference`` ("yes"/"no"),
-    ``object``. The draw depends on ``seed`` alone.
+    ``object``, ``negative_kind`` ("present", or for a "no": "colour", "shape", "colour+shape",
+    "neither"). The draw depends on ``seed`` alone.
     """
     config, scenes = load_world(data_dir, split)
     if verify_images:
@@ -130,8 +135,10 @@ def pope_items(data_dir, split="test", *, seed=0, max_positives=3, verify_images
             for pair, answer in [*((p, "yes") for p in present[:n]),
                                  *((p, "no") for p in negatives[setting])]:
                 name = f"{pair[0]} {pair[1]}"
+                kind = "present" if answer == "yes" else _negative_kind(pair, colours, shapes)
                 items.append({
                     "id": f"{setting}/{index}/{pair[0]}_{pair[1]}",
+                    "negative_kind": kind,
                     "record_id": f"{split}-{index:06d}",
                     "setting": setting,
                     "category": f"pope_{setting}",
@@ -142,6 +149,13 @@ def pope_items(data_dir, split="test", *, seed=0, max_positives=3, verify_images
                     "reference": answer,
                 })
     return items
+
+
+def _negative_kind(pair, colours, shapes):
+    """How an absent pair relates to the scene: shares its colour, its shape, both, or neither."""
+    colour, shape = pair[0] in colours, pair[1] in shapes
+    return {(True, True): "colour+shape", (True, False): "colour", (False, True): "shape",
+            (False, False): "neither"}[(colour, shape)]
 
 
 def parse_yes_no(text):
@@ -181,7 +195,13 @@ def score_pope(items):
             it["correct"] = float(it["parsed"] == it["reference"])
         settings[setting] = binary_metrics([it["reference"] for it in group],
                                            [it["parsed"] for it in group])
-    return {"settings": settings}
+    negatives = collections.defaultdict(list)
+    for it in items:
+        if it["reference"] == "no":
+            negatives[it["negative_kind"]].append(it["parsed"] == "yes")
+    false_yes = {kind: {"n": len(v), "false_yes_rate": sum(v) / len(v)}
+                 for kind, v in sorted(negatives.items())}
+    return {"settings": settings, "negatives_by_kind": false_yes}
 
 
 def format_pope_table(metrics):
@@ -192,4 +212,8 @@ def format_pope_table(metrics):
         lines.append(f"{name:<13} {m['n']:>5} {100 * m['accuracy']:6.1f} "
                      f"{100 * m['precision']:6.1f} {100 * m['recall']:6.1f} {100 * m['f1']:6.1f} "
                      f"{100 * m['yes_ratio']:6.1f} {m['unparsed']:>8}")
+    if metrics.get("negatives_by_kind"):
+        lines.append("absent object shares the scene's ... -> answered yes (hallucinated):")
+        for kind, m in metrics["negatives_by_kind"].items():
+            lines.append(f"  {kind:<13} {m['n']:>5} {100 * m['false_yes_rate']:6.1f}%")
     return "\n".join(lines)

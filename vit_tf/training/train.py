@@ -16,12 +16,8 @@ import numpy as np
 from vit_tf.config import save_config, load_config, to_dict
 from vit_tf.data.pipeline import encode_records, make_dataset
 from vit_tf.data.prepare import prepare_records
-from vit_tf.data.shards import (
-    extract_images,
-    is_shard_source,
-    prepare_shard_records,
-    shard_training_data,
-)
+from vit_tf.data.shards import is_shard_source
+from vit_tf.data.shards_train import extract_images, prepare_shard_records, shard_training_data
 from vit_tf.data.tokenizer import load_tokenizer, save_tokenizer
 from vit_tf.models.factory import build_model
 from vit_tf.models.vlm import count_params

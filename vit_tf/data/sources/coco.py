@@ -95,7 +95,7 @@ def read_coco_captions(json_path, image_root, *, one_per_caption=False, prompt=C
 
     converted = []
     for key in order:
-        image = images.get(key) if key in images else None
+        image = images.get(key)
         problems = list(image_problems.get(key, ()))
         found = sorted(captions.get(key, ()))
         if not problems and not found:
