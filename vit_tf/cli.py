@@ -55,8 +55,10 @@ def build_parser():
 
     p = dsub.add_parser("shard", help="validate a dataset and write it as TFRecord shards")
     p.add_argument("--data", required=True, help="the data file")
-    p.add_argument("--format", default="llava", help="llava, coco_captions or vqa")
+    p.add_argument("--format", default="llava", help="llava, coco_captions, vqa or tfds")
     p.add_argument("--annotations", default=None, help="the answers file for --format vqa")
+    p.add_argument("--tfds-data-dir", default=None, help="tfds data_dir for --format tfds "
+                   "(--data NAME:SPLIT; images are written under --image-root)")
     p.add_argument("--image-root", required=True)
     p.add_argument("--out", required=True, help="an empty folder for the shards")
     p.add_argument("--shards", type=int, required=True, help="number of shard files")
@@ -83,8 +85,10 @@ def build_parser():
                    "shapes world in --image-root)")
     p.add_argument("--data", default=None, help="a data file instead of a benchmark")
     p.add_argument("--format", default="llava", help="format of --data: llava, coco_captions, "
-                   "vqa (default llava)")
+                   "vqa, tfds (default llava)")
     p.add_argument("--annotations", default=None, help="the answers file for --format vqa")
+    p.add_argument("--tfds-data-dir", default=None, help="tfds data_dir for --format tfds "
+                   "(--data NAME:SPLIT; images are written under --image-root)")
     p.add_argument("--image-root", required=True)
     p.add_argument("--out", default=None, help="default: RUN/eval/<benchmark or data name>")
     p.add_argument("--limit", type=int, default=None, help="evaluate the first N items only")

@@ -19,12 +19,11 @@ def cmd_data(args):
 
 def data_shard(args):
     from vit_tf.data.shards import write_shards
-    from vit_tf.data.sources import read_source
+    from vit_tf.data.sources.readers import read_data_argument
 
-    inputs = (args.data, args.annotations) if args.format == "vqa" else (args.data,)
-    if args.format == "vqa" and not args.annotations:
-        raise ValueError("--format vqa needs --annotations (the answers file)")
-    data = read_source(args.format, *inputs, args.image_root, skip_invalid=args.skip_invalid)
+    data = read_data_argument(args.format, args.data, args.image_root,
+                              annotations=args.annotations, tfds_data_dir=args.tfds_data_dir,
+                              skip_invalid=args.skip_invalid)
     if data.skipped:
         _log(f"skipped {data.skipped} of {data.report.n_records} records: "
              f"{data.report.summary()}")
@@ -190,6 +189,7 @@ def cmd_eval(args):
         out = os.path.join(args.model, "eval")  # where quickstart and earlier versions wrote
     run_benchmark(args.model, image_root=args.image_root, benchmark=args.benchmark,
                   data=args.data, data_format=args.format, annotations=args.annotations,
+                  tfds_data_dir=args.tfds_data_dir,
                   out=out, limit=args.limit, seed=args.seed, skip_invalid=args.skip_invalid,
                   max_new_tokens=args.max_new_tokens, log=_log)
     return 0

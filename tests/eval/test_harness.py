@@ -48,3 +48,24 @@ def test_eval_on_coco_captions_scores_against_every_reference(run, tmp_path, cap
     assert main(["eval", "--model", str(run), "--data", path, "--format", "csv",
                  "--image-root", root, "--out", str(out)]) == 2
     assert "unknown data format 'csv'" in capsys.readouterr().err
+
+
+def test_eval_and_shard_read_tfds_datasets_by_name_and_split(run, tmp_path):
+    import tensorflow_datasets as tfds
+
+    with tfds.testing.mock_data(num_examples=2):
+        assert main(["eval", "--model", str(run), "--data", "coco_captions:val", "--format",
+                     "tfds", "--tfds-data-dir", str(tmp_path / "none"), "--image-root",
+                     str(tmp_path / "imgs"), "--out", str(tmp_path / "e"),
+                     "--skip-invalid"]) == 0
+        assert main(["data", "shard", "--data", "coco_captions:val", "--format", "tfds",
+                     "--tfds-data-dir", str(tmp_path / "none"), "--image-root",
+                     str(tmp_path / "imgs2"), "--out", str(tmp_path / "s"), "--shards", "2"]) == 0
+    report = json.loads((tmp_path / "e" / "metrics.json").read_text())
+    assert report["dataset"]["files"][0].startswith("tfds:coco_captions:val in ")
+    assert report["prompt"]["prompt_template"] == "Describe the image briefly."
+    manifest = json.loads((tmp_path / "s" / "manifest.json").read_text())
+    assert manifest["num_records"] == 2
+    assert main(["data", "shard", "--data", "coco_captions", "--format", "tfds",
+                 "--image-root", str(tmp_path), "--out", str(tmp_path / "t"),
+                 "--shards", "1"]) == 2

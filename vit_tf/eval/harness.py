@@ -30,7 +30,7 @@ from vit_tf.data.template import ASSISTANT, END, USER
 from vit_tf.eval.evaluate import expand_turns, format_table, predict, score
 
 BENCHMARKS = ("shapes", "pope")
-FORMATS = ("llava", "coco_captions", "vqa")
+FORMATS = ("llava", "coco_captions", "vqa", "tfds")
 CHAT_TEMPLATE = f"{USER} {{human}} {END} {ASSISTANT} {{gpt}} {END} (vit_tf chat v1)"
 
 
@@ -56,10 +56,11 @@ def dataset_sha256(items):
 
 
 def _records_from_file(data, data_format, image_root, annotations, tokenizer, max_text_length,
-                       skip_invalid, log):
+                       skip_invalid, log, tfds_data_dir=None):
     from vit_tf.data.pipeline import text_length_fn
     from vit_tf.data.prepare import prepare_records
-    from vit_tf.data.sources import DataValidationError, Problem, read_source
+    from vit_tf.data.sources import DataValidationError, Problem
+    from vit_tf.data.sources.readers import read_data_argument
 
     if data_format not in FORMATS:
         raise ValueError(f"unknown data format {data_format!r}; known: {', '.join(FORMATS)}")
@@ -67,12 +68,8 @@ def _records_from_file(data, data_format, image_root, annotations, tokenizer, ma
         records, _, report = prepare_records(data, image_root, max_text_length=max_text_length,
                                              tokenizer=tokenizer, skip_invalid=skip_invalid)
     else:
-        if data_format == "vqa":
-            if not annotations:
-                raise ValueError("--format vqa needs --annotations (the answers file)")
-            dataset = read_source("vqa", data, annotations, image_root, skip_invalid=True)
-        else:
-            dataset = read_source(data_format, data, image_root, skip_invalid=True)
+        dataset = read_data_argument(data_format, data, image_root, annotations=annotations,
+                                     tfds_data_dir=tfds_data_dir, skip_invalid=True)
         report, length, records = dataset.report, text_length_fn(tokenizer), []
         for record in dataset.records:
             n = length(record)
@@ -92,7 +89,8 @@ def _records_from_file(data, data_format, image_root, annotations, tokenizer, ma
 
 
 def run_benchmark(model_dir, *, image_root, benchmark=None, data=None, data_format="llava",
-                  annotations=None, out=None, limit=None, seed=0, skip_invalid=False,
+                  annotations=None, tfds_data_dir=None, out=None, limit=None, seed=0,
+                  skip_invalid=False,
                   max_new_tokens=None, batch_size=None, jit_compile=None, log=print):
     """Evaluate the run in ``model_dir`` on ``benchmark`` or on ``data``; returns the report.
 
@@ -111,7 +109,7 @@ def run_benchmark(model_dir, *, image_root, benchmark=None, data=None, data_form
     max_new_tokens = max_new_tokens or config.generate.max_new_tokens
     jit_compile = config.train.jit_compile if jit_compile is None else jit_compile
     batch_size = batch_size or config.generate.batch_size
-    name = benchmark or os.path.splitext(os.path.basename(str(data)))[0]
+    name = benchmark or os.path.splitext(os.path.basename(str(data)))[0].replace(":", "_")
     prompt_template = "the dataset's own questions"
     if benchmark == "pope":
         from vit_tf.eval.pope import POPE_PROMPT, pope_items
@@ -124,10 +122,13 @@ def run_benchmark(model_dir, *, image_root, benchmark=None, data=None, data_form
             data = os.path.join(image_root, "test.json")
             data_format = "llava"
         records = _records_from_file(data, data_format, image_root, annotations, tokenizer,
-                                     config.data.max_text_length, skip_invalid, log)
+                                     config.data.max_text_length, skip_invalid, log,
+                                     tfds_data_dir)
         items = expand_turns(records)
         files = [str(data)] + ([str(annotations)] if annotations else [])
-        if data_format == "coco_captions":
+        if data_format == "tfds":
+            files = [f"tfds:{data} in {os.path.abspath(tfds_data_dir)}"]
+        if records and all("references" in r for r in records):  # made into caption prompts
             from vit_tf.data.sources.coco import CAPTION_PROMPT
 
             prompt_template = CAPTION_PROMPT
@@ -149,10 +150,12 @@ def run_benchmark(model_dir, *, image_root, benchmark=None, data=None, data_form
         "model": {"run": os.path.abspath(model_dir),
                   "file": os.path.abspath(latest_model_file(model_dir)),
                   "sha256": _sha256_file(latest_model_file(model_dir), {})},
-        "dataset": {"files": [os.path.abspath(f) for f in files], "format": (
-            "shapes world" if benchmark == "pope" else data_format),
+        "dataset": {
+            "files": [f if f.startswith("tfds:") else os.path.abspath(f) for f in files],
+            "format": "shapes world" if benchmark == "pope" else data_format,
             "n_items": len(items), "limit": limit, "seed": seed if benchmark == "pope" else None,
-            "sha256": dataset_sha256(items)},
+            "sha256": dataset_sha256(items),
+        },
         "prompt": {"chat_template": CHAT_TEMPLATE, "prompt_template": prompt_template,
                    "history": "ground truth"},
         "decoding": {"strategy": "greedy", "max_new_tokens": max_new_tokens,

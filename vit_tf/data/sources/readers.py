@@ -32,3 +32,25 @@ SOURCES.register("tfds")(read_tfds)
 def read_source(format, *args, **kwargs):
     """Read data in ``format`` (a name in ``SOURCES``) with that reader's arguments."""
     return SOURCES.get(format)(*args, **kwargs)
+
+
+def read_data_argument(format, data, image_root, *, annotations=None, tfds_data_dir=None,
+                       skip_invalid=False):
+    """Read what the command line names: ``--format F --data D --image-root R`` (+ extras).
+
+    ``vqa`` needs ``annotations`` (the answers file); ``tfds`` takes ``data`` as ``NAME:SPLIT``
+    (e.g. ``coco_captions:val``), reads it from ``tfds_data_dir`` and writes its images under
+    ``image_root``.
+    """
+    if format == "vqa":
+        if not annotations:
+            raise ValueError("--format vqa needs --annotations (the answers file)")
+        return read_vqa(data, annotations, image_root, skip_invalid=skip_invalid)
+    if format == "tfds":
+        name, _, split = str(data).partition(":")
+        if not (name and split and tfds_data_dir):
+            raise ValueError(f"--format tfds needs --data NAME:SPLIT (got {data!r}) and "
+                             "--tfds-data-dir")
+        return read_tfds(name, split, data_dir=tfds_data_dir, image_dir=image_root,
+                         skip_invalid=skip_invalid)
+    return read_source(format, data, image_root, skip_invalid=skip_invalid)
