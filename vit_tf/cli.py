@@ -3,9 +3,11 @@
     vit-tf data shapes    --out DIR --train N --test M --seed S
     vit-tf data validate  DATA --image-root DIR
     vit-tf data inspect   DATA --image-root DIR [--model RUN] [--limit N]
+    vit-tf data shard     --data DATA --image-root DIR --out DIR --shards N [--format F]
     vit-tf train          --data DATA --image-root DIR --out RUN [--experiment NAME] [--set k=v ...]
     vit-tf generate       --model RUN --image IMG --prompt "..."
-    vit-tf eval           --model RUN --data DATA --image-root DIR [--out DIR]
+    vit-tf eval           --model RUN (--benchmark shapes|pope | --data FILE [--format F]) --image-root DIR
+    vit-tf compare        RUN_A RUN_B ...
     vit-tf quickstart     [--out DIR]
 
 Bad input ends with ``error: ...`` naming the file, record id and field, and exit status 2
@@ -51,8 +53,19 @@ def build_parser():
             p.add_argument("--limit", type=int, default=3)
             p.add_argument("--ids", nargs="*", default=None, help="record ids to show")
 
+    p = dsub.add_parser("shard", help="validate a dataset and write it as TFRecord shards")
+    p.add_argument("--data", required=True, help="the data file")
+    p.add_argument("--format", default="llava", help="llava, coco_captions, vqa or tfds")
+    p.add_argument("--annotations", default=None, help="the answers file for --format vqa")
+    p.add_argument("--tfds-data-dir", default=None, help="tfds data_dir for --format tfds "
+                   "(--data NAME:SPLIT; images are written under --image-root)")
+    p.add_argument("--image-root", required=True)
+    p.add_argument("--out", required=True, help="an empty folder for the shards")
+    p.add_argument("--shards", type=int, required=True, help="number of shard files")
+    p.add_argument("--skip-invalid", action="store_true")
+
     p = sub.add_parser("train", help="train a model on LLaVA-format data")
-    p.add_argument("--data", help="LLaVA JSON (not needed with --resume)")
+    p.add_argument("--data", help="LLaVA JSON or a shard folder (not needed with --resume)")
     p.add_argument("--image-root")
     p.add_argument("--out", required=True, help="run folder")
     p.add_argument("--resume", action="store_true", help="continue the run in --out")
@@ -68,13 +81,25 @@ def build_parser():
     p.add_argument("--prompt", required=True, action="append", help="one per --image (or one for all)")
     p.add_argument("--max-new-tokens", type=int, default=None)
 
-    p = sub.add_parser("eval", help="evaluate a model: predictions, metrics, table")
+    p = sub.add_parser("eval", help="evaluate a model on a benchmark or a data file")
     p.add_argument("--model", required=True, help="run folder")
-    p.add_argument("--data", required=True)
+    p.add_argument("--benchmark", default=None, help="shapes or pope (questions from the "
+                   "shapes world in --image-root)")
+    p.add_argument("--data", default=None, help="a data file instead of a benchmark")
+    p.add_argument("--format", default="llava", help="format of --data: llava, coco_captions, "
+                   "vqa, tfds (default llava)")
+    p.add_argument("--annotations", default=None, help="the answers file for --format vqa")
+    p.add_argument("--tfds-data-dir", default=None, help="tfds data_dir for --format tfds "
+                   "(--data NAME:SPLIT; images are written under --image-root)")
     p.add_argument("--image-root", required=True)
-    p.add_argument("--out", default=None, help="default: RUN/eval")
-    p.add_argument("--limit", type=int, default=None, help="evaluate the first N records only")
+    p.add_argument("--out", default=None, help="default: RUN/eval/<benchmark or data name>")
+    p.add_argument("--limit", type=int, default=None, help="evaluate the first N items only")
+    p.add_argument("--seed", type=int, default=0, help="seed of the POPE question draw")
+    p.add_argument("--max-new-tokens", type=int, default=None)
     p.add_argument("--skip-invalid", action="store_true")
+
+    p = sub.add_parser("compare", help="print the metrics of several runs side by side")
+    p.add_argument("runs", nargs="+", help="run folders, eval folders or metrics.json files")
 
     p = sub.add_parser("quickstart", help="shapes world -> train -> evaluate, end to end")
     p.add_argument("--out", default="quickstart_out")

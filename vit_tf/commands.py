@@ -13,8 +13,25 @@ def _log(msg):
 
 
 def cmd_data(args):
-    return {"shapes": data_shapes, "validate": data_validate, "inspect": data_inspect}[
-        args.data_command](args)
+    return {"shapes": data_shapes, "validate": data_validate, "inspect": data_inspect,
+            "shard": data_shard}[args.data_command](args)
+
+
+def data_shard(args):
+    from vit_tf.data.shards import write_shards
+    from vit_tf.data.sources.readers import read_data_argument
+
+    data = read_data_argument(args.format, args.data, args.image_root,
+                              annotations=args.annotations, tfds_data_dir=args.tfds_data_dir,
+                              skip_invalid=args.skip_invalid)
+    if data.skipped:
+        _log(f"skipped {data.skipped} of {data.report.n_records} records: "
+             f"{data.report.summary()}")
+    manifest = write_shards(data.records, args.out, args.shards,
+                            source={"data": os.path.abspath(args.data), "format": args.format})
+    _log(f"{manifest['num_records']} records -> {manifest['num_shards']} shards in {args.out} "
+         f"(train with --data {args.out})")
+    return 0
 
 
 def data_shapes(args):
@@ -100,6 +117,7 @@ def _resolve_config(args):
 
 
 def cmd_train(args):
+    from vit_tf.data.shards import is_shard_source
     from vit_tf.training.train import train
 
     if args.resume:
@@ -109,12 +127,12 @@ def cmd_train(args):
 
         config = load_config(os.path.join(args.out, "config.json"))
     else:
-        if not (args.data and args.image_root):
+        if not (args.data and (args.image_root or is_shard_source(args.data))):
             raise ValueError("train needs --data and --image-root (or --resume)")
         config = _resolve_config(args)
     if args.skip_invalid:
         config.data.skip_invalid = True
-    if args.resume and not (args.data and args.image_root):
+    if args.resume and not (args.data and (args.image_root or is_shard_source(args.data))):
         raise ValueError("--resume needs the same --data and --image-root as the first run")
     summary = train(config, args.data, args.image_root, args.out, resume=args.resume, log=_log,
                     val_json=args.val_data, val_image_root=args.val_image_root)
@@ -165,7 +183,23 @@ def run_eval(model_dir, data, image_root, out, limit=None, skip_invalid=False):
 
 
 def cmd_eval(args):
-    run_eval(args.model, args.data, args.image_root, args.out, args.limit, args.skip_invalid)
+    from vit_tf.eval.harness import run_benchmark
+
+    out = args.out
+    if out is None and args.benchmark is None and args.format == "llava":
+        out = os.path.join(args.model, "eval")  # where quickstart and earlier versions wrote
+    run_benchmark(args.model, image_root=args.image_root, benchmark=args.benchmark,
+                  data=args.data, data_format=args.format, annotations=args.annotations,
+                  tfds_data_dir=args.tfds_data_dir,
+                  out=out, limit=args.limit, seed=args.seed, skip_invalid=args.skip_invalid,
+                  max_new_tokens=args.max_new_tokens, log=_log)
+    return 0
+
+
+def cmd_compare(args):
+    from vit_tf.eval.harness import compare_runs
+
+    print(compare_runs(args.runs))
     return 0
 
 

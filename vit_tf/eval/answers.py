@@ -64,3 +64,41 @@ def normalize_answer(text: str) -> str:
 def exact_match(prediction: str, reference: str) -> float:
     """1.0 if the two answers are equal after :func:`normalize_answer`, else 0.0."""
     return float(normalize_answer(prediction) == normalize_answer(reference))
+
+
+def vqa_accuracy(prediction: str, answers) -> float:
+    """VQA soft accuracy of one prediction against the human answers to its question.
+
+    The official metric (``vqaEval.py`` of github.com/GT-Vision-Lab/VQA): for each of the n
+    human answers, leave it out and score ``min(#remaining humans who gave the prediction / 3,
+    1)``; average the n scores. With the standard 10 answers this is the mean over the 10
+    subsets of 9, and depends only on m, the number of humans matching the prediction:
+    m=0 -> 0, m=1 -> 0.3, m=2 -> 0.6, m=3 -> 0.9, m>=4 -> 1. Answers are compared after
+    :func:`normalize_answer` (both sides; see the module notes for how that differs from the
+    script). At least two answers are needed: with one, every leave-one-out subset is empty and
+    the metric is 0 whatever the prediction, so that raises rather than mislead.
+
+    Example:
+        >>> vqa_accuracy("Two", ["2", "2", "two", "3", "2", "2", "2", "2", "2", "2"])
+        1.0
+        >>> vqa_accuracy("3", ["2", "2", "two", "3", "2", "2", "2", "2", "2", "2"])
+        0.3
+    """
+    if isinstance(answers, str) or len(answers) < 2:
+        raise ValueError(f"VQA accuracy needs a list of at least 2 human answers, got {answers!r}")
+    predicted = normalize_answer(prediction)
+    matches = sum(normalize_answer(answer) == predicted for answer in answers)
+    total = 0.0
+    for answer in answers:
+        left_out_matches = normalize_answer(answer) == predicted
+        total += min((matches - left_out_matches) / 3.0, 1.0)
+    return round(total / len(answers), 12)
+
+
+def mean_vqa_accuracy(predictions, answer_lists) -> float:
+    """Mean :func:`vqa_accuracy` over questions (the number VQA papers report, in [0, 1])."""
+    if len(predictions) != len(answer_lists):
+        raise ValueError(f"{len(predictions)} predictions but {len(answer_lists)} answer lists")
+    if not predictions:
+        raise ValueError("nothing to score: predictions is empty")
+    return sum(vqa_accuracy(p, a) for p, a in zip(predictions, answer_lists)) / len(predictions)

@@ -5,7 +5,9 @@ Every assistant turn is one evaluation item, answered with the ground-truth hist
 
     exact match   VQA answer normalisation (case, punctuation, articles, number words)
     majority      the same split's most common normalised answer of that category, as a baseline
-    BLEU-4, CIDEr-D  for free-form categories (mean reference length > 3 words)
+    BLEU-4, CIDEr-D, ROUGE-L  for free-form categories (mean reference length > 3 words),
+                  against every reference caption when the record carries ``references``
+    VQA accuracy  soft accuracy over the human ``answers`` when the record carries them (VQA)
 
 "overall" accuracy and baseline cover the short-answer categories only (captions are judged by
 BLEU-4 / CIDEr-D, where exact match means little).
@@ -18,19 +20,33 @@ import os
 import numpy as np
 
 from vit_tf.data.pipeline import load_image
-from vit_tf.eval.metrics import cider_d, corpus_bleu, exact_match, normalize_answer
+from vit_tf.eval.metrics import (
+    cider_d,
+    corpus_bleu,
+    exact_match,
+    normalize_answer,
+    rouge_l,
+    vqa_accuracy,
+)
 from vit_tf.inference.generate import Generator
 
 FREE_FORM_MIN_WORDS = 3
 
 
 def expand_turns(records):
-    """One item per assistant turn: prompt = the conversation up to that turn's question."""
+    """One item per assistant turn: prompt = the conversation up to that turn's question.
+
+    A record's ``answers`` (VQA human answers) and ``references`` (all captions) belong to its
+    last answer and are copied onto that turn's item.
+    """
     items = []
     for r in records:
         conv = r["conversations"]
         for k in range(1, len(conv), 2):
+            extra = {key: r[key] for key in ("answers", "references")
+                     if key in r and k == len(conv) - 1}
             items.append({
+                **extra,
                 "id": f"{r['id']}#{k // 2}",
                 "record_id": r["id"],
                 "turn": k // 2,
@@ -64,6 +80,8 @@ def score(items):
     by_cat = collections.defaultdict(list)
     for it in items:
         it["correct"] = exact_match(it["prediction"], it["reference"])
+        if len(it.get("answers", ())) >= 2:
+            it["vqa_accuracy"] = vqa_accuracy(it["prediction"], it["answers"])
         by_cat[it["category"]].append(it)
     categories = {}
     short_total = short_correct = short_baseline = 0
@@ -76,11 +94,15 @@ def score(items):
         mean_words = float(np.mean([len(it["reference"].split()) for it in group]))
         row = {"n": len(group), "exact_match": accuracy, "majority_baseline": baseline,
                "majority_answer": majority, "free_form": mean_words > FREE_FORM_MIN_WORDS}
+        with_answers = [it["vqa_accuracy"] for it in group if "vqa_accuracy" in it]
+        if with_answers:
+            row["vqa_accuracy"] = float(np.mean(with_answers))
         if row["free_form"]:
             preds = [it["prediction"] for it in group]
-            refs = [[it["reference"]] for it in group]
+            refs = [it.get("references") or [it["reference"]] for it in group]
             row["bleu4"] = corpus_bleu(preds, refs)
             row["cider_d"] = cider_d(preds, refs) if len(group) > 1 else None
+            row["rouge_l"] = rouge_l(preds, refs)
         else:
             short_total += len(group)
             short_correct += accuracy * len(group)
@@ -101,12 +123,14 @@ def format_table(metrics):
     def num(x, scale=1.0):
         return "   -  " if x is None else f"{scale * x:6.2f}"
 
-    lines = [f"{'category':<14} {'n':>6} {'exact%':>7} {'major%':>7} {'BLEU-4':>7} {'CIDEr-D':>7}"]
+    lines = [f"{'category':<14} {'n':>6} {'exact%':>7} {'major%':>7} {'BLEU-4':>7} {'CIDEr-D':>7}"
+             f" {'ROUGE-L':>7} {'VQA%':>6}"]
     for name, row in metrics["categories"].items():
         lines.append(
             f"{name:<14} {row['n']:>6} {pct(row['exact_match']):>7} "
             f"{pct(row['majority_baseline']):>7} {num(row.get('bleu4')):>7} "
-            f"{num(row.get('cider_d')):>7}"
+            f"{num(row.get('cider_d')):>7} {num(row.get('rouge_l')):>7} "
+            f"{pct(row.get('vqa_accuracy')):>6}"
         )
     o = metrics["overall"]
     lines.append(f"{'overall (short)':<14} {o['n']:>5} {pct(o['exact_match']):>7} "

@@ -1,8 +1,9 @@
 """Evaluation metrics in one import: VQA answer matching and COCO caption scores.
 
 Pure Python (no TensorFlow), so metrics can be computed and tested anywhere. The definitions
-live in :mod:`vit_tf.eval.answers` (VQA normalisation, exact match) and
-:mod:`vit_tf.eval.captions` (tokenisation, BLEU, CIDEr-D); both document how they relate to the
+live in :mod:`vit_tf.eval.answers` (VQA normalisation, exact match, VQA soft accuracy),
+:mod:`vit_tf.eval.captions` (tokenisation, BLEU, CIDEr-D) and :mod:`vit_tf.eval.rouge`
+(ROUGE-L); each documents how they relate to the
 reference implementations whose numbers papers report.
 
 Example:
@@ -11,7 +12,7 @@ Example:
     1.0
 """
 
-from vit_tf.eval.answers import exact_match, normalize_answer
+from vit_tf.eval.answers import exact_match, mean_vqa_accuracy, normalize_answer, vqa_accuracy
 from vit_tf.eval.captions import (
     bleu_scores,
     cider_d,
@@ -19,6 +20,7 @@ from vit_tf.eval.captions import (
     corpus_bleu,
     tokenize_caption,
 )
+from vit_tf.eval.rouge import rouge_l, rouge_l_scores
 
 __all__ = [
     "bleu_scores",
@@ -26,6 +28,10 @@ __all__ = [
     "cider_d_scores",
     "corpus_bleu",
     "exact_match",
+    "mean_vqa_accuracy",
     "normalize_answer",
+    "rouge_l",
+    "rouge_l_scores",
     "tokenize_caption",
+    "vqa_accuracy",
 ]

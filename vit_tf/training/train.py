@@ -1,4 +1,4 @@
-"""``train``: LLaVA JSON + image root + config -> a run folder with a trained model.
+"""``train``: LLaVA JSON + image root (or a TFRecord shard folder) + config -> a trained run.
 
 Example:
     >>> from vit_tf.config import load_experiment
@@ -8,6 +8,7 @@ Example:
 import json
 import os
 import time
+from functools import partial
 
 import keras
 import numpy as np
@@ -15,6 +16,8 @@ import numpy as np
 from vit_tf.config import save_config, load_config, to_dict
 from vit_tf.data.pipeline import cached_image_bytes, encode_records, make_dataset
 from vit_tf.data.prepare import prepare_records
+from vit_tf.data.shards import is_shard_source
+from vit_tf.data.shards_train import extract_images, prepare_shard_records, shard_training_data
 from vit_tf.data.tokenizer import load_tokenizer, save_tokenizer, special_ids
 from vit_tf.models.factory import build_model
 from vit_tf.models.vlm import count_params
@@ -29,6 +32,24 @@ def _split(records, fraction, seed):
     order = np.random.default_rng(seed).permutation(len(records))
     n_val = max(1, int(round(fraction * len(records))))
     return [records[i] for i in order[n_val:]], [records[i] for i in order[:n_val]]
+
+
+def _in_memory_data(train_ex, val_records, tokenizer, d, seed, log):
+    """(train, validation or None) datasets from encoded examples and image files."""
+    cache = d.cache_images
+    if cache and cached_image_bytes(train_ex, d.image_size) > d.cache_images_max_gb * 2**30:
+        log(f"decoded images would take {cached_image_bytes(train_ex, d.image_size) / 2**30:.1f} "
+            f"GiB > data.cache_images_max_gb={d.cache_images_max_gb}; streaming them from disk")
+        cache = False
+    # Repeated, full batches only: every step has one of a few XLA shapes, and an "epoch" is a
+    # fixed number of steps (the data position simply carries on into the next one).
+    train_ds = make_dataset(train_ex, d.image_size, d.batch_size, shuffle=True, seed=seed,
+                            repeat=True, drop_remainder=True, cache_images=cache)
+    val_ds = None
+    if val_records:
+        val_ds = make_dataset(encode_records(val_records, tokenizer, d.max_text_length),
+                              d.image_size, d.batch_size)
+    return train_ds, val_ds
 
 
 def _answer_accuracy(val_json, image_root, tokenizer, d):
@@ -63,8 +84,10 @@ def train(config, data_json, image_root, out, resume=False, log=print, val_json=
 
     d = config.data
     tokenizer = load_tokenizer(p["tokenizer"]) if resume else None
-    records, tokenizer, report = prepare_records(
-        data_json, image_root, max_text_length=d.max_text_length, tokenizer=tokenizer,
+    prepare = prepare_shard_records if is_shard_source(data_json) else partial(
+        prepare_records, image_root=image_root)
+    records, tokenizer, report = prepare(
+        data_json, max_text_length=d.max_text_length, tokenizer=tokenizer,
         vocabulary_size=d.vocabulary_size, skip_invalid=d.skip_invalid,
     )
     with open(p["report"], "w") as f:
@@ -77,21 +100,14 @@ def train(config, data_json, image_root, out, resume=False, log=print, val_json=
         save_tokenizer(tokenizer, p["tokenizer"])
 
     train_records, val_records = _split(records, d.validation_fraction, config.train.seed)
-    train_ex = encode_records(train_records, tokenizer, d.max_text_length)
-    # Repeated, full batches only: every step has one of a few XLA shapes, and an "epoch" is a
-    # fixed number of steps (the data position simply carries on into the next one).
-    cache = d.cache_images
-    if cache and cached_image_bytes(train_ex, d.image_size) > d.cache_images_max_gb * 2**30:
-        log(f"decoded images would take {cached_image_bytes(train_ex, d.image_size) / 2**30:.1f} "
-            f"GiB > data.cache_images_max_gb={d.cache_images_max_gb}; streaming them from disk")
-        cache = False
-    train_ds = make_dataset(train_ex, d.image_size, d.batch_size, shuffle=True,
-                            seed=config.train.seed, repeat=True, drop_remainder=True,
-                            cache_images=cache)
-    val_ds = None
-    if val_records:
-        val_ds = make_dataset(encode_records(val_records, tokenizer, d.max_text_length),
-                              d.image_size, d.batch_size)
+    if is_shard_source(data_json):  # streamed from TFRecord shards (vit_tf.data.shards)
+        train_ex = train_records
+        train_ds, val_ds = shard_training_data(data_json, tokenizer, d, train_records,
+                                               val_records, config.train.seed)
+    else:
+        train_ex = encode_records(train_records, tokenizer, d.max_text_length)
+        train_ds, val_ds = _in_memory_data(train_ex, val_records, tokenizer, d, config.train.seed,
+                                           log)
     steps = config.train.steps_per_epoch or max(len(train_ex) // d.batch_size, 1)
     total_steps = steps * config.train.epochs
 
@@ -111,6 +127,9 @@ def train(config, data_json, image_root, out, resume=False, log=print, val_json=
     n_samples = config.train.num_samples_to_log
     if n_samples:
         sample_records = (val_records or train_records)[:n_samples]
+        if is_shard_source(data_json):
+            sample_records = extract_images(data_json, [dict(r) for r in sample_records],
+                                            os.path.join(p["logs"], "sample_images"))
         callbacks.append(SampleAnswers(sample_records, tokenizer, d.image_size,
                                        os.path.join(p["logs"], "samples")))
     callbacks.append(keras.callbacks.TensorBoard(p["logs"], update_freq=50))

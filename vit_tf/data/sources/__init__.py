@@ -1,7 +1,9 @@
 """Dataset readers: read a source, check every record, report every problem at once.
 
-``read_llava`` reads the one documented format (LLaVA JSON plus an image folder); the
-validation types are shared by all readers.
+``read_llava`` reads the one documented format (LLaVA JSON plus an image folder);
+``read_coco_captions``, ``read_vqa`` and ``read_tfds`` turn other formats into the same records,
+validated the same way, and ``read_source(format, ...)`` picks a reader by name. The validation
+types are shared by all readers.
 """
 
 from vit_tf.data.sources.llava import (
@@ -10,6 +12,13 @@ from vit_tf.data.sources.llava import (
     load_image_rgb,
     read_llava,
     validate_record,
+)
+from vit_tf.data.sources.readers import (
+    SOURCES,
+    read_coco_captions,
+    read_source,
+    read_tfds,
+    read_vqa,
 )
 from vit_tf.data.sources.validation import (
     ACCEPTED_IMAGE_FORMATS,
@@ -25,9 +34,14 @@ __all__ = [
     "IMAGE_TOKEN",
     "LlavaDataset",
     "Problem",
+    "SOURCES",
     "ValidationReport",
     "check_image_file",
     "load_image_rgb",
+    "read_coco_captions",
     "read_llava",
+    "read_source",
+    "read_tfds",
+    "read_vqa",
     "validate_record",
 ]
