@@ -25,6 +25,21 @@ def _add_train_args(p):
                    help="override a config value, e.g. --set train.epochs=3 (repeatable)")
 
 
+def add_decoding_args(p):
+    """Decoding flags; each overrides the run's ``generate.*`` config when given."""
+    p.add_argument("--strategy", choices=("greedy", "beam", "top_k", "top_p"), default=None)
+    p.add_argument("--num-beams", type=int, default=None)
+    p.add_argument("--top-k", type=int, default=None)
+    p.add_argument("--top-p", type=float, default=None)
+    p.add_argument("--temperature", type=float, default=None)
+    p.add_argument("--seed", type=int, default=None)
+    p.add_argument("--stop", dest="stop_tokens", default=None,
+                   help="extra comma-separated stop tokens (<|end|> always stops)")
+    p.add_argument("--no-cache", action="store_true", help="recompute the whole sequence each step")
+    p.add_argument("--no-xla", action="store_true", help="do not XLA-compile the decoding loop")
+    p.add_argument("--stream", action="store_true", help="print tokens as they are produced")
+
+
 def build_parser():
     parser = argparse.ArgumentParser(prog="vit-tf", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -65,6 +80,7 @@ def build_parser():
     p.add_argument("--image", required=True, action="append", help="repeat for a batch")
     p.add_argument("--prompt", required=True, action="append", help="one per --image (or one for all)")
     p.add_argument("--max-new-tokens", type=int, default=None)
+    add_decoding_args(p)
 
     p = sub.add_parser("eval", help="evaluate a model: predictions, metrics, table")
     p.add_argument("--model", required=True, help="run folder")

@@ -135,11 +135,40 @@ def cmd_generate(args):
     for path in args.image:
         load_image_rgb(path)  # a clear error naming the file for a missing or corrupt image
         images.append(load_image(path, config.data.image_size).numpy())
-    generator = Generator(model, tokenizer, args.max_new_tokens or config.generate.max_new_tokens)
-    answers = generator.generate(np.stack(images), [[{"from": "human", "value": p}] for p in prompts])
+    generator = Generator.from_config(model, tokenizer, generate_config(args, config))
+    conversations = [[{"from": "human", "value": p}] for p in prompts]
+    if getattr(args, "stream", False):
+        answers = [""] * len(prompts)
+        for event in generator.stream(np.stack(images), conversations):
+            for i, delta in enumerate(event.text_deltas):
+                answers[i] += delta
+            if len(prompts) == 1 and event.text_deltas[0]:
+                print(event.text_deltas[0], end="", flush=True)
+        if len(prompts) == 1:
+            print()
+            return 0
+    else:
+        answers = generator.generate(np.stack(images), conversations)
     for answer in answers:
         print(answer)
     return 0
+
+
+def generate_config(args, config):
+    """The run's ``GenerateConfig`` with the decoding flags of ``args`` applied."""
+    import dataclasses
+
+    g = config.generate
+    flags = {"max_new_tokens": "max_new_tokens", "strategy": "strategy", "num_beams": "num_beams",
+             "top_k": "top_k", "top_p": "top_p", "temperature": "temperature", "seed": "seed",
+             "stop_tokens": "stop_tokens"}
+    changes = {field: getattr(args, flag) for flag, field in flags.items()
+               if getattr(args, flag, None) is not None}
+    if getattr(args, "no_cache", False):
+        changes["use_cache"] = False
+    if getattr(args, "no_xla", False):
+        changes["jit_compile"] = False
+    return dataclasses.replace(g, **changes)
 
 
 def run_eval(model_dir, data, image_root, out, limit=None, skip_invalid=False):
