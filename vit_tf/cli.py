@@ -5,6 +5,7 @@
     vit-tf data inspect   DATA --image-root DIR [--model RUN] [--limit N]
     vit-tf train          --data DATA --image-root DIR --out RUN [--experiment NAME] [--set k=v ...]
     vit-tf generate       --model RUN --image IMG --prompt "..."
+    vit-tf export         --model RUN --out DIR
     vit-tf eval           --model RUN --data DATA --image-root DIR [--out DIR]
     vit-tf quickstart     [--out DIR]
 
@@ -81,6 +82,10 @@ def build_parser():
     p.add_argument("--prompt", required=True, action="append", help="one per --image (or one for all)")
     p.add_argument("--max-new-tokens", type=int, default=None)
     add_decoding_args(p)
+
+    p = sub.add_parser("export", help="write a SavedModel that serves text from image bytes")
+    p.add_argument("--model", required=True, help="run folder")
+    p.add_argument("--out", required=True, help="SavedModel folder (must not exist)")
 
     p = sub.add_parser("eval", help="evaluate a model: predictions, metrics, table")
     p.add_argument("--model", required=True, help="run folder")

@@ -171,6 +171,16 @@ def generate_config(args, config):
     return dataclasses.replace(g, **changes)
 
 
+def cmd_export(args):
+    from vit_tf.export.saved_model import SIGNATURE, export_run
+
+    out = export_run(args.model, args.out)
+    _log(f"SavedModel: {out} (signature {SIGNATURE!r}: images (batch,) bytes, prompts (batch,) "
+         "string, max_new_tokens () int32 -> text, num_tokens)")
+    _log(f"inspect: saved_model_cli show --dir {out} --tag_set serve --signature_def {SIGNATURE}")
+    return 0
+
+
 def run_eval(model_dir, data, image_root, out, limit=None, skip_invalid=False):
     from vit_tf.data.prepare import prepare_records
     from vit_tf.eval.evaluate import evaluate, format_table
