@@ -5,6 +5,7 @@
     vit-tf data inspect   DATA --image-root DIR [--model RUN] [--limit N]
     vit-tf train          --data DATA --image-root DIR --out RUN [--experiment NAME] [--set k=v ...]
     vit-tf generate       --model RUN --image IMG --prompt "..."
+    vit-tf chat           --model RUN --image IMG
     vit-tf export         --model RUN --out DIR
     vit-tf eval           --model RUN --data DATA --image-root DIR [--out DIR]
     vit-tf quickstart     [--out DIR]
@@ -80,6 +81,12 @@ def build_parser():
     p.add_argument("--model", required=True, help="run folder")
     p.add_argument("--image", required=True, action="append", help="repeat for a batch")
     p.add_argument("--prompt", required=True, action="append", help="one per --image (or one for all)")
+    p.add_argument("--max-new-tokens", type=int, default=None)
+    add_decoding_args(p)
+
+    p = sub.add_parser("chat", help="multi-turn chat about an image in the terminal")
+    p.add_argument("--model", required=True, help="run folder")
+    p.add_argument("--image", required=True)
     p.add_argument("--max-new-tokens", type=int, default=None)
     add_decoding_args(p)
 

@@ -171,6 +171,32 @@ def generate_config(args, config):
     return dataclasses.replace(g, **changes)
 
 
+def cmd_chat(args):
+    import sys
+
+    from vit_tf.inference.chat import ChatSession, image_loader, run_chat
+    from vit_tf.inference.generate import Generator
+    from vit_tf.training.run_dir import load_run
+
+    model, tokenizer, config = load_run(args.model)
+    generator = Generator.from_config(model, tokenizer, generate_config(args, config))
+    session = ChatSession(generator, image_loader(config.data.image_size), args.image)
+
+    def lines():
+        while True:
+            try:
+                yield input("you> ")
+            except EOFError:
+                return
+
+    def stream_write(piece):
+        sys.stdout.write(piece)
+        sys.stdout.flush()
+
+    run_chat(session, lines(), stream_write=stream_write)
+    return 0
+
+
 def cmd_export(args):
     from vit_tf.export.saved_model import SIGNATURE, export_run
 
