@@ -6,6 +6,7 @@
     vit-tf train          --data DATA --image-root DIR --out RUN [--experiment NAME] [--set k=v ...]
     vit-tf generate       --model RUN --image IMG --prompt "..."
     vit-tf chat           --model RUN --image IMG
+    vit-tf explain        --model RUN --image IMG --prompt "..." --out PNG
     vit-tf export         --model RUN --out DIR
     vit-tf eval           --model RUN --data DATA --image-root DIR [--out DIR]
     vit-tf quickstart     [--out DIR]
@@ -89,6 +90,13 @@ def build_parser():
     p.add_argument("--image", required=True)
     p.add_argument("--max-new-tokens", type=int, default=None)
     add_decoding_args(p)
+
+    p = sub.add_parser("explain", help="relevance of each image patch to each generated token (PNG)")
+    p.add_argument("--model", required=True, help="run folder")
+    p.add_argument("--image", required=True)
+    p.add_argument("--prompt", required=True)
+    p.add_argument("--out", required=True, help="PNG to write")
+    p.add_argument("--max-new-tokens", type=int, default=None)
 
     p = sub.add_parser("export", help="write a SavedModel that serves text from image bytes")
     p.add_argument("--model", required=True, help="run folder")

@@ -197,6 +197,27 @@ def cmd_chat(args):
     return 0
 
 
+def cmd_explain(args):
+    from vit_tf.inference.chat import image_loader
+    from vit_tf.inference.explain import explain, render_overlay
+    from vit_tf.training.run_dir import load_run
+
+    model, tokenizer, config = load_run(args.model)
+    image = image_loader(config.data.image_size)(args.image)
+    result = explain(model, tokenizer, image, args.prompt,
+                     args.max_new_tokens or config.generate.max_new_tokens)
+    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
+    render_overlay(result).save(args.out)
+    _log(f"answer: {result.answer}")
+    grid = result.relevance.shape[1]
+    for token, rel in zip(result.tokens, result.relevance):
+        row, col = divmod(int(rel.argmax()), grid)
+        _log(f"  {token:>14}: most relevant patch row {row}, column {col} "
+             f"({rel.max() / max(rel.sum(), 1e-12):.0%} of its relevance)")
+    _log(f"relevance maps (gradient x input, {result.patch_size}-pixel patches): {args.out}")
+    return 0
+
+
 def cmd_export(args):
     from vit_tf.export.saved_model import SIGNATURE, export_run
 
