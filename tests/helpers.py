@@ -157,17 +157,11 @@ def run_layer_test(layer, inputs, tmp_path, expected_output_shape=None):
 
 def write_tiny_run(run, seed=0, **overrides):
     """A run folder (config.json, tokenizer/, model.keras) of an untrained tiny model -> config."""
-    import os
-
-    from vit_tf.config import save_config
-    from vit_tf.data.tokenizer import save_tokenizer
+    from vit_tf.export.keras_file import save_run
     from vit_tf.models.factory import build_model
 
     config = tiny_config(**overrides)
-    os.makedirs(run, exist_ok=True)
     keras.utils.set_random_seed(seed)
     model = build_model(config, tiny_tokenizer().vocabulary_size())
-    save_config(config, os.path.join(run, "config.json"))
-    save_tokenizer(tiny_tokenizer(), os.path.join(run, "tokenizer"))
-    model.save(os.path.join(run, "model.keras"))
+    save_run(run, model, tiny_tokenizer(), config)
     return config
