@@ -90,3 +90,28 @@ def test_export_refuses_an_existing_folder(exported, capsys):
     run, saved, _, _ = exported
     assert main(["export", "--model", run, "--out", saved]) == 2
     assert "already exists" in capsys.readouterr().err
+
+
+def test_generate_cli_stream_and_decoding_flags(exported, capsys):
+    run, _, images, _ = exported
+    base = ["generate", "--model", run, "--image", images[0], "--prompt", PROMPTS[0],
+            "--max-new-tokens", "6", "--no-xla"]
+    assert main(base) == 0
+    greedy = capsys.readouterr().out
+    assert main(base + ["--stream"]) == 0
+    assert capsys.readouterr().out == greedy
+    assert main(base + ["--strategy", "beam", "--num-beams", "1"]) == 0
+    assert capsys.readouterr().out == greedy
+    assert main(base + ["--strategy", "top_p", "--top-p", "1.5"]) == 2
+    assert "generate.top_p must be in (0, 1]" in capsys.readouterr().err
+
+
+def test_chat_cli_reads_lines_until_quit(exported, capsys, monkeypatch):
+    import io
+
+    run, _, images, _ = exported
+    monkeypatch.setattr("sys.stdin", io.StringIO(f"{PROMPTS[0]}\n/image {images[1]}\n/quit\nnever\n"))
+    assert main(["chat", "--model", run, "--image", images[0], "--max-new-tokens", "4",
+                 "--no-xla"]) == 0
+    out = capsys.readouterr().out
+    assert "model: " in out and f"(image: {images[1]}; new conversation)" in out

@@ -37,10 +37,17 @@ def images():
     return np.random.default_rng(1).uniform(0, 255, (3, 16, 16, 3)).astype("float32")
 
 
+_GENERATORS = {}
+
+
 def _gen(model, strategy, use_cache=True, seed=0, **kwargs):
-    sampler = make_sampler(strategy, seed=seed, **{**STRATEGIES[strategy], **kwargs})
-    return Generator(model, tiny_tokenizer(), MAX_NEW_TOKENS, use_cache=use_cache,
-                     jit_compile=False, sampler=sampler)
+    """One Generator per setting, shared across tests (each traces its loop once)."""
+    key = (id(model), strategy, use_cache, seed, tuple(sorted(kwargs.items())))
+    if key not in _GENERATORS:
+        sampler = make_sampler(strategy, seed=seed, **{**STRATEGIES[strategy], **kwargs})
+        _GENERATORS[key] = Generator(model, tiny_tokenizer(), MAX_NEW_TOKENS, use_cache=use_cache,
+                                     jit_compile=False, sampler=sampler)
+    return _GENERATORS[key]
 
 
 @pytest.mark.parametrize("strategy", list(STRATEGIES))
