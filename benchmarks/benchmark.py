@@ -1,6 +1,6 @@
 """Throughput on this machine: training, generation (cache/XLA/batch/length), tf.data.
 
-    nice -n 19 python benchmarks/benchmark.py [--experiment default] [--repeats 3] [--quick]
+    nice -n 19 python benchmarks/benchmark.py [--experiment default] [--repeats 3] [--grid full]
 
 Prints a markdown table (and writes it with the raw numbers to --out, default
 benchmarks/results.md). The machine's load average (``uptime``) is recorded before and after:
@@ -39,6 +39,22 @@ from vit_tf.models.factory import build_model  # noqa: E402
 from vit_tf.training.optim import compile_model  # noqa: E402
 
 
+class Timer:
+    """Wall-clock and process CPU seconds (all threads) of a block.
+
+    On a shared machine the wall clock measures the share of the cores this process got; the
+    CPU time measures the work, so throughput per CPU-second is the steadier number.
+    """
+
+    def __enter__(self):
+        self.wall, self.cpu = time.perf_counter(), time.process_time()
+        return self
+
+    def __exit__(self, *exc):
+        self.wall = time.perf_counter() - self.wall
+        self.cpu = time.process_time() - self.cpu
+
+
 def uptime():
     return subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
 
@@ -58,10 +74,11 @@ def bench_data(config, records, tokenizer, batches):
                       repeat=True, drop_remainder=True)
     it = iter(ds)
     next(it)
-    start, n = time.perf_counter(), 0
-    for _ in range(batches):
-        n += int(next(it)[0]["images"].shape[0])
-    return n / (time.perf_counter() - start)
+    n = 0
+    with Timer() as t:
+        for _ in range(batches):
+            n += int(next(it)[0]["images"].shape[0])
+    return n / t.wall, n / t.cpu
 
 
 def bench_train(config, records, tokenizer, steps):
@@ -74,10 +91,10 @@ def bench_train(config, records, tokenizer, steps):
     tokens = 0
     for inputs, _, _ in ds.take(steps):
         tokens += int(np.asarray(inputs["padding_mask"]).sum())
-    start = time.perf_counter()
-    model.fit(ds, epochs=1, steps_per_epoch=steps, verbose=0)
-    seconds = time.perf_counter() - start
-    return steps * config.data.batch_size / seconds, tokens / seconds
+    with Timer() as t:
+        model.fit(ds, epochs=1, steps_per_epoch=steps, verbose=0)
+    examples = steps * config.data.batch_size
+    return (examples / t.wall, examples / t.cpu), (tokens / t.wall, tokens / t.cpu)
 
 
 def bench_generate(model, tokenizer, images, batch, new_tokens, use_cache, xla, repeats):
@@ -87,13 +104,15 @@ def bench_generate(model, tokenizer, images, batch, new_tokens, use_cache, xla, 
     prompts = [[{"from": "human", "value": "What objects are in this image? Describe each one."}]] * batch
     imgs = images[:batch]
     gen.generate_ids(imgs, prompts)  # compile / trace
-    times = []
+    walls, cpus = [], []
     for _ in range(repeats):
-        start = time.perf_counter()
-        out = gen.generate_ids(imgs, prompts)
-        times.append(time.perf_counter() - start)
+        with Timer() as t:
+            out = gen.generate_ids(imgs, prompts)
+        walls.append(t.wall)
+        cpus.append(t.cpu)
         assert all(len(ids) == new_tokens for ids in out), [len(i) for i in out]
-    return batch * new_tokens / statistics.median(times)
+    n = batch * new_tokens
+    return n / statistics.median(walls), n / statistics.median(cpus)
 
 
 def main(argv=None):
@@ -103,6 +122,9 @@ def main(argv=None):
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--train-steps", type=int, default=20)
     p.add_argument("--quick", action="store_true", help="fewer settings (a smoke run)")
+    p.add_argument("--grid", choices=("compact", "full"), default="compact",
+                   help="compact: vary one factor at a time around (cache, XLA, batch 1, 64 new); "
+                        "full: all 16 combinations")
     p.add_argument("--out", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "results.md"))
     args = p.parse_args(argv)
 
@@ -123,6 +145,10 @@ def main(argv=None):
                            for r in records[:8]])
         settings = [(c, x, b, n) for c in (True, False) for x in (True, False)
                     for b in (1, 8) for n in (16, 64)]
+        if args.grid == "compact":
+            settings = [(True, True, 1, 64), (False, True, 1, 64), (True, False, 1, 64),
+                        (True, True, 8, 64), (False, True, 8, 64), (True, True, 1, 16),
+                        (False, True, 1, 16)]
         if args.quick:
             settings = [(c, True, b, 16) for c in (True, False) for b in (1, 8)]
         gen = {}
@@ -131,25 +157,31 @@ def main(argv=None):
                 model, tokenizer, images, batch, new, cache, xla_, args.repeats)
             label = f"{'cache' if cache else 'no cache'}, {'XLA' if xla_ else 'no XLA'}, batch {batch}, {new} new"
             rows.append(("generation", label, "new tokens/s", v))
-            print(f"  {label}: {v:.1f} tokens/s", flush=True)
+            print(f"  {label}: {v[0]:.1f} tokens/s wall, {v[1]:.1f} per CPU-s", flush=True)
     load_after = uptime()
 
-    lines = ["| what | setting | unit | value |", "|---|---|---|---:|"]
-    lines += [f"| {a} | {b} | {c} | {v:,.1f} |" for a, b, c, v in rows]
+    lines = ["| what | setting | unit | per wall-clock second | per CPU second |", "|---|---|---|---:|---:|"]
+    lines += [f"| {a} | {b} | {c} | {v[0]:,.1f} | {v[1]:,.1f} |" for a, b, c, v in rows]
+
+    def ratio(a, b):
+        return f"{gen[a][0] / gen[b][0]:.1f}x wall, {gen[a][1] / gen[b][1]:.1f}x CPU"
+
     ratios = []
     for xla_ in (True, False):
         for b in (1, 8):
             for n in (16, 64):
                 if (True, xla_, b, n) in gen and (False, xla_, b, n) in gen:
                     ratios.append(f"cache / no cache ({'XLA' if xla_ else 'no XLA'}, batch {b}, {n} new): "
-                                  f"{gen[(True, xla_, b, n)] / gen[(False, xla_, b, n)]:.1f}x")
+                                  f"{ratio((True, xla_, b, n), (False, xla_, b, n))}")
+    if (True, True, 1, 64) in gen and (True, False, 1, 64) in gen:
+        ratios.append(f"XLA / no XLA (cache, batch 1, 64 new): {ratio((True, True, 1, 64), (True, False, 1, 64))}")
     for cache in (True, False):
         for xla_ in (True, False):
             for n in (16, 64):
                 if (cache, xla_, 8, n) in gen and (cache, xla_, 1, n) in gen:
                     ratios.append(f"batch 8 / batch 1 ({'cache' if cache else 'no cache'}, "
                                   f"{'XLA' if xla_ else 'no XLA'}, {n} new): "
-                                  f"{gen[(cache, xla_, 8, n)] / gen[(cache, xla_, 1, n)]:.1f}x")
+                                  f"{ratio((cache, xla_, 8, n), (cache, xla_, 1, n))}")
     text = "\n".join(lines + ["", *[f"- {r}" for r in ratios], "",
                               f"experiment `{args.experiment}` {' '.join(args.overrides)}",
                               f"load before: `{load_before}`", f"load after: `{load_after}`"])
