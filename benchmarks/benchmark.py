@@ -136,10 +136,13 @@ def main(argv=None):
         data, records, tokenizer = prepare(config, 60 if args.quick else 300, workdir)
         rows.append(("tf.data pipeline", "decode+resize+bucket+batch", "examples/s",
                      bench_data(config, records, tokenizer, 5 if args.quick else 30)))
+        print(f"  tf.data: {rows[-1][3][0]:.1f} examples/s wall, {rows[-1][3][1]:.1f} per CPU-s", flush=True)
         ex_s, tok_s = bench_train(config, records, tokenizer, 3 if args.quick else args.train_steps)
         xla = "XLA" if config.train.jit_compile else "no XLA"
         rows.append(("training", f"batch {config.data.batch_size}, {xla}", "examples/s", ex_s))
         rows.append(("training", f"batch {config.data.batch_size}, {xla}", "text tokens/s", tok_s))
+        print(f"  training: {ex_s[0]:.1f} examples/s wall ({ex_s[1]:.1f} per CPU-s), "
+              f"{tok_s[0]:.1f} tokens/s wall ({tok_s[1]:.1f} per CPU-s)", flush=True)
         model = build_model(config, tokenizer.vocabulary_size())
         images = np.stack([load_image(r["image_path"], config.data.image_size).numpy()
                            for r in records[:8]])
