@@ -153,3 +153,15 @@ def run_layer_test(layer, inputs, tmp_path, expected_output_shape=None):
     reloaded = keras.saving.load_model(path)
     np.testing.assert_array_equal(_to_numpy(reloaded(feed)), live)
     return output
+
+
+def write_tiny_run(run, seed=0, **overrides):
+    """A run folder (config.json, tokenizer/, model.keras) of an untrained tiny model -> config."""
+    from vit_tf.export.keras_file import save_run
+    from vit_tf.models.factory import build_model
+
+    config = tiny_config(**overrides)
+    keras.utils.set_random_seed(seed)
+    model = build_model(config, tiny_tokenizer().vocabulary_size())
+    save_run(run, model, tiny_tokenizer(), config)
+    return config

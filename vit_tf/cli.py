@@ -6,6 +6,9 @@
     vit-tf data shard     --data DATA --image-root DIR --out DIR --shards N [--format F]
     vit-tf train          --data DATA --image-root DIR --out RUN [--experiment NAME] [--set k=v ...]
     vit-tf generate       --model RUN --image IMG --prompt "..."
+    vit-tf chat           --model RUN --image IMG
+    vit-tf explain        --model RUN --image IMG --prompt "..." --out PNG
+    vit-tf export         --model RUN --out DIR
     vit-tf eval           --model RUN (--benchmark shapes|pope | --data FILE [--format F]) --image-root DIR
     vit-tf compare        RUN_A RUN_B ...
     vit-tf quickstart     [--out DIR]
@@ -25,6 +28,21 @@ def _add_train_args(p):
     p.add_argument("--experiment", default="default", help="experiments/<NAME>.py (default: default)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config value, e.g. --set train.epochs=3 (repeatable)")
+
+
+def add_decoding_args(p):
+    """Decoding flags; each overrides the run's ``generate.*`` config when given."""
+    p.add_argument("--strategy", choices=("greedy", "beam", "top_k", "top_p"), default=None)
+    p.add_argument("--num-beams", type=int, default=None)
+    p.add_argument("--top-k", type=int, default=None)
+    p.add_argument("--top-p", type=float, default=None)
+    p.add_argument("--temperature", type=float, default=None)
+    p.add_argument("--seed", type=int, default=None)
+    p.add_argument("--stop", dest="stop_tokens", default=None,
+                   help="extra comma-separated stop tokens (<|end|> always stops)")
+    p.add_argument("--no-cache", action="store_true", help="recompute the whole sequence each step")
+    p.add_argument("--no-xla", action="store_true", help="do not XLA-compile the decoding loop")
+    p.add_argument("--stream", action="store_true", help="print tokens as they are produced")
 
 
 def build_parser():
@@ -80,6 +98,24 @@ def build_parser():
     p.add_argument("--image", required=True, action="append", help="repeat for a batch")
     p.add_argument("--prompt", required=True, action="append", help="one per --image (or one for all)")
     p.add_argument("--max-new-tokens", type=int, default=None)
+    add_decoding_args(p)
+
+    p = sub.add_parser("chat", help="multi-turn chat about an image in the terminal")
+    p.add_argument("--model", required=True, help="run folder")
+    p.add_argument("--image", required=True)
+    p.add_argument("--max-new-tokens", type=int, default=None)
+    add_decoding_args(p)
+
+    p = sub.add_parser("explain", help="relevance of each image patch to each generated token (PNG)")
+    p.add_argument("--model", required=True, help="run folder")
+    p.add_argument("--image", required=True)
+    p.add_argument("--prompt", required=True)
+    p.add_argument("--out", required=True, help="PNG to write")
+    p.add_argument("--max-new-tokens", type=int, default=None)
+
+    p = sub.add_parser("export", help="write a SavedModel that serves text from image bytes")
+    p.add_argument("--model", required=True, help="run folder")
+    p.add_argument("--out", required=True, help="SavedModel folder (must not exist)")
 
     p = sub.add_parser("eval", help="evaluate a model on a benchmark or a data file")
     p.add_argument("--model", required=True, help="run folder")

@@ -154,10 +154,96 @@ def cmd_generate(args):
     for path in args.image:
         load_image_rgb(path)  # a clear error naming the file for a missing or corrupt image
         images.append(load_image(path, config.data.image_size).numpy())
-    generator = Generator(model, tokenizer, args.max_new_tokens or config.generate.max_new_tokens)
-    answers = generator.generate(np.stack(images), [[{"from": "human", "value": p}] for p in prompts])
+    generator = Generator.from_config(model, tokenizer, generate_config(args, config))
+    conversations = [[{"from": "human", "value": p}] for p in prompts]
+    if getattr(args, "stream", False):
+        answers = [""] * len(prompts)
+        for event in generator.stream(np.stack(images), conversations):
+            for i, delta in enumerate(event.text_deltas):
+                answers[i] += delta
+            if len(prompts) == 1 and event.text_deltas[0]:
+                print(event.text_deltas[0], end="", flush=True)
+        if len(prompts) == 1:
+            print()
+            return 0
+    else:
+        answers = generator.generate(np.stack(images), conversations)
     for answer in answers:
         print(answer)
+    return 0
+
+
+def generate_config(args, config):
+    """The run's ``GenerateConfig`` with the decoding flags of ``args`` applied."""
+    import dataclasses
+
+    g = config.generate
+    flags = {"max_new_tokens": "max_new_tokens", "strategy": "strategy", "num_beams": "num_beams",
+             "top_k": "top_k", "top_p": "top_p", "temperature": "temperature", "seed": "seed",
+             "stop_tokens": "stop_tokens"}
+    changes = {field: getattr(args, flag) for flag, field in flags.items()
+               if getattr(args, flag, None) is not None}
+    if getattr(args, "no_cache", False):
+        changes["use_cache"] = False
+    if getattr(args, "no_xla", False):
+        changes["jit_compile"] = False
+    return dataclasses.replace(g, **changes)
+
+
+def cmd_chat(args):
+    import sys
+
+    from vit_tf.inference.chat import ChatSession, image_loader, run_chat
+    from vit_tf.inference.generate import Generator
+    from vit_tf.training.run_dir import load_run
+
+    model, tokenizer, config = load_run(args.model)
+    generator = Generator.from_config(model, tokenizer, generate_config(args, config))
+    session = ChatSession(generator, image_loader(config.data.image_size), args.image)
+
+    def lines():
+        while True:
+            try:
+                yield input("you> ")
+            except EOFError:
+                return
+
+    def stream_write(piece):
+        sys.stdout.write(piece)
+        sys.stdout.flush()
+
+    run_chat(session, lines(), stream_write=stream_write)
+    return 0
+
+
+def cmd_explain(args):
+    from vit_tf.inference.chat import image_loader
+    from vit_tf.inference.explain import explain, render_overlay
+    from vit_tf.training.run_dir import load_run
+
+    model, tokenizer, config = load_run(args.model)
+    image = image_loader(config.data.image_size)(args.image)
+    result = explain(model, tokenizer, image, args.prompt,
+                     args.max_new_tokens or config.generate.max_new_tokens)
+    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
+    render_overlay(result).save(args.out)
+    _log(f"answer: {result.answer}")
+    grid = result.relevance.shape[1]
+    for token, rel in zip(result.tokens, result.relevance):
+        row, col = divmod(int(rel.argmax()), grid)
+        _log(f"  {token:>14}: most relevant patch row {row}, column {col} "
+             f"({rel.max() / max(rel.sum(), 1e-12):.0%} of its relevance)")
+    _log(f"relevance maps (gradient x input, {result.patch_size}-pixel patches): {args.out}")
+    return 0
+
+
+def cmd_export(args):
+    from vit_tf.export.saved_model import SIGNATURE, export_run
+
+    out = export_run(args.model, args.out)
+    _log(f"SavedModel: {out} (signature {SIGNATURE!r}: images (batch,) bytes, prompts (batch,) "
+         "string, max_new_tokens () int32 -> text, num_tokens)")
+    _log(f"inspect: saved_model_cli show --dir {out} --tag_set serve --signature_def {SIGNATURE}")
     return 0
 
 

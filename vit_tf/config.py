@@ -89,6 +89,15 @@ class TrainConfig:
 class GenerateConfig:
     max_new_tokens: int = 48
     batch_size: int = 64
+    strategy: str = "greedy"          # greedy | beam | top_k | top_p (vit_tf.inference.samplers)
+    num_beams: int = 4                # beam search width
+    top_k: int = 10                   # top_k: sample among the k most likely tokens
+    top_p: float = 0.9                # top_p: smallest set of tokens with this much probability
+    temperature: float = 1.0          # logits are divided by it before the softmax
+    seed: int = 0                     # sampling seed; each generate call restarts from it
+    stop_tokens: str = ""             # extra comma-separated stop tokens (<|end|> always stops)
+    use_cache: bool = True            # KV-cached decoding
+    jit_compile: bool = True          # XLA-compile the decoding loop
 
 
 @dataclass

@@ -1,22 +1,32 @@
-"""Batched, compiled, KV-cached generation.
+"""Batched and streaming, KV-cached generation with every decoding strategy.
 
-The decoding loop is keras-hub's sampler (``keras_hub.samplers``): it writes each new token into
-a right-padded prompt buffer, keeps prompt tokens where the prompt mask is set, and stops when
-every row has produced ``<|end|>``. We supply ``next(prompt, cache, index)``, which returns the
-logits for text position ``index`` from the token at ``index - 1``:
+The decoding loop is keras-hub's sampler (``keras_hub.samplers``, chosen by
+``vit_tf.inference.samplers.make_sampler``): it writes each new token into a right-padded prompt
+buffer, keeps prompt tokens where the prompt mask is set, and stops when every row has produced
+a stop token (``<|end|>`` plus ``stop_tokens``). We supply ``next(prompt, cache, index)``, which
+returns the logits for text position ``index`` from the token at ``index - 1``:
 
     cached:   one token through the decoder, reading/writing the KV cache (prefilled once with
               the image tokens and the prompt);
     uncached: the whole sequence through the decoder every step (the reference the cache is
               tested against).
 
+``generate`` runs the whole loop as one (optionally XLA-compiled) graph; ``stream`` runs the
+same steps one at a time and yields each token as it is produced (greedy, top-k, top-p; with a
+fixed seed it gives exactly the tokens ``generate`` gives). Beam search ranks whole sequences,
+so it is batched only; rows are grouped by prompt length because keras-hub's beam sampler would
+score the prompt tokens of longer prompts as if they were choices.
+
 Example:
-    >>> gen = Generator(model, tokenizer, max_new_tokens=16)
+    >>> gen = Generator(model, tokenizer, max_new_tokens=16, sampler="top_p")
     >>> gen.generate(images, [[{"from": "human", "value": "What colour is the circle?"}]])
     ['red']
+    >>> for event in gen.stream(images[:1], [[{"from": "human", "value": "Describe it."}]]):
+    ...     print(event.text_deltas[0], end="", flush=True)
 """
 
 import re
+from dataclasses import dataclass
 
 import keras_hub
 import numpy as np
@@ -26,12 +36,29 @@ from keras import ops
 from vit_tf.data.pipeline import round_up
 from vit_tf.data.template import prompt_segments
 from vit_tf.data.tokenizer import SegmentEncoder
+from vit_tf.inference.samplers import freeze_finished, make_sampler, reset_seed, sampler_from_config
+from vit_tf.inference.samplers import stop_token_ids as _stop_token_ids
 
 _SPACE_BEFORE_PUNCT = re.compile(r"\s+([.,!?;:])")
 
 
+@dataclass
+class StreamEvent:
+    """One decoding step of ``Generator.stream`` (one entry per batch row).
+
+    token_ids:   the new token of each row, or None (row still in its prompt, or finished)
+    text_deltas: text to append to each row's answer ("" when nothing new)
+    done:        the row has stopped (stop token or ``max_new_tokens``)
+    """
+
+    step: int
+    token_ids: list
+    text_deltas: list
+    done: list
+
+
 class Generator:
-    """Greedy (or any keras-hub sampler) generation for a ``VisionLanguageModel``.
+    """Generation for a ``VisionLanguageModel`` with any keras-hub sampler.
 
     Args:
         model: a ``VisionLanguageModel``.
@@ -39,48 +66,94 @@ class Generator:
         max_new_tokens: tokens generated at most per answer.
         use_cache: KV-cached decoding (default) or full recomputation each step.
         jit_compile: compile the whole loop with XLA.
-        sampler: a keras-hub sampler name or instance ("greedy" by default).
+        sampler: a strategy name ("greedy", "beam", "top_k", "top_p") or a keras-hub sampler.
+        stop_tokens: extra stop tokens (vocabulary entries or ids); ``<|end|>`` always stops.
     """
 
     def __init__(self, model, tokenizer, max_new_tokens=48, use_cache=True, jit_compile=True,
-                 sampler="greedy"):
+                 sampler="greedy", stop_tokens=()):
         self.model = model
         self.tokenizer = tokenizer
         self.max_new_tokens = max_new_tokens
         self.use_cache = use_cache
         self.encoder = SegmentEncoder(tokenizer)
-        self.sampler = keras_hub.samplers.get(sampler)
+        self.sampler = make_sampler(sampler) if isinstance(sampler, str) else sampler
+        self.stop_ids = _stop_token_ids(tokenizer, self.encoder.end_id, stop_tokens)
         self.max_text_length = model.decoder.max_sequence_length - model.num_image_tokens
         self._compiled = tf.function(self._generate_ids, jit_compile=jit_compile, reduce_retracing=True)
+        self._prefill = tf.function(self._start, jit_compile=jit_compile, reduce_retracing=True)
+        self._step = tf.function(self._one_step, jit_compile=jit_compile, reduce_retracing=True)
 
-    def _next_cached(self, images, token_ids):
-        cache = self.model.init_cache(ops.shape(token_ids)[0], ops.shape(token_ids)[1])
-        _, cache = self.model.prefill(images, token_ids, cache)
-        prefix_lengths = self.model.prefix_lengths(token_ids)  # None unless prefix-LM attention
+    @classmethod
+    def from_config(cls, model, tokenizer, config, **kwargs):
+        """From a ``GenerateConfig`` (strategy, beams, top-k/p, temperature, seed, stop tokens)."""
+        stops = tuple(s for s in config.stop_tokens.split(",") if s.strip())
+        kwargs.setdefault("max_new_tokens", config.max_new_tokens)
+        kwargs.setdefault("use_cache", config.use_cache)
+        kwargs.setdefault("jit_compile", config.jit_compile)
+        return cls(model, tokenizer, sampler=sampler_from_config(config), stop_tokens=stops, **kwargs)
+
+    @property
+    def is_beam(self):
+        return isinstance(self.sampler, keras_hub.samplers.BeamSampler)
+
+    # ----- the model side of the loop -----
+
+    def _start(self, images, token_ids):
+        """Cached: the prefilled KV cache. Uncached: the projected image tokens."""
+        if self.use_cache:
+            cache = self.model.init_cache(ops.shape(token_ids)[0], ops.shape(token_ids)[1])
+            _, cache = self.model.prefill(images, token_ids, cache)
+            # A prefix-LM decoder also needs each prompt's bidirectional prefix at every step.
+            lengths = self.model.prefix_lengths(token_ids)  # (batch,) or None
+            return cache if lengths is None else (cache, lengths)
+        return self.model.encode_images(images)  # (batch, image_tokens, hidden_dim)
+
+    def _next_fn(self, state):
+        if self.use_cache:
+            def next(prompt, state, index):
+                token = ops.slice(prompt, [0, index - 1], [ops.shape(prompt)[0], 1])  # (batch, 1)
+                cache, lengths = state if isinstance(state, tuple) else (state, None)
+                logits, cache = self.model.call_with_cache(token, cache, index - 1, lengths)
+                return logits[:, 0, :], None, cache if lengths is None else (cache, lengths)
+
+            return next, state
+        image_tokens = state
 
         def next(prompt, cache, index):
-            token = ops.slice(prompt, [0, index - 1], [ops.shape(prompt)[0], 1])  # (batch, 1)
-            logits, cache = self.model.call_with_cache(token, cache, index - 1, prefix_lengths)
-            return logits[:, 0, :], None, cache
-
-        return next, cache
-
-    def _next_uncached(self, images, token_ids):
-        image_tokens = self.model.encode_images(images)
-
-        def next(prompt, cache, index):
-            logits = self.model.decoder(prompt, prefix_embeddings=image_tokens)  # (batch, L, vocab)
+            repeats = ops.shape(prompt)[0] // ops.shape(image_tokens)[0]  # beams repeat rows
+            prefix = ops.repeat(image_tokens, repeats, axis=0)
+            logits = self.model.decoder(prompt, prefix_embeddings=prefix)  # (batch, L, vocab)
             return ops.take(logits, index - 1, axis=1), None, cache
 
         return next, None
 
+    def _next_cached(self, images, token_ids):
+        return self._next_fn(self._start(images, token_ids))
+
+    def _next_uncached(self, images, token_ids):
+        return self._next_fn(self.model.encode_images(images))
+
     def _generate_ids(self, images, token_ids, prompt_mask, start_index):
         make_next = self._next_cached if self.use_cache else self._next_uncached
         next, cache = make_next(images, token_ids)
+        next = freeze_finished(next, prompt_mask, self.stop_ids, self.encoder.pad_id)
         return self.sampler(
             next, token_ids, cache=cache, index=start_index, mask=prompt_mask,
-            stop_token_ids=(self.encoder.end_id,),
+            stop_token_ids=self.stop_ids,
         )
+
+    def _one_step(self, prompt, state, index, prompt_mask):
+        """One step of the sampler's loop body: (prompt with token ``index`` written, state)."""
+        next, cache = self._next_fn(state)
+        logits, _, cache = next(prompt, cache, index)
+        token = ops.cast(self.sampler.get_next_token(self.sampler.compute_probabilities(logits)),
+                         prompt.dtype)
+        token = ops.where(prompt_mask[:, index], prompt[:, index], token)
+        prompt = ops.slice_update(prompt, [0, index], token[:, None])
+        return prompt, (cache if self.use_cache else state)
+
+    # ----- prompts in, ids and text out -----
 
     def encode_prompts(self, conversations):
         """Right-padded prompt buffer: token ids (batch, L), prompt mask (batch, L), lengths."""
@@ -99,20 +172,32 @@ class Generator:
         mask = np.arange(width)[None, :] < lengths[:, None]
         return token_ids, mask, lengths
 
-    def generate_ids(self, images, conversations):
-        """-> list of generated token-id lists (without the prompt and the end token)."""
-        token_ids, mask, lengths = self.encode_prompts(conversations)
+    def _cut(self, row, n):
+        new = row[n : n + self.max_new_tokens].tolist()
+        for i, tid in enumerate(new):
+            if tid in self.stop_ids:
+                return new[:i]
+        return new
+
+    def _run(self, images, token_ids, mask, lengths):
+        reset_seed(self.sampler)
         out = self._compiled(
             tf.convert_to_tensor(images, tf.float32), tf.constant(token_ids), tf.constant(mask),
             tf.constant(int(lengths.min()), tf.int32),
         )
-        out = np.asarray(out)
-        results = []
-        for row, n in zip(out, lengths):
-            new = row[n : n + self.max_new_tokens].tolist()
-            if self.encoder.end_id in new:
-                new = new[: new.index(self.encoder.end_id)]
-            results.append(new)
+        return [self._cut(row, n) for row, n in zip(np.asarray(out), lengths)]
+
+    def generate_ids(self, images, conversations):
+        """-> list of generated token-id lists (without the prompt and the stop token)."""
+        token_ids, mask, lengths = self.encode_prompts(conversations)
+        images = np.asarray(images, np.float32)
+        if not self.is_beam:
+            return self._run(images, token_ids, mask, lengths)
+        results = [None] * len(lengths)
+        for n in sorted(set(lengths.tolist())):  # beam search: one group per prompt length
+            rows = np.flatnonzero(lengths == n)
+            for i, ids in zip(rows, self._run(images[rows], token_ids[rows], mask[rows], lengths[rows])):
+                results[i] = ids
         return results
 
     def detokenize(self, ids):
@@ -125,3 +210,47 @@ class Generator:
     def generate(self, images, conversations):
         """Answer the last human turn of each conversation about its image -> list of str."""
         return [self.detokenize(ids) for ids in self.generate_ids(images, conversations)]
+
+    def stream(self, images, conversations):
+        """Yield a ``StreamEvent`` per decoding step, as the tokens are produced (batched).
+
+        Same tokens as ``generate_ids`` for greedy, top-k and top-p (the same sampler steps,
+        the same seed); beam search cannot stream (its best sequence is known only at the end).
+        """
+        if self.is_beam:
+            raise ValueError("beam search cannot stream: its best sequence is known only at the "
+                             "end; use generate() or a greedy/top_k/top_p strategy")
+        token_ids, mask, lengths = self.encode_prompts(conversations)
+        reset_seed(self.sampler)
+        batch, width = token_ids.shape
+        prompt, mask_t = tf.constant(token_ids), tf.constant(mask)
+        state = self._prefill(tf.convert_to_tensor(images, tf.float32), prompt)
+        produced = [[] for _ in range(batch)]
+        texts = [""] * batch
+        done = [False] * batch
+        for step, index in enumerate(range(int(lengths.min()), width)):
+            prompt, state = self._step(prompt, state, tf.constant(index, tf.int32), mask_t)
+            column = prompt[:, index].numpy()
+            new_ids, deltas = [None] * batch, [""] * batch
+            for row in range(batch):
+                if done[row] or index < lengths[row]:
+                    continue
+                tid = int(column[row])
+                if tid in self.stop_ids:
+                    done[row] = True
+                    continue
+                produced[row].append(tid)
+                new_ids[row] = tid
+                text = self.detokenize(produced[row])
+                deltas[row] = text[len(texts[row]):] if text.startswith(texts[row]) else text
+                texts[row] = text
+                done[row] = len(produced[row]) >= self.max_new_tokens
+            yield StreamEvent(step, new_ids, deltas, list(done))
+            if all(done):
+                return
+
+    def stream_text(self, image, conversation):
+        """Text pieces of one answer as they are produced (``image`` (S, S, 3))."""
+        for event in self.stream(np.asarray(image)[None], [conversation]):
+            if event.text_deltas[0]:
+                yield event.text_deltas[0]

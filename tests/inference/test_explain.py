@@ -1,0 +1,80 @@
+"""Relevance maps: the first-order occlusion estimate they claim, shapes, PNG, TensorBoard, CLI."""
+
+import os
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+from PIL import Image
+
+from tests.helpers import tiny_config, tiny_tokenizer, write_image, write_tiny_run
+from vit_tf.cli import main
+from vit_tf.data.template import prompt_segments
+from vit_tf.data.tokenizer import encode_segments
+from vit_tf.inference.explain import BASELINE, explain, patch_relevance, relevance_summary, render_overlay
+from vit_tf.models.factory import build_model
+
+
+@pytest.fixture(scope="module")
+def model():
+    keras.utils.set_random_seed(4)
+    return build_model(tiny_config(), tiny_tokenizer().vocabulary_size(), 32)
+
+
+@pytest.fixture(scope="module")
+def image():
+    return np.random.default_rng(4).uniform(0, 255, (16, 16, 3)).astype("float32")
+
+
+def _log_prob(model, image, ids, n, token):
+    logits = model({"images": tf.constant(image[None]), "token_ids": tf.constant([ids]),
+                    "padding_mask": tf.ones((1, len(ids)), tf.bool)})
+    return float(tf.nn.log_softmax(logits[0, n - 1])[token])
+
+
+def test_relevance_is_the_first_order_change_when_a_patch_moves_towards_grey(model, image):
+    prompt = encode_segments(tiny_tokenizer(), prompt_segments(
+        [{"from": "human", "value": "is it big"}]))[0].tolist()
+    token = 31
+    relevance = patch_relevance(model, image, prompt, [token], patch_size=8)  # (1, 2, 2)
+    assert relevance.shape == (1, 2, 2) and (relevance >= 0).all() and relevance.max() > 0
+    eps = 0.02
+    base = _log_prob(model, image, prompt, len(prompt), token)
+    for r in range(2):
+        for c in range(2):
+            moved = image.copy()
+            patch = moved[r * 8:(r + 1) * 8, c * 8:(c + 1) * 8]
+            patch -= eps * (patch - BASELINE)
+            change = base - _log_prob(model, moved, prompt, len(prompt), token)
+            np.testing.assert_allclose(abs(change) / eps, relevance[0, r, c], rtol=0.1, atol=1e-3)
+
+
+def test_a_grey_image_has_zero_relevance_everywhere(model):
+    grey = np.full((16, 16, 3), BASELINE, np.float32)
+    relevance = patch_relevance(model, grey, [2, 27, 4, 3], [31, 4], patch_size=8)
+    np.testing.assert_array_equal(relevance, 0)
+
+
+def test_explain_maps_every_generated_token_and_renders_one_panel_per_token(model, image, tmp_path):
+    result = explain(model, tiny_tokenizer(), image, "is it big", max_new_tokens=4)
+    assert len(result.tokens) == len(result.token_ids) == result.relevance.shape[0] >= 1
+    assert result.relevance.shape[1:] == (2, 2)
+    picture = render_overlay(result, scale=2)
+    assert picture.size[0] == (2 + len(result.tokens)) * (32 + 4)
+    writer = tf.summary.create_file_writer(str(tmp_path))
+    with writer.as_default():
+        assert relevance_summary("relevance/x", result, step=1)
+    writer.flush()
+    assert any(f.startswith("events") for f in os.listdir(tmp_path))
+
+
+def test_explain_cli_writes_a_png(tmp_path, capsys):
+    run = str(tmp_path / "run")
+    write_tiny_run(run, seed=5)
+    img = write_image(tmp_path / "a.png", (16, 16), seed=1)
+    out = str(tmp_path / "maps" / "rel.png")
+    assert main(["explain", "--model", run, "--image", img, "--prompt", "is it big",
+                 "--out", out, "--max-new-tokens", "3"]) == 0
+    assert Image.open(out).size[1] > 64
+    assert "most relevant patch" in capsys.readouterr().out

@@ -1,0 +1,157 @@
+"""Multi-turn chat about an image, kept within the model's text context.
+
+``ChatSession`` holds the conversation and answers one line at a time; ``run_chat`` is the
+terminal loop of ``vit-tf chat`` (any iterable of lines in, any ``write`` function out, so tests
+feed it lines). Commands:
+
+    /image PATH   switch to another image (starts a new conversation about it)
+    /reset        forget the conversation, keep the image
+    /history      show the turns the model currently sees
+    /help         list the commands
+    /quit         leave (end of input does the same)
+
+Before each answer the oldest (question, answer) pairs are dropped until the prompt plus room
+for ``max_new_tokens`` fits the text context, and the session says how many it dropped.
+
+Example:
+    >>> session = ChatSession(generator, image_loader(64), "scene.png")
+    >>> session.ask("What colour is the circle?")
+    'red'
+"""
+
+from vit_tf.data.template import prompt_segments
+
+HELP = ("commands: /image PATH (switch image, new conversation), /reset (forget the conversation), "
+        "/history (turns the model sees), /help, /quit")
+
+
+def image_loader(image_size):
+    """``path -> (S, S, 3) float32`` as training loads images; ``ValueError`` naming a bad file."""
+    def load(path):
+        from vit_tf.data.pipeline import load_image
+        from vit_tf.data.sources import load_image_rgb
+
+        load_image_rgb(path)  # raises ValueError naming the file if it is missing or corrupt
+        return load_image(path, image_size).numpy()
+
+    return load
+
+
+class ChatSession:
+    """A conversation about one image.
+
+    Args:
+        generator: a ``vit_tf.inference.generate.Generator``.
+        load_image: ``path -> (S, S, 3) float32`` image (raises naming the file if it can't).
+        image_path: the first image.
+        write: where notices (dropped turns) go; ``print`` by default.
+    """
+
+    def __init__(self, generator, load_image, image_path, write=print):
+        self.generator = generator
+        self.load_image = load_image
+        self.write = write
+        self.history = []
+        self.set_image(image_path)
+
+    @property
+    def context(self):
+        return self.generator.max_text_length
+
+    def set_image(self, path):
+        self.image = self.load_image(path)
+        self.image_path = path
+        self.history = []
+
+    def reset(self):
+        self.history = []
+
+    def _length(self, conversation):
+        ids, _ = self.generator.encoder.encode([prompt_segments(conversation)])[0]
+        return len(ids)
+
+    def fit(self, question):
+        """History + question, oldest pairs dropped to leave room for the answer -> turns."""
+        room = self.context - min(self.generator.max_new_tokens, self.context // 2)
+        turns = self.history + [{"from": "human", "value": question}]
+        dropped = 0
+        while len(turns) > 1 and self._length(turns) > room:
+            turns = turns[2:]
+            dropped += 1
+        if self._length(turns) >= self.context:
+            raise ValueError(f"this message is {self._length(turns)} tokens; the model's text "
+                             f"context is {self.context} tokens")
+        if dropped:
+            self.write(f"(dropped the {dropped} oldest exchange(s) to stay within the "
+                       f"{self.context}-token context)")
+        return turns
+
+    def ask(self, question, stream=None):
+        """Answer ``question``; ``stream(piece)`` receives the text as it is produced."""
+        turns = self.fit(question)
+        if stream is not None and not self.generator.is_beam:
+            answer = ""
+            for piece in self.generator.stream_text(self.image, turns):
+                stream(piece)
+                answer += piece
+        else:
+            answer = self.generator.generate(self.image[None], [turns])[0]
+            if stream is not None:
+                stream(answer)
+        self.history = turns + [{"from": "gpt", "value": answer}]
+        return answer
+
+    def handle(self, line, stream=None):
+        """One input line -> False when the session should end."""
+        line = line.strip()
+        if not line:
+            return True
+        if line in ("/quit", "/exit"):
+            return False
+        if line == "/help":
+            self.write(HELP)
+        elif line == "/reset":
+            self.reset()
+            self.write("(conversation cleared)")
+        elif line == "/history":
+            for turn in self.history:
+                self.write(f"{'you' if turn['from'] == 'human' else 'model'}: {turn['value']}")
+        elif line.startswith("/image"):
+            path = line[len("/image"):].strip()
+            if not path:
+                self.write("usage: /image PATH")
+            else:
+                try:
+                    self.set_image(path)
+                    self.write(f"(image: {path}; new conversation)")
+                except (OSError, ValueError) as e:
+                    self.write(f"error: {e}")
+        elif line.startswith("/"):
+            self.write(f"unknown command {line.split()[0]!r}; {HELP}")
+        else:
+            try:
+                self.ask(line, stream=stream)
+            except ValueError as e:
+                self.write(f"error: {e}")
+        return True
+
+
+def run_chat(session, lines, write=print, stream_write=None):
+    """Read ``lines`` until /quit or their end; answers are written as ``model: ...``."""
+    def stream(piece):
+        stream_write(piece)
+
+    write(f"chatting about {session.image_path} ({HELP})")
+    for line in lines:
+        is_question = line.strip() and not line.strip().startswith("/")
+        if is_question and stream_write is not None:
+            stream_write("model: ")
+            if not session.handle(line, stream=stream):
+                break
+            stream_write("\n")
+            continue
+        before = len(session.history)
+        if not session.handle(line):
+            break
+        if is_question and len(session.history) > before:
+            write(f"model: {session.history[-1]['value']}")
