@@ -51,8 +51,19 @@ class ProjectorConfig:
 
 
 @dataclass
+class FusionConfig:
+    name: str = "concat"              # key in vit_tf.registry.FUSIONS: concat, cross_attention,
+                                      # attention_pooling, resampler
+    num_heads: int = 4                # cross_attention and resampler attention heads
+    gated: bool = True                # cross_attention: tanh gates initialised at 0 (Flamingo)
+    num_queries: int = 8              # resampler: learned queries K (N image tokens -> K)
+    resampler_layers: int = 1         # resampler: cross-attention layers over the image tokens
+
+
+@dataclass
 class DecoderConfig:
-    name: str = "transformer"         # key in vit_tf.registry.DECODERS
+    name: str = "transformer"         # key in vit_tf.registry.DECODERS: transformer, lstm
+                                      # (lstm uses hidden_dim, num_layers, dropout only)
     hidden_dim: int = 128
     num_layers: int = 2
     num_heads: int = 4
@@ -65,6 +76,7 @@ class ModelConfig:
     encoder: EncoderConfig = field(default_factory=EncoderConfig)
     projector: ProjectorConfig = field(default_factory=ProjectorConfig)
     decoder: DecoderConfig = field(default_factory=DecoderConfig)
+    fusion: FusionConfig = field(default_factory=FusionConfig)
 
 
 @dataclass

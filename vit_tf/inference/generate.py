@@ -53,29 +53,36 @@ class Generator:
         self.max_text_length = model.decoder.max_sequence_length - model.num_image_tokens
         self._compiled = tf.function(self._generate_ids, jit_compile=jit_compile, reduce_retracing=True)
 
-    def _next_cached(self, images, token_ids):
+    def _next_cached(self, images, token_ids, start_index):
+        image_tokens = self.model.encode_images(images)
         cache = self.model.init_cache(ops.shape(token_ids)[0], ops.shape(token_ids)[1])
-        _, cache = self.model.prefill(images, token_ids, cache)
+        # The prefill consumes the prompt up to the first token fed by the loop (index - 1):
+        # KV caches are position-indexed anyway, state caches (LSTM) must stop there.
+        consumed = ops.arange(ops.shape(token_ids)[1])[None, :] < start_index - 1  # (1, L)
+        consumed = ops.broadcast_to(consumed, ops.shape(token_ids))
+        _, cache = self.model.prefill(images, token_ids, cache, image_tokens=image_tokens,
+                                      padding_mask=consumed)
 
         def next(prompt, cache, index):
             token = ops.slice(prompt, [0, index - 1], [ops.shape(prompt)[0], 1])  # (batch, 1)
-            logits, cache = self.model.call_with_cache(token, cache, index - 1)
+            logits, cache = self.model.call_with_cache(token, cache, index - 1,
+                                                       image_tokens=image_tokens)
             return logits[:, 0, :], None, cache
 
         return next, cache
 
-    def _next_uncached(self, images, token_ids):
+    def _next_uncached(self, images, token_ids, start_index):
         image_tokens = self.model.encode_images(images)
 
         def next(prompt, cache, index):
-            logits = self.model.decoder(prompt, prefix_embeddings=image_tokens)  # (batch, L, vocab)
+            logits = self.model.decoder(prompt, image_tokens=image_tokens)  # (batch, L, vocab)
             return ops.take(logits, index - 1, axis=1), None, cache
 
         return next, None
 
     def _generate_ids(self, images, token_ids, prompt_mask, start_index):
         make_next = self._next_cached if self.use_cache else self._next_uncached
-        next, cache = make_next(images, token_ids)
+        next, cache = make_next(images, token_ids, start_index)
         return self.sampler(
             next, token_ids, cache=cache, index=start_index, mask=prompt_mask,
             stop_token_ids=(self.encoder.end_id,),
