@@ -58,7 +58,7 @@ class LSTMDecoderLM(layers.Layer):
               image_tokens_shape=None):
         self.token_embedding.build(token_ids_shape)
         shape = (None, None, self.hidden_dim)
-        if self.fusion is not None:
+        if self.fusion is not None and not self.fusion.built:  # built already when deserialized
             self.fusion.build(shape)
         for norm, lstm in zip(self.norms, self.lstms):
             norm.build(shape)

@@ -58,7 +58,7 @@ class TransformerDecoderLM(layers.Layer):
               image_tokens_shape=None):
         self.token_embedding.build(token_ids_shape)
         shape = (None, None, self.hidden_dim)
-        if self.fusion is not None:
+        if self.fusion is not None and not self.fusion.built:  # built already when deserialized
             self.fusion.build(shape)
         self.position_embedding.build(shape)
         for block in self.blocks:
