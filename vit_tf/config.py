@@ -33,7 +33,8 @@ class DataConfig:
 
 @dataclass
 class EncoderConfig:
-    name: str = "vit"                 # key in vit_tf.registry.IMAGE_ENCODERS
+    name: str = "vit"                 # key in vit_tf.registry.IMAGE_ENCODERS: vit, resnet50,
+                                      # vgg16, clip, siglip, saved_model
     patch_size: int = 8
     hidden_dim: int = 128
     num_layers: int = 2
@@ -43,6 +44,13 @@ class EncoderConfig:
     stem_layers: int = 0              # extra stride-1 3x3 convs in the stem
     sincos_positions: bool = False    # fixed 2D sin-cos patch positions instead of learned
     dropout: float = 0.0
+    # Pretrained / external encoders (resnet50, vgg16, clip, siglip, saved_model):
+    weights: str = ""                 # resnet50/vgg16: local weights file ("" = random init)
+    preset: str = ""                  # clip/siglip: keras-hub preset name or local folder
+    handle: str = ""                  # saved_model: local SavedModel folder (TF-Hub download)
+    endpoint: str = "serving_default" # saved_model: signature to call
+    output_key: str = ""              # saved_model: output to use when the endpoint returns a dict
+    trainable: bool = True            # False freezes a pretrained encoder
 
 
 @dataclass

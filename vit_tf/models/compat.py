@@ -30,3 +30,18 @@ def check_model_config(config):
     if m.decoder.name == "transformer" and m.decoder.hidden_dim % m.decoder.num_heads:
         raise ConfigError(f"model.decoder.num_heads={m.decoder.num_heads} must divide "
                           f"model.decoder.hidden_dim={m.decoder.hidden_dim}")
+    e = m.encoder
+    for field, names in (("preset", ("clip", "siglip")), ("handle", ("saved_model",)),
+                         ("weights", ("resnet50", "vgg16"))):
+        value = getattr(e, field)
+        if e.name in names and field != "weights" and not value:
+            raise ConfigError(f"model.encoder.name={e.name} needs model.encoder.{field}")
+        if value and e.name not in names:
+            raise ConfigError(f"model.encoder.{field} is set but model.encoder.name={e.name} does "
+                              f"not use it (it is for {', '.join(names)})")
+    if e.name in ("resnet50", "vgg16") and config.data.image_size < 32:
+        raise ConfigError(f"model.encoder.name={e.name} needs data.image_size >= 32 "
+                          f"(one token per 32x32 pixels), got {config.data.image_size}")
+    if not e.trainable and e.name == "vit":
+        raise ConfigError("model.encoder.trainable=false freezes a pretrained encoder; the vit "
+                          "encoder starts from random weights and must be trained")

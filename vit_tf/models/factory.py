@@ -8,9 +8,12 @@ import vit_tf.layers.cross_attention  # noqa: F401
 import vit_tf.layers.fusion  # noqa: F401
 import vit_tf.layers.projector  # noqa: F401  (registers projectors)
 import vit_tf.layers.resampler  # noqa: F401
+import vit_tf.models.cnn_encoders  # noqa: F401  (registers image encoders)
+import vit_tf.models.keras_hub_encoders  # noqa: F401
 import vit_tf.models.lstm_decoder  # noqa: F401  (registers decoders)
+import vit_tf.models.saved_model_encoder  # noqa: F401
 import vit_tf.models.transformer_decoder  # noqa: F401
-import vit_tf.models.vit  # noqa: F401  (registers image encoders)
+import vit_tf.models.vit  # noqa: F401
 from vit_tf.models.compat import check_model_config
 from vit_tf.models.vlm import VisionLanguageModel
 from vit_tf.registry import DECODERS, FUSIONS, IMAGE_ENCODERS, PROJECTORS
@@ -18,7 +21,7 @@ from vit_tf.registry import DECODERS, FUSIONS, IMAGE_ENCODERS, PROJECTORS
 
 def _options(section, cls=None):
     """The section's fields except ``name``; with ``cls``, only those its constructor takes
-    (the LSTM decoder has no heads, a prefix fusion no gates)."""
+    (the LSTM decoder has no heads, a CNN encoder no patch size)."""
     options = {k: v for k, v in dataclasses.asdict(section).items() if k != "name"}
     if cls is None:
         return options
@@ -37,9 +40,9 @@ def build_model(config, vocabulary_size, max_text_length=None):
     m = config.model
     image_size = config.data.image_size
     max_text_length = max_text_length or config.data.max_text_length
-    encoder = IMAGE_ENCODERS.get(m.encoder.name)(
-        image_size=image_size, name="image_encoder", **_options(m.encoder)
-    )
+    encoder_cls = IMAGE_ENCODERS.get(m.encoder.name)
+    encoder = encoder_cls(image_size=image_size, name="image_encoder",
+                          **_options(m.encoder, encoder_cls))
     num_image_tokens = encoder.compute_output_shape((None, image_size, image_size, 3))[1]
     projector = PROJECTORS.get(m.projector.name)(
         hidden_dim=m.decoder.hidden_dim, name="projector", **_options(m.projector)
