@@ -5,9 +5,13 @@ encoder (conv-stem ViT, patch 16, 16 image tokens, width 64), the same MLP proje
 width 64 with 2 layers, and the same training budget (epochs, batch 32, learning-rate schedule,
 seed). Only ``model.fusion.name`` and ``model.decoder.name`` change.
 
-Command (about 25 min on 2 shared CPU cores; writes runs/ablation/results.{json,md}):
+Command (writes runs/ablation/results.{json,md}; one cell takes ~4-5 min of training plus
+~2-5 min of evaluation on 2 idle CPU cores, far more on a shared machine):
 
     python -m experiments.ablation_fusion_decoder --out runs/ablation [--epochs 4]
+
+Cells can run in separate processes (``--decoders lstm`` / ``--fusions ...`` with another
+``--out``); ``merge_tables(a/results.json, b/results.json)`` joins their tables.
 
 One cell on its own, on any data:
 
@@ -21,6 +25,8 @@ import argparse
 import json
 import os
 import time
+
+import numpy as np
 
 from vit_tf.config import ExperimentConfig
 
@@ -71,13 +77,15 @@ def _row(fusion, decoder, summary, metrics):
         "parameters": summary["parameters"]["total"],
         "train_seconds": summary["seconds"],
         "final_loss": summary["history"]["loss"][-1],
+        # Less sensitive to a shared machine than the total (the first epoch also traces).
+        "median_epoch_seconds": float(np.median(summary["history"]["epoch_seconds"])),
     }
 
 
 def format_markdown(rows):
     cats = ["attribute", "position", "existence", "counting", "relation", "conversation"]
     head = ("| fusion | decoder | " + " | ".join(cats) + " | overall | caption BLEU-4 | "
-            "caption CIDEr-D | params | train s | final loss |")
+            "caption CIDEr-D | params | train s | s/epoch (median) | final loss |")
     lines = [head, "|" + "---|" * (len(cats) + 9)]
     for r in rows:
         ex = [f"{100 * r['exact_match'].get(c, float('nan')):.1f}" for c in cats]
@@ -85,9 +93,23 @@ def format_markdown(rows):
             f"| {r['fusion']} | {r['decoder']} | " + " | ".join(ex)
             + f" | {100 * r['overall_short']:.1f} | {r['caption_bleu4']:.3f} | "
             f"{r['caption_cider_d']:.2f} | {r['parameters']:,} | {r['train_seconds']:.0f} | "
-            f"{r['final_loss']:.3f} |"
+            f"{r.get('median_epoch_seconds', float('nan')):.0f} | {r['final_loss']:.3f} |"
         )
     return "\n".join(lines)
+
+
+def merge_tables(*results_paths):
+    """One markdown table from several ``results.json`` files (cells run in separate processes)."""
+    rows = []
+    for path in results_paths:
+        for row in json.load(open(path)):
+            if "median_epoch_seconds" not in row:  # rows written before the column existed
+                run = os.path.join(os.path.dirname(path), f"{row['fusion']}_{row['decoder']}")
+                with open(os.path.join(run, "train_summary.json")) as f:
+                    seconds = json.load(f)["history"]["epoch_seconds"]
+                row["median_epoch_seconds"] = float(np.median(seconds))
+            rows.append(row)
+    return format_markdown(rows)
 
 
 def main(argv=None):

@@ -71,7 +71,7 @@ class Generator:
 
         return next, cache
 
-    def _next_uncached(self, images, token_ids, start_index):
+    def _next_uncached(self, images, token_ids):
         image_tokens = self.model.encode_images(images)
 
         def next(prompt, cache, index):
@@ -81,8 +81,10 @@ class Generator:
         return next, None
 
     def _generate_ids(self, images, token_ids, prompt_mask, start_index):
-        make_next = self._next_cached if self.use_cache else self._next_uncached
-        next, cache = make_next(images, token_ids, start_index)
+        if self.use_cache:
+            next, cache = self._next_cached(images, token_ids, start_index)
+        else:
+            next, cache = self._next_uncached(images, token_ids)
         return self.sampler(
             next, token_ids, cache=cache, index=start_index, mask=prompt_mask,
             stop_token_ids=(self.encoder.end_id,),
