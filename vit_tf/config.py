@@ -35,7 +35,8 @@ class DataConfig:
 
 @dataclass
 class EncoderConfig:
-    name: str = "vit"                 # key in vit_tf.registry.IMAGE_ENCODERS
+    name: str = "vit"                 # key in vit_tf.registry.IMAGE_ENCODERS: vit, resnet50,
+                                      # vgg16, clip, siglip, saved_model
     patch_size: int = 8
     hidden_dim: int = 128
     num_layers: int = 2
@@ -46,6 +47,13 @@ class EncoderConfig:
     sincos_positions: bool = False    # fixed 2D sin-cos patch positions instead of learned
     stem_norm: bool = False           # BatchNorm after each stem convolution
     dropout: float = 0.0
+    # Pretrained / external encoders (resnet50, vgg16, clip, siglip, saved_model):
+    weights: str = ""                 # resnet50/vgg16: local weights file ("" = random init)
+    preset: str = ""                  # clip/siglip: keras-hub preset name or local folder
+    handle: str = ""                  # saved_model: local SavedModel folder (TF-Hub download)
+    endpoint: str = "serving_default" # saved_model: signature to call
+    output_key: str = ""              # saved_model: output to use when the endpoint returns a dict
+    trainable: bool = True            # False freezes a pretrained encoder
 
 
 @dataclass
@@ -54,8 +62,19 @@ class ProjectorConfig:
 
 
 @dataclass
+class FusionConfig:
+    name: str = "concat"              # key in vit_tf.registry.FUSIONS: concat, cross_attention,
+                                      # attention_pooling, resampler
+    num_heads: int = 4                # cross_attention and resampler attention heads
+    gated: bool = True                # cross_attention: tanh gates initialised at 0 (Flamingo)
+    num_queries: int = 8              # resampler: learned queries K (N image tokens -> K)
+    resampler_layers: int = 1         # resampler: cross-attention layers over the image tokens
+
+
+@dataclass
 class DecoderConfig:
-    name: str = "transformer"         # key in vit_tf.registry.DECODERS
+    name: str = "transformer"         # key in vit_tf.registry.DECODERS: transformer, lstm
+                                      # (lstm uses hidden_dim, num_layers, dropout only)
     hidden_dim: int = 128
     num_layers: int = 2
     num_heads: int = 4
@@ -69,6 +88,7 @@ class ModelConfig:
     encoder: EncoderConfig = field(default_factory=EncoderConfig)
     projector: ProjectorConfig = field(default_factory=ProjectorConfig)
     decoder: DecoderConfig = field(default_factory=DecoderConfig)
+    fusion: FusionConfig = field(default_factory=FusionConfig)
 
 
 @dataclass

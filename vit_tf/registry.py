@@ -43,3 +43,4 @@ class Registry:
 IMAGE_ENCODERS = Registry("image encoder")
 PROJECTORS = Registry("projector")
 DECODERS = Registry("decoder")
+FUSIONS = Registry("fusion")

@@ -127,3 +127,25 @@ def test_generator_from_config_uses_the_configured_strategy(model, images):
     gen = Generator.from_config(model, tiny_tokenizer(), config)
     assert gen.is_beam
     assert gen.generate_ids(images, PROMPTS) == _gen(model, "greedy").generate_ids(images, PROMPTS)
+
+
+@pytest.fixture(scope="module")
+def prefix_model():
+    keras.utils.set_random_seed(1)
+    config = tiny_config(model__decoder__attention="prefix")
+    return build_model(config, tiny_tokenizer().vocabulary_size(), 32)
+
+
+@pytest.mark.parametrize("strategy", ["beam", "top_p"])
+def test_prefix_lm_decoder_gives_the_same_tokens_cached_uncached_and_streamed(
+        prefix_model, images, strategy):
+    cached = _gen(prefix_model, strategy).generate_ids(images, PROMPTS)
+    assert cached == _gen(prefix_model, strategy, use_cache=False).generate_ids(images, PROMPTS)
+    assert sum(len(ids) for ids in cached) > 0
+    if strategy != "beam":  # beam search is not streamed
+        streamed = [[] for _ in PROMPTS]
+        for event in _gen(prefix_model, strategy).stream(images, PROMPTS):
+            for row, tid in enumerate(event.token_ids):
+                if tid is not None:
+                    streamed[row].append(tid)
+        assert streamed == cached

@@ -99,44 +99,58 @@ class Generator:
 
     # ----- the model side of the loop -----
 
-    def _start(self, images, token_ids):
-        """Cached: the prefilled KV cache. Uncached: the projected image tokens."""
-        if self.use_cache:
-            cache = self.model.init_cache(ops.shape(token_ids)[0], ops.shape(token_ids)[1])
-            _, cache = self.model.prefill(images, token_ids, cache)
-            # A prefix-LM decoder also needs each prompt's bidirectional prefix at every step.
-            lengths = self.model.prefix_lengths(token_ids)  # (batch,) or None
-            return cache if lengths is None else (cache, lengths)
-        return self.model.encode_images(images)  # (batch, image_tokens, hidden_dim)
+    def _start(self, images, token_ids, start_index):
+        """Uncached: the projected image tokens. Cached: a dict holding the prefilled ``cache``,
+        the ``image_tokens`` (read fusions use them at every step) and, for a prefix-LM decoder,
+        each prompt's ``prefix_lengths``. Beam search repeats every entry per beam."""
+        image_tokens = self.model.encode_images(images)  # (batch, image_tokens, hidden_dim)
+        if not self.use_cache:
+            return image_tokens
+        cache = self.model.init_cache(ops.shape(token_ids)[0], ops.shape(token_ids)[1])
+        # The prefill consumes the prompt up to the first token fed by the loop (index - 1):
+        # KV caches are position-indexed anyway, state caches (LSTM) must stop there.
+        consumed = ops.arange(ops.shape(token_ids)[1])[None, :] < start_index - 1  # (1, L)
+        consumed = ops.broadcast_to(consumed, ops.shape(token_ids))
+        _, cache = self.model.prefill(images, token_ids, cache, image_tokens=image_tokens,
+                                      padding_mask=consumed)
+        state = {"cache": cache, "image_tokens": image_tokens}
+        lengths = self.model.prefix_lengths(token_ids)  # (batch,) or None
+        if lengths is not None:
+            state["prefix_lengths"] = lengths
+        return state
 
     def _next_fn(self, state):
         if self.use_cache:
             def next(prompt, state, index):
                 token = ops.slice(prompt, [0, index - 1], [ops.shape(prompt)[0], 1])  # (batch, 1)
-                cache, lengths = state if isinstance(state, tuple) else (state, None)
-                logits, cache = self.model.call_with_cache(token, cache, index - 1, lengths)
-                return logits[:, 0, :], None, cache if lengths is None else (cache, lengths)
+                logits, cache = self.model.call_with_cache(
+                    token, state["cache"], index - 1, image_tokens=state["image_tokens"],
+                    prefix_lengths=state.get("prefix_lengths"),
+                )
+                return logits[:, 0, :], None, {**state, "cache": cache}
 
             return next, state
         image_tokens = state
 
         def next(prompt, cache, index):
             repeats = ops.shape(prompt)[0] // ops.shape(image_tokens)[0]  # beams repeat rows
-            prefix = ops.repeat(image_tokens, repeats, axis=0)
-            logits = self.model.decoder(prompt, prefix_embeddings=prefix)  # (batch, L, vocab)
+            tokens = ops.repeat(image_tokens, repeats, axis=0)
+            logits = self.model.decoder(prompt, image_tokens=tokens)  # (batch, L, vocab)
             return ops.take(logits, index - 1, axis=1), None, cache
 
         return next, None
 
-    def _next_cached(self, images, token_ids):
-        return self._next_fn(self._start(images, token_ids))
+    def _next_cached(self, images, token_ids, start_index):
+        return self._next_fn(self._start(images, token_ids, start_index))
 
     def _next_uncached(self, images, token_ids):
         return self._next_fn(self.model.encode_images(images))
 
     def _generate_ids(self, images, token_ids, prompt_mask, start_index):
-        make_next = self._next_cached if self.use_cache else self._next_uncached
-        next, cache = make_next(images, token_ids)
+        if self.use_cache:
+            next, cache = self._next_cached(images, token_ids, start_index)
+        else:
+            next, cache = self._next_uncached(images, token_ids)
         next = freeze_finished(next, prompt_mask, self.stop_ids, self.encoder.pad_id)
         return self.sampler(
             next, token_ids, cache=cache, index=start_index, mask=prompt_mask,
@@ -224,7 +238,8 @@ class Generator:
         reset_seed(self.sampler)
         batch, width = token_ids.shape
         prompt, mask_t = tf.constant(token_ids), tf.constant(mask)
-        state = self._prefill(tf.convert_to_tensor(images, tf.float32), prompt)
+        state = self._prefill(tf.convert_to_tensor(images, tf.float32), prompt,
+                              tf.constant(int(lengths.min()), tf.int32))
         produced = [[] for _ in range(batch)]
         texts = [""] * batch
         done = [False] * batch

@@ -1,50 +1,73 @@
 """Build a ``VisionLanguageModel`` from an ``ExperimentConfig`` through the registries."""
 
 import dataclasses
+import inspect
 
+import vit_tf.layers.attention_pooling  # noqa: F401  (registers fusions)
+import vit_tf.layers.cross_attention  # noqa: F401
+import vit_tf.layers.fusion  # noqa: F401
 import vit_tf.layers.projector  # noqa: F401  (registers projectors)
-import vit_tf.models.transformer_decoder  # noqa: F401  (registers decoders)
-import vit_tf.models.vit  # noqa: F401  (registers image encoders)
+import vit_tf.layers.resampler  # noqa: F401
+import vit_tf.models.cnn_encoders  # noqa: F401  (registers image encoders)
+import vit_tf.models.keras_hub_encoders  # noqa: F401
+import vit_tf.models.lstm_decoder  # noqa: F401  (registers decoders)
+import vit_tf.models.saved_model_encoder  # noqa: F401
+import vit_tf.models.transformer_decoder  # noqa: F401
+import vit_tf.models.vit  # noqa: F401
+from vit_tf.models.compat import check_model_config
 from vit_tf.config import ConfigError
 from vit_tf.data.template import ASSISTANT, SPECIAL_TOKENS
 from vit_tf.models.transformer_decoder import ATTENTION_MODES
 from vit_tf.models.vlm import VisionLanguageModel
-from vit_tf.registry import DECODERS, IMAGE_ENCODERS, PROJECTORS
+from vit_tf.registry import DECODERS, FUSIONS, IMAGE_ENCODERS, PROJECTORS
 
 
-def _options(section):
-    return {k: v for k, v in dataclasses.asdict(section).items() if k != "name"}
+def _options(section, cls=None):
+    """The section's fields except ``name``; with ``cls``, only those its constructor takes
+    (the LSTM decoder has no heads, a CNN encoder no patch size)."""
+    options = {k: v for k, v in dataclasses.asdict(section).items() if k != "name"}
+    if cls is None:
+        return options
+    params = inspect.signature(cls.__init__).parameters
+    return {k: v for k, v in options.items() if k in params}
 
 
 def build_model(config, vocabulary_size, max_text_length=None, special_token_ids=None):
-    """Compose encoder, projector and decoder named in ``config.model``.
+    """Compose encoder, projector, fusion and decoder named in ``config.model``.
 
     ``max_text_length`` defaults to ``config.data.max_text_length``; the decoder's position table
     covers the image tokens plus that many text tokens (plus one for the label shift).
     ``special_token_ids`` (``tokenizer.special_ids``) defaults to the reserved ids our trained
     tokenizers use (the order of ``SPECIAL_TOKENS``).
+    Combinations that make no sense raise ``ConfigError`` before anything is built.
     """
+    check_model_config(config)
     m = config.model
     image_size = config.data.image_size
     max_text_length = max_text_length or config.data.max_text_length
-    encoder = IMAGE_ENCODERS.get(m.encoder.name)(
-        image_size=image_size, name="image_encoder", **_options(m.encoder)
-    )
+    encoder_cls = IMAGE_ENCODERS.get(m.encoder.name)
+    encoder = encoder_cls(image_size=image_size, name="image_encoder",
+                          **_options(m.encoder, encoder_cls))
     num_image_tokens = encoder.compute_output_shape((None, image_size, image_size, 3))[1]
     projector = PROJECTORS.get(m.projector.name)(
         hidden_dim=m.decoder.hidden_dim, name="projector", **_options(m.projector)
     )
-    decoder_options = _options(m.decoder)
-    if decoder_options.get("attention") not in ATTENTION_MODES:
+    fusion_cls = FUSIONS.get(m.fusion.name)
+    fusion = fusion_cls(hidden_dim=m.decoder.hidden_dim, num_layers=m.decoder.num_layers,
+                        name="fusion", **_options(m.fusion, fusion_cls))
+    decoder_cls = DECODERS.get(m.decoder.name)
+    decoder_options = _options(m.decoder, decoder_cls)
+    if m.decoder.attention not in ATTENTION_MODES:
         raise ConfigError(
             f"model.decoder.attention={m.decoder.attention!r}: expected one of {ATTENTION_MODES}"
         )
-    if decoder_options["attention"] == "prefix":
+    if m.decoder.attention == "prefix":
         ids = special_token_ids or {t: i for i, t in enumerate(SPECIAL_TOKENS)}
         decoder_options["prefix_end_token_id"] = int(ids[ASSISTANT])
-    decoder = DECODERS.get(m.decoder.name)(
+    decoder = decoder_cls(
         vocabulary_size=vocabulary_size,
         max_sequence_length=num_image_tokens + max_text_length + 8,
+        fusion=fusion,
         name="decoder",
         **decoder_options,
     )

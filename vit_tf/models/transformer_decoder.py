@@ -33,15 +33,18 @@ class TransformerDecoderLM(layers.Layer):
         attention: ``"causal"`` or ``"prefix"``.
         prefix_end_token_id: the token that closes the bidirectional prefix (needed for
             ``"prefix"``).
+        fusion: a ``vit_tf.layers.fusion.Fusion`` deciding how ``image_tokens`` enter (default
+            ``None``: they are a prefix, like ``ConcatFusion``).
 
     Call: ``token_ids`` (batch, text_len) int32, ``prefix_embeddings`` (batch, prefix_len,
         hidden_dim), ``padding_mask`` (batch, text_len) bool -> logits (batch, text_len, vocab)
-        for the text positions only.
+        for the text positions only. ``image_tokens`` (batch, image_tokens, hidden_dim) go
+        through the fusion (prefix and/or reads after each block) instead.
     """
 
     def __init__(self, vocabulary_size, hidden_dim, num_layers, num_heads, intermediate_dim,
                  max_sequence_length, dropout=0.0, attention="causal", prefix_end_token_id=None,
-                 **kwargs):
+                 fusion=None, **kwargs):
         super().__init__(**kwargs)
         if attention not in ATTENTION_MODES:
             raise ValueError(f"attention must be one of {ATTENTION_MODES}, got {attention!r}")
@@ -56,6 +59,7 @@ class TransformerDecoderLM(layers.Layer):
         self.intermediate_dim = intermediate_dim
         self.max_sequence_length = max_sequence_length
         self.dropout = dropout
+        self.fusion = fusion
         self.token_embedding = keras_hub.layers.ReversibleEmbedding(
             vocabulary_size, hidden_dim, tie_weights=True, name="token_embedding"
         )
@@ -71,9 +75,12 @@ class TransformerDecoderLM(layers.Layer):
         ]
         self.final_norm = layers.LayerNormalization(epsilon=1e-6, name="final_norm")
 
-    def build(self, token_ids_shape, prefix_embeddings_shape=None, padding_mask_shape=None):
+    def build(self, token_ids_shape, prefix_embeddings_shape=None, padding_mask_shape=None,
+              image_tokens_shape=None):
         self.token_embedding.build(token_ids_shape)
         shape = (None, None, self.hidden_dim)
+        if self.fusion is not None and not self.fusion.built:  # built already when deserialized
+            self.fusion.build(shape)
         self.position_embedding.build(shape)
         for block in self.blocks:
             block.build(shape)
@@ -95,7 +102,22 @@ class TransformerDecoderLM(layers.Layer):
         x = self.final_norm(x)[:, prefix_len:]  # (batch, text_len, hidden_dim)
         return ops.cast(self.token_embedding(x, reverse=True), "float32")
 
-    def call(self, token_ids, prefix_embeddings=None, padding_mask=None, training=None):
+    def _fuse(self, prefix_embeddings, image_tokens):
+        """The prefix to use: ``prefix_embeddings`` or the fusion's prefix of ``image_tokens``."""
+        if image_tokens is None:
+            return prefix_embeddings
+        if prefix_embeddings is not None:
+            raise ValueError("pass either prefix_embeddings or image_tokens, not both")
+        return image_tokens if self.fusion is None else self.fusion.prefix(image_tokens)
+
+    def _read(self, index, x, image_tokens):
+        if image_tokens is None or self.fusion is None:
+            return x
+        return self.fusion.read(index, x, image_tokens)
+
+    def call(self, token_ids, prefix_embeddings=None, padding_mask=None, image_tokens=None,
+             training=None):
+        prefix_embeddings = self._fuse(prefix_embeddings, image_tokens)
         prefix_len = 0 if prefix_embeddings is None else prefix_embeddings.shape[1]
         x = self._embed(token_ids, prefix_embeddings)
         mask = None
@@ -110,9 +132,10 @@ class TransformerDecoderLM(layers.Layer):
             attention_mask = self._prefix_mask(
                 self.prefix_lengths(token_ids, prefix_len), ops.arange(length), length
             )
-        for block in self.blocks:
+        for i, block in enumerate(self.blocks):
             x = block(x, decoder_padding_mask=mask, decoder_attention_mask=attention_mask,
                       use_causal_mask=attention_mask is None, training=training)
+            x = self._read(i, x, image_tokens)
         return self._logits(x, prefix_len)
 
     def prefix_lengths(self, token_ids, prefix_len=0):
@@ -139,15 +162,20 @@ class TransformerDecoderLM(layers.Layer):
         return ops.zeros(shape, self.compute_dtype)
 
     def call_with_cache(self, token_ids, cache, cache_update_index, prefix_embeddings=None,
+                        image_tokens=None, include_prefix=True, padding_mask=None,
                         prefix_lengths=None):
         """Run ``token_ids`` (and an optional prefix) at ``cache_update_index``, updating the cache.
 
+        ``image_tokens`` are needed at every step by read fusions; ``include_prefix=False`` runs
+        only the text (the fusion's prefix is already in the cache). ``padding_mask`` is unused:
+        positions after the prompt are overwritten step by step before they are attended to.
         With ``attention="prefix"``, ``prefix_lengths`` (batch,) gives each row's bidirectional
         prefix (``prefix_lengths()`` of the prompt); when None it is read from ``token_ids``,
         which then must hold the whole prompt (the prefill).
-
         Returns ``(logits, cache)``: logits (batch, text_len, vocab) for the text positions.
         """
+        if include_prefix:
+            prefix_embeddings = self._fuse(prefix_embeddings, image_tokens)
         prefix_len = 0 if prefix_embeddings is None else prefix_embeddings.shape[1]
         x = self._embed(token_ids, prefix_embeddings, start_index=cache_update_index)
         attention_mask = None
@@ -162,6 +190,7 @@ class TransformerDecoderLM(layers.Layer):
                 x, self_attention_cache=cache[:, i], self_attention_cache_update_index=cache_update_index,
                 decoder_attention_mask=attention_mask, use_causal_mask=attention_mask is None,
             )
+            x = self._read(i, x, image_tokens)
             caches.append(layer_cache)
         cache = ops.stack(caches, axis=1)
         return self._logits(x, prefix_len), cache
@@ -178,5 +207,13 @@ class TransformerDecoderLM(layers.Layer):
             dropout=self.dropout,
             attention=self.attention,
             prefix_end_token_id=self.prefix_end_token_id,
+            fusion=None if self.fusion is None else keras.saving.serialize_keras_object(self.fusion),
         )
         return config
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        if config.get("fusion") is not None:
+            config["fusion"] = keras.saving.deserialize_keras_object(config["fusion"])
+        return cls(**config)

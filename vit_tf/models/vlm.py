@@ -8,8 +8,10 @@ from keras import ops
 class VisionLanguageModel(keras.Model):
     """A Keras functional model composed of three parts passed as objects.
 
-    Projected image tokens are concatenated before the text embeddings (LLaVA's fusion) and the
-    decoder predicts the next text token at every text position.
+    The decoder receives the projected image tokens and its fusion decides how they enter:
+    concatenated before the text embeddings (LLaVA, the default), resampled, cross-attended or
+    attention-pooled (``vit_tf.layers.fusion``). It predicts the next text token at every text
+    position.
 
     Inputs (dict):
         images        (batch, image_size, image_size, 3) float32 in [0, 255]
@@ -27,7 +29,7 @@ class VisionLanguageModel(keras.Model):
         token_ids = keras.Input((None,), dtype="int32", name="token_ids")
         padding_mask = keras.Input((None,), dtype="bool", name="padding_mask")
         image_tokens = projector(image_encoder(images))  # (batch, image_tokens, hidden_dim)
-        logits = decoder(token_ids, prefix_embeddings=image_tokens, padding_mask=padding_mask)
+        logits = decoder(token_ids, image_tokens=image_tokens, padding_mask=padding_mask)
         super().__init__(
             inputs={"images": images, "token_ids": token_ids, "padding_mask": padding_mask},
             outputs=logits,
@@ -46,31 +48,52 @@ class VisionLanguageModel(keras.Model):
         """(batch, S, S, 3) -> projected image tokens (batch, image_tokens, hidden_dim)."""
         return self.projector(self.image_encoder(images, training=training))
 
-    def prefill(self, images, token_ids, cache):
-        """Fill the cache with image tokens + ``token_ids``; returns (logits, cache)."""
+    @property
+    def num_prefix_tokens(self):
+        """Embeddings placed before the text: the image tokens, the resampled ones, or none."""
+        fusion = getattr(self.decoder, "fusion", None)
+        n = self.num_image_tokens
+        return n if fusion is None else fusion.num_prefix_tokens(n)
+
+    def prefill(self, images, token_ids, cache, image_tokens=None, padding_mask=None):
+        """Fill the cache with the image prefix + ``token_ids``; returns (logits, cache).
+
+        ``image_tokens`` (from ``encode_images``) avoid encoding twice; ``padding_mask`` marks
+        the prompt tokens to consume (state-based caches such as the LSTM's stop there).
+        """
+        if image_tokens is None:
+            image_tokens = self.encode_images(images)
         return self.decoder.call_with_cache(
-            token_ids, cache, 0, prefix_embeddings=self.encode_images(images)
+            token_ids, cache, 0, image_tokens=image_tokens, padding_mask=padding_mask
         )
 
     def prefix_lengths(self, prompt_ids):
-        """(batch,) bidirectional prefix of each prompt (image tokens included), or None when
-        the decoder attends causally; pass it to ``call_with_cache`` after the prefill."""
+        """(batch,) bidirectional prefix of each prompt (prefix embeddings included), or None
+        when the decoder attends causally; pass it to ``call_with_cache`` after the prefill."""
         if getattr(self.decoder, "attention", "causal") != "prefix":
             return None
-        return self.decoder.prefix_lengths(prompt_ids, self.num_image_tokens)
+        return self.decoder.prefix_lengths(prompt_ids, self.num_prefix_tokens)
 
-    def call_with_cache(self, token_ids, cache, text_index, prefix_lengths=None):
+    def call_with_cache(self, token_ids, cache, text_index, image_tokens=None,
+                        prefix_lengths=None):
         """Logits of ``token_ids`` (batch, 1) at text position ``text_index``, updating the cache.
 
-        ``prefix_lengths``: ``prefix_lengths(prompt_ids)`` for a prefix-LM decoder.
+        Read fusions (cross_attention, attention_pooling) need ``image_tokens`` at every step;
+        a prefix-LM decoder needs ``prefix_lengths(prompt_ids)``.
         """
+        fusion = getattr(self.decoder, "fusion", None)
+        if image_tokens is None and fusion is not None and fusion.uses_reads:
+            raise ValueError(f"the {type(fusion).__name__} decoder reads the image tokens at every "
+                             "step: pass image_tokens=model.encode_images(images)")
+        index = text_index + self.num_prefix_tokens
         kwargs = {} if prefix_lengths is None else {"prefix_lengths": prefix_lengths}
-        return self.decoder.call_with_cache(
-            token_ids, cache, text_index + self.num_image_tokens, **kwargs
-        )
+        if image_tokens is None:
+            return self.decoder.call_with_cache(token_ids, cache, index, **kwargs)
+        return self.decoder.call_with_cache(token_ids, cache, index, image_tokens=image_tokens,
+                                            include_prefix=False, **kwargs)
 
     def init_cache(self, batch_size, text_length):
-        return self.decoder.init_cache(batch_size, self.num_image_tokens + text_length)
+        return self.decoder.init_cache(batch_size, self.num_prefix_tokens + text_length)
 
     def get_config(self):
         return {

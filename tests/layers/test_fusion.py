@@ -1,0 +1,95 @@
+"""Tests for the fusion layers: shapes, the maths each one promises, serialization round trips."""
+
+import keras
+import numpy as np
+import pytest
+
+from tests.helpers import run_layer_test
+from vit_tf.layers.attention_pooling import AttentionPooling, AttentionPoolingFusion
+from vit_tf.layers.cross_attention import CrossAttentionFusion, GatedCrossAttention
+from vit_tf.layers.fusion import ConcatFusion
+from vit_tf.layers.resampler import Resampler, ResamplerFusion
+from vit_tf.registry import FUSIONS
+
+HIDDEN = 8
+
+
+def _tokens(batch, n, seed=0):
+    return np.random.default_rng(seed).normal(size=(batch, n, HIDDEN)).astype("float32")
+
+
+def test_every_fusion_is_registered_under_its_config_name():
+    assert {"concat", "cross_attention", "attention_pooling", "resampler"} <= set(FUSIONS.names())
+    assert FUSIONS.get("resampler") is ResamplerFusion
+
+
+def test_gated_cross_attention_is_the_identity_at_initialisation_and_ungated_is_not(tmp_path):
+    x, img = _tokens(2, 5), _tokens(2, 7, seed=1)
+    gated = GatedCrossAttention(HIDDEN, num_heads=2, gated=True, name="gated")
+    out = run_layer_test(gated, (x, img), tmp_path, expected_output_shape=(2, 5, HIDDEN))
+    np.testing.assert_allclose(out, x, atol=1e-6)  # tanh(0) = 0: the image is ignored at first
+    gated.gate.assign(1.0)
+    assert not np.allclose(np.asarray(gated(x, img)), x, atol=1e-4)
+    plain = GatedCrossAttention(HIDDEN, num_heads=2, gated=False, name="plain")
+    out = run_layer_test(plain, (x, img), tmp_path, expected_output_shape=(2, 5, HIDDEN))
+    assert not np.allclose(out, x, atol=1e-4)
+    assert len(plain.weights) == len(gated.weights) - 1
+
+
+def test_attention_pooling_follows_the_design_formula(tmp_path):
+    x, img = _tokens(2, 3), _tokens(2, 6, seed=1)
+    layer = AttentionPooling(HIDDEN, name="pool")
+    run_layer_test(layer, (x, img), tmp_path, expected_output_shape=(2, 3, HIDDEN))
+    out, alpha = layer(x, img, return_scores=True)
+    alpha = np.asarray(alpha)
+    np.testing.assert_allclose(alpha.sum(-1), 1.0, atol=1e-5)
+    # S = v_i . v_t / sqrt(d) with v_t the normalised text state; alpha = softmax(S).
+    q = np.asarray(layer.norm(x))
+    s = np.einsum("btd,bnd->btn", q, img) / np.sqrt(HIDDEN)
+    expected = np.exp(s - s.max(-1, keepdims=True))
+    np.testing.assert_allclose(alpha, expected / expected.sum(-1, keepdims=True), atol=1e-5)
+    pooled = np.einsum("btn,bnd->btd", alpha, img)  # v_it = sum_i alpha_i v_i
+    combined = np.asarray(layer.combine(np.concatenate([q, pooled], -1)))
+    np.testing.assert_allclose(np.asarray(out), x + combined, atol=1e-5)
+
+
+def test_resampler_maps_any_number_of_image_tokens_to_k_queries(tmp_path):
+    layer = Resampler(HIDDEN, num_queries=3, num_heads=2, num_layers=2, name="resampler")
+    run_layer_test(layer, _tokens(2, 9), tmp_path, expected_output_shape=(2, 3, HIDDEN))
+    assert tuple(layer(_tokens(2, 4)).shape) == (2, 3, HIDDEN)
+    # The output depends on the image tokens.
+    assert not np.allclose(np.asarray(layer(_tokens(2, 9))), np.asarray(layer(_tokens(2, 9, 5))))
+
+
+@pytest.mark.parametrize(
+    "fusion, prefix_len",
+    [
+        (lambda: ConcatFusion(HIDDEN, 2, name="f"), 5),
+        (lambda: ResamplerFusion(HIDDEN, 2, num_queries=3, num_heads=2, name="f"), 3),
+        (lambda: CrossAttentionFusion(HIDDEN, 2, num_heads=2, name="f"), 0),
+        (lambda: AttentionPoolingFusion(HIDDEN, 2, name="f"), 0),
+    ],
+    ids=["concat", "resampler", "cross_attention", "attention_pooling"],
+)
+def test_fusion_interface_prefix_and_reads(fusion, prefix_len, tmp_path):
+    fusion = fusion()
+    img, x = _tokens(2, 5), _tokens(2, 4, seed=2)
+    fusion.build((None, None, HIDDEN))
+    assert fusion.num_prefix_tokens(5) == prefix_len
+    prefix = fusion.prefix(img)
+    assert (prefix is None) == (prefix_len == 0)
+    if prefix is not None:
+        assert tuple(prefix.shape) == (2, prefix_len, HIDDEN)
+    changed = [not np.allclose(np.asarray(fusion.read(i, x, img)), x) for i in range(2)]
+    expected = {"concat": [False, False], "resampler": [False, False],
+                "cross_attention": [False, False],  # gated, gates at 0
+                "attention_pooling": [False, True]}[FUSIONS_BY_CLASS[type(fusion)]]
+    assert changed == expected
+    if fusion.weights:
+        run_layer_test(fusion, img, tmp_path)
+    else:
+        clone = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(fusion))
+        assert clone.get_config() == fusion.get_config()
+
+
+FUSIONS_BY_CLASS = {FUSIONS.get(n): n for n in FUSIONS.names()}

@@ -1,0 +1,108 @@
+"""Every fusion x decoder combination: built from config, trains a step, generates (cached ==
+uncached), and round-trips through .keras with identical logits and answers."""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tests.helpers import tiny_config, tiny_tokenizer
+from vit_tf.config import ConfigError
+from vit_tf.inference.generate import Generator
+from vit_tf.models.factory import build_model
+from vit_tf.training.optim import compile_model
+
+TEXT = 24
+FUSIONS = ("concat", "cross_attention", "attention_pooling", "resampler")
+DECODERS = ("transformer", "lstm")
+PROMPTS = [
+    [{"from": "human", "value": "Is it big"}],
+    [{"from": "human", "value": "What colour is the circle?"},
+     {"from": "gpt", "value": "The circle is red."},
+     {"from": "human", "value": "How many squares are there"}],
+]
+
+
+def _config(decoder, fusion, **extra):
+    # Ungated cross-attention so the image matters from the first step in these checks.
+    return tiny_config(model__decoder__name=decoder, model__fusion__name=fusion,
+                       model__fusion__num_heads=2, model__fusion__num_queries=3,
+                       model__fusion__gated="false", **extra)
+
+
+@pytest.fixture(autouse=True)
+def _eager_functions():
+    # The generation loop runs eagerly here: tracing it for 8 models would dominate the test.
+    tf.config.run_functions_eagerly(True)
+    yield
+    tf.config.run_functions_eagerly(False)
+
+
+def _generate(model, tok, images, use_cache=True):
+    gen = Generator(model, tok, max_new_tokens=5, use_cache=use_cache, jit_compile=False)
+    return gen.generate_ids(images, PROMPTS)
+
+
+def _batch(vocab, seed=0):
+    rng = np.random.default_rng(seed)
+    ids = rng.integers(5, vocab, (2, TEXT)).astype("int32")
+    inputs = {"images": rng.uniform(0, 255, (2, 16, 16, 3)).astype("float32"),
+              "token_ids": ids, "padding_mask": np.ones((2, TEXT), bool)}
+    return inputs, np.roll(ids, -1, axis=1), np.ones((2, TEXT), "float32")
+
+
+@pytest.mark.parametrize("decoder", DECODERS)
+@pytest.mark.parametrize("fusion", FUSIONS)
+def test_combination_trains_generates_and_round_trips(decoder, fusion, tmp_path):
+    keras.utils.set_random_seed(0)
+    tok = tiny_tokenizer()
+    config = _config(decoder, fusion)
+    model = build_model(config, tok.vocabulary_size(), max_text_length=TEXT)
+    assert type(model.decoder.fusion).__name__.lower().startswith(fusion.replace("_", "")[:6])
+    expected_prefix = {"concat": model.num_image_tokens, "resampler": 3}.get(fusion, 0)
+    assert model.num_prefix_tokens == expected_prefix
+
+    inputs, labels, weights = _batch(tok.vocabulary_size())
+    compile_model(model, config.train, total_steps=4)
+    before = [w.numpy().copy() for w in model.trainable_weights]
+    model.run_eagerly = True  # one step: tracing would cost more than it saves
+    for _ in range(2):  # the warmup starts at a learning rate of 0
+        loss = np.ravel(model.train_on_batch(inputs, labels, sample_weight=weights))[0]
+    assert np.isfinite(loss)
+    moved = [not np.array_equal(b, w.numpy()) for b, w in zip(before, model.trainable_weights)]
+    assert sum(moved) > len(moved) // 2  # the step updated the weights, the encoder's included
+    assert any(not np.array_equal(b, w.numpy()) for b, w in
+               zip(before, model.trainable_weights) if "image_encoder" in w.path)
+
+    images = inputs["images"]
+    cached = _generate(model, tok, images)
+    assert cached == _generate(model, tok, images, use_cache=False)
+    assert all(len(ids) <= 5 for ids in cached)
+
+    live = np.asarray(model(inputs))
+    model.save(tmp_path / "model.keras")
+    reloaded = keras.saving.load_model(tmp_path / "model.keras")
+    np.testing.assert_array_equal(np.asarray(reloaded(inputs)), live)
+    # The image reaches the text logits.
+    other = dict(inputs, images=images[::-1].copy())
+    assert not np.allclose(np.asarray(model(other)), live, atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        ({"model__fusion__name": "resampler", "model__fusion__num_queries": 0}, "num_queries"),
+        ({"model__fusion__name": "resampler", "model__fusion__resampler_layers": 0},
+         "resampler_layers"),
+        ({"model__fusion__name": "cross_attention", "model__fusion__num_heads": 3}, "num_heads"),
+        ({"model__decoder__num_layers": 0}, "num_layers"),
+    ],
+)
+def test_nonsensical_combination_is_refused_with_a_config_error(overrides, message):
+    with pytest.raises(ConfigError, match=message):
+        build_model(tiny_config(**overrides), 50, max_text_length=TEXT)
+
+
+def test_unknown_fusion_name_lists_the_known_ones():
+    with pytest.raises(KeyError, match="attention_pooling"):
+        build_model(tiny_config(model__fusion__name="nope"), 50, max_text_length=TEXT)

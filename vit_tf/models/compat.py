@@ -1,0 +1,50 @@
+"""Which model parts go together: nonsensical combinations are refused before building.
+
+Example:
+    >>> check_model_config(apply_overrides(ExperimentConfig(), ["model.fusion.num_queries=0"]))
+    Traceback (most recent call last):
+    ConfigError: model.fusion.num_queries must be >= 1 for the resampler fusion, got 0
+"""
+
+from vit_tf.config import ConfigError
+
+
+def check_model_config(config):
+    """Raise ``ConfigError`` naming the key if ``config.model`` cannot be built sensibly."""
+    m = config.model
+    # Unknown part names are left to the registries (KeyError listing the known names).
+    if m.decoder.num_layers < 1:
+        raise ConfigError(f"model.decoder.num_layers must be >= 1, got {m.decoder.num_layers}")
+    if m.fusion.name == "resampler":
+        if m.fusion.num_queries < 1:
+            raise ConfigError("model.fusion.num_queries must be >= 1 for the resampler fusion, "
+                              f"got {m.fusion.num_queries}")
+        if m.fusion.resampler_layers < 1:
+            raise ConfigError("model.fusion.resampler_layers must be >= 1 for the resampler "
+                              f"fusion, got {m.fusion.resampler_layers}")
+    if m.fusion.name in ("cross_attention", "resampler") and m.decoder.hidden_dim % m.fusion.num_heads:
+        raise ConfigError(
+            f"model.fusion.num_heads={m.fusion.num_heads} must divide model.decoder.hidden_dim="
+            f"{m.decoder.hidden_dim} for the {m.fusion.name} fusion"
+        )
+    if m.decoder.attention == "prefix" and m.decoder.name != "transformer":
+        raise ConfigError(f"model.decoder.attention=prefix needs the transformer decoder; "
+                          f"model.decoder.name={m.decoder.name} reads its input in order")
+    if m.decoder.name == "transformer" and m.decoder.hidden_dim % m.decoder.num_heads:
+        raise ConfigError(f"model.decoder.num_heads={m.decoder.num_heads} must divide "
+                          f"model.decoder.hidden_dim={m.decoder.hidden_dim}")
+    e = m.encoder
+    for field, names in (("preset", ("clip", "siglip")), ("handle", ("saved_model",)),
+                         ("weights", ("resnet50", "vgg16"))):
+        value = getattr(e, field)
+        if e.name in names and field != "weights" and not value:
+            raise ConfigError(f"model.encoder.name={e.name} needs model.encoder.{field}")
+        if value and e.name not in names:
+            raise ConfigError(f"model.encoder.{field} is set but model.encoder.name={e.name} does "
+                              f"not use it (it is for {', '.join(names)})")
+    if e.name in ("resnet50", "vgg16") and config.data.image_size < 32:
+        raise ConfigError(f"model.encoder.name={e.name} needs data.image_size >= 32 "
+                          f"(one token per 32x32 pixels), got {config.data.image_size}")
+    if not e.trainable and e.name == "vit":
+        raise ConfigError("model.encoder.trainable=false freezes a pretrained encoder; the vit "
+                          "encoder starts from random weights and must be trained")

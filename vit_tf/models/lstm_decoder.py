@@ -1,0 +1,148 @@
+"""LSTM language decoder with attention over image tokens (Show-Attend-Tell / Luong style)."""
+
+import keras
+import keras_hub
+from keras import layers, ops
+
+from vit_tf.registry import DECODERS
+
+
+@DECODERS.register("lstm")
+@keras.saving.register_keras_serializable(package="vit_tf")
+class LSTMDecoderLM(layers.Layer):
+    """Token embedding + pre-norm residual LSTM layers + tied output head, with a fusion.
+
+    The image tokens reach the text through the ``fusion`` (``vit_tf.layers.fusion``):
+    a prefix fusion (concat, resampler) runs its tokens through the LSTMs before the text; a
+    read fusion updates the LSTM outputs after every layer (cross_attention) or after the last
+    one (attention_pooling: the hidden state h_t queries the image tokens at every step and the
+    pooled vector is combined with h_t before the output layer). ``fusion=None`` is concat.
+
+    Block i: ``x = x + LSTM_i(LN_i(x))``, then ``x = fusion.read(i, x, image_tokens)``.
+    The generation cache is the LSTM state: (batch, num_layers, 2, hidden_dim) holding (h, c).
+
+    Args: ``vocabulary_size``, ``hidden_dim``, ``num_layers``, ``max_sequence_length`` (prefix +
+        text tokens it is used for; the LSTM has no position table), ``dropout``, ``fusion``.
+
+    Call: ``token_ids`` (batch, text_len) int32, ``image_tokens`` (batch, N, hidden_dim)
+        -> logits (batch, text_len, vocabulary_size) float32.
+
+    Example:
+        >>> decoder = LSTMDecoderLM(100, hidden_dim=16, num_layers=1, max_sequence_length=40)
+        >>> decoder(ops.ones((2, 5), "int32"), image_tokens=ops.zeros((2, 4, 16))).shape
+        (2, 5, 100)
+    """
+
+    def __init__(self, vocabulary_size, hidden_dim, num_layers, max_sequence_length, dropout=0.0,
+                 fusion=None, **kwargs):
+        super().__init__(**kwargs)
+        self.vocabulary_size = vocabulary_size
+        self.hidden_dim = hidden_dim
+        self.num_layers = num_layers
+        self.max_sequence_length = max_sequence_length
+        self.dropout = dropout
+        self.fusion = fusion
+        self.token_embedding = keras_hub.layers.ReversibleEmbedding(
+            vocabulary_size, hidden_dim, tie_weights=True, name="token_embedding"
+        )
+        self.norms = [layers.LayerNormalization(epsilon=1e-6, name=f"norm_{i}")
+                      for i in range(num_layers)]
+        self.lstms = [
+            layers.LSTM(hidden_dim, return_sequences=True, return_state=True, dropout=dropout,
+                        name=f"lstm_{i}")
+            for i in range(num_layers)
+        ]
+        self.final_norm = layers.LayerNormalization(epsilon=1e-6, name="final_norm")
+
+    def build(self, token_ids_shape, prefix_embeddings_shape=None, padding_mask_shape=None,
+              image_tokens_shape=None):
+        self.token_embedding.build(token_ids_shape)
+        shape = (None, None, self.hidden_dim)
+        if self.fusion is not None and not self.fusion.built:  # built already when deserialized
+            self.fusion.build(shape)
+        for norm, lstm in zip(self.norms, self.lstms):
+            norm.build(shape)
+            lstm.build(shape)
+        self.final_norm.build(shape)
+        self.built = True
+
+    def _fuse(self, prefix_embeddings, image_tokens):
+        if image_tokens is None:
+            return prefix_embeddings
+        if prefix_embeddings is not None:
+            raise ValueError("pass either prefix_embeddings or image_tokens, not both")
+        return image_tokens if self.fusion is None else self.fusion.prefix(image_tokens)
+
+    def _run(self, x, image_tokens, states=None, mask=None, training=None):
+        """x (batch, len, hidden) through the blocks; returns (x, [(h, c)] per layer)."""
+        new_states = []
+        for i, (norm, lstm) in enumerate(zip(self.norms, self.lstms)):
+            initial = None if states is None else list(states[i])
+            y, h, c = lstm(norm(x), initial_state=initial, mask=mask, training=training)
+            x = x + y  # (batch, len, hidden_dim)
+            if image_tokens is not None and self.fusion is not None:
+                x = self.fusion.read(i, x, ops.cast(image_tokens, x.dtype))
+            new_states.append((h, c))
+        return x, new_states
+
+    def _embed(self, token_ids, prefix):
+        x = self.token_embedding(token_ids)  # (batch, text_len, hidden_dim)
+        if prefix is not None:
+            x = ops.concatenate([ops.cast(prefix, x.dtype), x], axis=1)  # (batch, prefix + text, d)
+        return x
+
+    def _logits(self, x, prefix_len):
+        x = self.final_norm(x)[:, prefix_len:]  # (batch, text_len, hidden_dim)
+        return ops.cast(self.token_embedding(x, reverse=True), "float32")
+
+    def call(self, token_ids, prefix_embeddings=None, padding_mask=None, image_tokens=None,
+             training=None):
+        # Right padding only: causal, so padded positions never affect the real ones.
+        prefix = self._fuse(prefix_embeddings, image_tokens)
+        prefix_len = 0 if prefix is None else prefix.shape[1]
+        x, _ = self._run(self._embed(token_ids, prefix), image_tokens, training=training)
+        return self._logits(x, prefix_len)
+
+    def init_cache(self, batch_size, max_length=None):
+        """Zero LSTM states (batch, num_layers, 2, hidden_dim); ``max_length`` is not needed."""
+        return ops.zeros((batch_size, self.num_layers, 2, self.hidden_dim), self.compute_dtype)
+
+    def call_with_cache(self, token_ids, cache, cache_update_index=None, prefix_embeddings=None,
+                        image_tokens=None, include_prefix=True, padding_mask=None):
+        """Advance the LSTM state over (prefix +) ``token_ids``; returns ``(logits, cache)``.
+
+        ``padding_mask`` (batch, text_len) marks the text tokens to consume: the state stops at
+        the last marked one (a right-padded prompt buffer). ``cache_update_index`` is unused.
+        """
+        prefix = self._fuse(prefix_embeddings, image_tokens) if include_prefix else None
+        prefix_len = 0 if prefix is None else prefix.shape[1]
+        x = self._embed(token_ids, prefix)
+        mask = None
+        if padding_mask is not None:
+            mask = ops.cast(padding_mask, "bool")
+            if prefix_len:
+                ones = ops.ones((ops.shape(mask)[0], prefix_len), "bool")
+                mask = ops.concatenate([ones, mask], axis=1)  # (batch, prefix + text)
+        states = [(cache[:, i, 0], cache[:, i, 1]) for i in range(self.num_layers)]
+        x, states = self._run(x, image_tokens, states=states, mask=mask)
+        cache = ops.stack([ops.stack(s, axis=1) for s in states], axis=1)  # (batch, layers, 2, d)
+        return self._logits(x, prefix_len), cache
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            vocabulary_size=self.vocabulary_size,
+            hidden_dim=self.hidden_dim,
+            num_layers=self.num_layers,
+            max_sequence_length=self.max_sequence_length,
+            dropout=self.dropout,
+            fusion=None if self.fusion is None else keras.saving.serialize_keras_object(self.fusion),
+        )
+        return config
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        if config.get("fusion") is not None:
+            config["fusion"] = keras.saving.deserialize_keras_object(config["fusion"])
+        return cls(**config)
