@@ -14,6 +14,7 @@ TINY = [
     "model.decoder.hidden_dim=16", "model.decoder.num_layers=1", "model.decoder.num_heads=2",
     "model.decoder.intermediate_dim=32", "train.epochs=2", "train.steps_per_epoch=3",
     "train.warmup_steps=1", "train.jit_compile=false", "train.num_samples_to_log=2",
+    "train.relevance_maps=1",
     "generate.max_new_tokens=6",
 ]
 
@@ -46,7 +47,8 @@ def test_train_writes_model_config_tokenizer_checkpoints_and_tensorboard_logs(ru
     config = json.loads((run / "config.json").read_text())
     assert config["model"]["decoder"]["hidden_dim"] == 16  # the resolved config, overrides in
     events = [f for _, _, fs in os.walk(run / "logs") for f in fs if "tfevents" in f]
-    assert len(events) >= 2  # training scalars and the sample answers
+    assert len(events) >= 3  # training scalars, the sample answers, the relevance maps
+    assert any("tfevents" in f for f in os.listdir(run / "logs" / "relevance"))
     summary = json.loads((run / "train_summary.json").read_text())
     assert len(summary["history"]["loss"]) == 2
 

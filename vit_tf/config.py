@@ -103,6 +103,7 @@ class TrainConfig:
     jit_compile: bool = True          # XLA; ~2x faster on CPU
     steps_per_epoch: int = 0          # 0: one pass over the data per epoch
     num_samples_to_log: int = 3       # generated answers written to TensorBoard each epoch
+    relevance_maps: int = 0           # of those, explained as image relevance maps each epoch
 
 
 @dataclass

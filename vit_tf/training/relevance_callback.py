@@ -1,7 +1,7 @@
 """A callback that writes relevance maps (``vit_tf.inference.explain``) to TensorBoard each epoch.
 
-Not added by ``train()`` by default (it costs one generation and one Jacobian per record);
-pass it to ``model.fit`` yourself:
+``train()`` adds it for the first ``train.relevance_maps`` sample records (default 0: it costs
+one generation and one Jacobian per record each epoch); or pass it to ``model.fit`` yourself:
 
     >>> cb = RelevanceMaps(records[:2], tokenizer, image_size=64, log_dir="runs/x/logs/relevance")
     >>> model.fit(ds, epochs=3, callbacks=[cb])      # TensorBoard: IMAGES tab, tag relevance/<id>

@@ -23,6 +23,7 @@ from vit_tf.models.factory import build_model
 from vit_tf.models.vlm import count_params
 from vit_tf.training.callbacks import AnswerAccuracy, EpochTimer, SampleAnswers
 from vit_tf.training.optim import compile_model
+from vit_tf.training.relevance_callback import RelevanceMaps
 from vit_tf.training.run_dir import paths
 
 
@@ -132,6 +133,10 @@ def train(config, data_json, image_root, out, resume=False, log=print, val_json=
                                             os.path.join(p["logs"], "sample_images"))
         callbacks.append(SampleAnswers(sample_records, tokenizer, d.image_size,
                                        os.path.join(p["logs"], "samples")))
+        if config.train.relevance_maps:
+            callbacks.append(RelevanceMaps(sample_records[: config.train.relevance_maps],
+                                           tokenizer, d.image_size,
+                                           os.path.join(p["logs"], "relevance")))
     callbacks.append(keras.callbacks.TensorBoard(p["logs"], update_freq=50))
     history = model.fit(
         train_ds, validation_data=val_ds, epochs=config.train.epochs,
