@@ -150,7 +150,12 @@ def make_dataset(examples, image_size, batch_size, *, shuffle=False, seed=0, rep
         return inputs, labels, weights
 
     ds = ds.map(to_example, num_parallel_calls=tf.data.AUTOTUNE)
-    widths = bucket_widths(examples.token_ids.shape[1] - 1)
+    return bucket_batch(ds, examples.token_ids.shape[1] - 1, batch_size, drop_remainder)
+
+
+def bucket_batch(ds, max_width, batch_size, drop_remainder=False):
+    """Batch (inputs, labels, weights) examples by text length, padded to ``bucket_widths``."""
+    widths = bucket_widths(max_width)
     ds = ds.bucket_by_sequence_length(
         lambda inputs, labels, weights: tf.shape(inputs["token_ids"])[0],
         bucket_boundaries=[w + 1 for w in widths],

@@ -32,7 +32,7 @@ import os
 
 import tensorflow as tf
 
-from vit_tf.data.pipeline import bucket_widths
+from vit_tf.data.pipeline import bucket_batch
 from vit_tf.data.template import ASSISTANT, END, PAD, USER
 from vit_tf.data.tokenizer import special_ids
 
@@ -261,15 +261,7 @@ def shard_dataset(source, tokenizer, image_size, batch_size, max_text_length, *,
         ds = ds.map(check)
     if repeat:
         ds = ds.repeat()
-    widths = bucket_widths(max_text_length)
-    ds = ds.bucket_by_sequence_length(
-        lambda inputs, labels, weights: tf.shape(inputs["token_ids"])[0],
-        bucket_boundaries=[w + 1 for w in widths],
-        bucket_batch_sizes=[batch_size] * (len(widths) + 1),
-        pad_to_bucket_boundary=True,
-        drop_remainder=drop_remainder,
-    )
-    return ds.prefetch(tf.data.AUTOTUNE)
+    return bucket_batch(ds, max_text_length, batch_size, drop_remainder)
 
 
 def distributed_shard_dataset(strategy, source, tokenizer, image_size, global_batch_size,
