@@ -9,10 +9,9 @@ validates every converted record exactly as :func:`~vit_tf.data.sources.llava.re
 """
 
 import concurrent.futures
-import json
 import os
 
-from vit_tf.data.sources.llava import LlavaDataset, validate_record
+from vit_tf.data.sources.llava import LlavaDataset, read_json_file, validate_record
 from vit_tf.data.sources.validation import (
     DataValidationError,
     Problem,
@@ -25,17 +24,7 @@ from vit_tf.data.sources.validation import (
 def load_json_object(path, required_keys):
     """The top-level JSON object of ``path``, which must hold lists under ``required_keys``."""
     path = str(path)
-    try:
-        with open(path, encoding="utf-8") as f:
-            data = json.load(f)
-    except FileNotFoundError:
-        raise DataValidationError(file_problem(path, "file not found", "file missing"))
-    except json.JSONDecodeError as error:
-        message = f"not valid JSON: {error.msg} at line {error.lineno}, column {error.colno}"
-        raise DataValidationError(file_problem(path, message, "invalid JSON"))
-    except (UnicodeDecodeError, OSError) as error:
-        raise DataValidationError(file_problem(path, f"cannot read file: {error}",
-                                               "unreadable file"))
+    data = read_json_file(path)
     if not isinstance(data, dict):
         raise DataValidationError(file_problem(
             path, f"top level must be an object with {', '.join(map(repr, required_keys))}, "

@@ -154,22 +154,27 @@ def load_image_rgb(path):
         raise ValueError(f"cannot read image {path}: {error}") from error
 
 
-def _load_json_list(json_path):
-    """The top-level list of ``json_path``; any failure raises DataValidationError."""
+def read_json_file(path):
+    """Parse the JSON file ``path``; a missing, unreadable or invalid file raises
+    DataValidationError naming it (shared by every reader)."""
     try:
-        with open(json_path, encoding="utf-8") as f:
-            data = json.load(f)
+        with open(path, encoding="utf-8") as f:
+            return json.load(f)
     except FileNotFoundError:
-        raise DataValidationError(file_problem(json_path, "file not found", "file missing"))
+        raise DataValidationError(file_problem(path, "file not found", "file missing"))
     except json.JSONDecodeError as error:
         message = f"not valid JSON: {error.msg} at line {error.lineno}, column {error.colno}"
-        raise DataValidationError(file_problem(json_path, message, "invalid JSON"))
+        raise DataValidationError(file_problem(path, message, "invalid JSON"))
     except UnicodeDecodeError as error:
-        message = f"not UTF-8 text: {error}"
-        raise DataValidationError(file_problem(json_path, message, "invalid JSON"))
+        raise DataValidationError(file_problem(path, f"not UTF-8 text: {error}", "invalid JSON"))
     except OSError as error:
         message = f"cannot read file: {error.strerror or error}"
-        raise DataValidationError(file_problem(json_path, message, "unreadable file"))
+        raise DataValidationError(file_problem(path, message, "unreadable file"))
+
+
+def _load_json_list(json_path):
+    """The top-level list of ``json_path``; any failure raises DataValidationError."""
+    data = read_json_file(json_path)
     if not isinstance(data, list):
         message = f"top level must be a list of records, got {_type(data)}"
         raise DataValidationError(file_problem(json_path, message, "not a list"))
