@@ -31,6 +31,9 @@ class DataConfig:
     validation_fraction: float = 0.0  # held out from the training file for val_loss
     cache_images: bool = True         # decode each training image once into memory (uint8)
     cache_images_max_gb: float = 4.0  # above this, images are streamed from disk (and logged)
+    pack_by_image: bool = False       # pack an image's examples into one row, each seeing only
+                                      # the image and itself (vit_tf.data.packing; JSON sources)
+    pack_length: int = 256            # tokens per packed row
 
 
 @dataclass

@@ -143,7 +143,8 @@ def make_dataset(examples, image_size, batch_size, *, shuffle=False, seed=0, rep
         inputs = {
             "images": image,
             "token_ids": ids[:length],                               # (length,)
-            "padding_mask": tf.ones([length], tf.bool),
+            # False on padding; a [PAD] inside a row separates packed examples (data/packing.py)
+            "padding_mask": tf.not_equal(ids[:length], 0),
         }
         labels = ids[1 : length + 1]                                 # position t predicts t + 1
         weights = tf.cast(trained[1 : length + 1], tf.float32)       # 1 on trained labels

@@ -30,6 +30,12 @@ def check_model_config(config):
     if m.decoder.attention == "prefix" and m.decoder.name != "transformer":
         raise ConfigError(f"model.decoder.attention=prefix needs the transformer decoder; "
                           f"model.decoder.name={m.decoder.name} reads its input in order")
+    if config.data.pack_by_image and (m.decoder.name != "transformer"
+                                      or m.decoder.attention != "causal"):
+        raise ConfigError("data.pack_by_image needs the transformer decoder with causal "
+                          f"attention (got model.decoder.name={m.decoder.name}, attention="
+                          f"{m.decoder.attention}): packed examples are walled off by the "
+                          "attention mask, which a recurrent decoder or a prefix-LM does not use")
     if m.decoder.name == "transformer" and m.decoder.hidden_dim % m.decoder.num_heads:
         raise ConfigError(f"model.decoder.num_heads={m.decoder.num_heads} must divide "
                           f"model.decoder.hidden_dim={m.decoder.hidden_dim}")

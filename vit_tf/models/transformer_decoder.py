@@ -38,7 +38,8 @@ class TransformerDecoderLM(layers.Layer):
 
     Call: ``token_ids`` (batch, text_len) int32, ``prefix_embeddings`` (batch, prefix_len,
         hidden_dim), ``padding_mask`` (batch, text_len) bool -> logits (batch, text_len, vocab)
-        for the text positions only. ``image_tokens`` (batch, image_tokens, hidden_dim) go
+        for the text positions only. A padded position inside a row separates packed
+        sequences that share the prefix (``_segments``). ``image_tokens`` (batch, image_tokens, hidden_dim) go
         through the fusion (prefix and/or reads after each block) instead.
     """
 
@@ -91,12 +92,45 @@ class TransformerDecoderLM(layers.Layer):
     def head_dim(self):
         return self.hidden_dim // self.num_heads
 
-    def _embed(self, token_ids, prefix_embeddings, start_index=0):
+    def _embed(self, token_ids, prefix_embeddings, start_index=0, positions=None):
         x = self.token_embedding(token_ids)  # (batch, text_len, hidden_dim)
         if prefix_embeddings is not None:
             prefix_embeddings = ops.cast(prefix_embeddings, x.dtype)
             x = ops.concatenate([prefix_embeddings, x], axis=1)  # (batch, prefix + text, hidden)
+        if positions is not None:  # (batch, prefix + text) int32: packed rows restart them
+            table = ops.cast(self.position_embedding.position_embeddings, x.dtype)
+            return x + ops.take(table, positions, axis=0)
         return x + self.position_embedding(x, start_index=start_index)
+
+    @staticmethod
+    def _segments(text_mask, prefix_len):
+        """Packed rows: positions and attention of independent sequences sharing one image.
+
+        A padded position *inside* a row separates two sequences (``vit_tf.data.pipeline``
+        ``pack_by_image``): tokens after it see the prefix (the image) and their own sequence
+        only, and their positions restart, so each packed sequence is computed exactly as if it
+        were alone in its row. Right padding (the usual batch) changes nothing for real tokens.
+
+        ``text_mask`` (batch, text_len) bool -> positions (batch, prefix + text) int32 and
+        attention (batch, prefix + text, prefix + text) bool (ANDed with the causal mask).
+        """
+        pad = ops.logical_not(text_mask)                              # (batch, text)
+        length = ops.shape(text_mask)[1]
+        index = ops.arange(length, dtype="int32")
+        segment = ops.cumsum(ops.cast(pad, "int32"), axis=1)          # (batch, text)
+        # Start of each token's sequence: one past the last pad at or before it.
+        earlier = index[None, None, :] <= index[None, :, None]        # (1, text, text)
+        starts = ops.max(ops.where(ops.logical_and(pad[:, None, :], earlier),
+                                   index[None, None, :] + 1, 0), axis=-1)  # (batch, text)
+        text_positions = ops.maximum(index[None, :] - starts, 0) + prefix_len
+        batch = ops.shape(text_mask)[0]
+        prefix_positions = ops.broadcast_to(ops.arange(prefix_len, dtype="int32")[None],
+                                            (batch, prefix_len))
+        positions = ops.concatenate([prefix_positions, text_positions], axis=1)
+        segment = ops.concatenate([ops.full((batch, prefix_len), -1, "int32"), segment], axis=1)
+        same = ops.equal(segment[:, :, None], segment[:, None, :])    # (batch, P+T, P+T)
+        to_prefix = (ops.arange(prefix_len + length) < prefix_len)[None, None, :]
+        return positions, ops.logical_or(same, to_prefix)
 
     def _logits(self, x, prefix_len):
         x = self.final_norm(x)[:, prefix_len:]  # (batch, text_len, hidden_dim)
@@ -119,22 +153,24 @@ class TransformerDecoderLM(layers.Layer):
              training=None):
         prefix_embeddings = self._fuse(prefix_embeddings, image_tokens)
         prefix_len = 0 if prefix_embeddings is None else prefix_embeddings.shape[1]
-        x = self._embed(token_ids, prefix_embeddings)
-        mask = None
+        mask = positions = attention_mask = None
         if padding_mask is not None:
             mask = ops.cast(padding_mask, "bool")
+            positions, attention_mask = self._segments(mask, prefix_len)
             if prefix_len:
                 ones = ops.ones((ops.shape(mask)[0], prefix_len), "bool")
                 mask = ops.concatenate([ones, mask], axis=1)  # (batch, prefix + text)
-        attention_mask = None
+        x = self._embed(token_ids, prefix_embeddings, positions=positions)
         if self.attention == "prefix":
             length = ops.shape(x)[1]
-            attention_mask = self._prefix_mask(
+            prefix_mask = self._prefix_mask(
                 self.prefix_lengths(token_ids, prefix_len), ops.arange(length), length
             )
+            attention_mask = prefix_mask if attention_mask is None else ops.logical_and(
+                prefix_mask, attention_mask)
         for i, block in enumerate(self.blocks):
             x = block(x, decoder_padding_mask=mask, decoder_attention_mask=attention_mask,
-                      use_causal_mask=attention_mask is None, training=training)
+                      use_causal_mask=self.attention != "prefix", training=training)
             x = self._read(i, x, image_tokens)
         return self._logits(x, prefix_len)
 

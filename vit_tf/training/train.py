@@ -13,7 +13,8 @@ from functools import partial
 import keras
 import numpy as np
 
-from vit_tf.config import save_config, load_config, to_dict
+from vit_tf.config import ConfigError, save_config, load_config, to_dict
+from vit_tf.data.packing import pack_by_image
 from vit_tf.data.pipeline import cached_image_bytes, encode_records, make_dataset
 from vit_tf.data.prepare import prepare_records
 from vit_tf.data.shards import is_shard_source
@@ -102,11 +103,18 @@ def train(config, data_json, image_root, out, resume=False, log=print, val_json=
 
     train_records, val_records = _split(records, d.validation_fraction, config.train.seed)
     if is_shard_source(data_json):  # streamed from TFRecord shards (vit_tf.data.shards)
+        if d.pack_by_image:
+            raise ConfigError(f"{data_json}: data.pack_by_image needs a LLaVA JSON source, not "
+                              "TFRecord shards")
         train_ex = train_records
         train_ds, val_ds = shard_training_data(data_json, tokenizer, d, train_records,
                                                val_records, config.train.seed)
     else:
         train_ex = encode_records(train_records, tokenizer, d.max_text_length)
+        if d.pack_by_image:  # one row per image, examples walled off (vit_tf.data.packing)
+            n = len(train_ex)
+            train_ex = pack_by_image(train_ex, d.pack_length, config.train.seed)
+            log(f"packed {n} examples into {len(train_ex)} rows by image (data.pack_by_image)")
         train_ds, val_ds = _in_memory_data(train_ex, val_records, tokenizer, d, config.train.seed,
                                            log)
     steps = config.train.steps_per_epoch or max(len(train_ex) // d.batch_size, 1)
