@@ -139,7 +139,7 @@ def build_parser():
 
     p = sub.add_parser("quickstart", help="shapes world -> train -> evaluate, end to end")
     p.add_argument("--out", default="quickstart_out")
-    p.add_argument("--train", type=int, default=2000, help="training scenes")
+    p.add_argument("--train", type=int, default=4000, help="training scenes")
     p.add_argument("--test", type=int, default=200)
     p.add_argument("--seed", type=int, default=0)
     _add_train_args(p)
