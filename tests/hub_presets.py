@@ -1,7 +1,8 @@
 """Tiny random keras-hub presets written locally (``save_to_preset``), loaded as a user would.
 
 Nothing is downloaded: the Gemma tokenizer is a SentencePiece model trained here on the tiny
-texts, the Llama 3 tokenizer a byte-level BPE vocabulary (every byte + a few merges), BERT's a
+texts, the Llama 3 tokenizer a byte-level BPE vocabulary (every byte + merges up to
+the tiny texts' whole words), BERT's a
 WordPiece vocabulary from the tiny texts.
 """
 
@@ -17,10 +18,11 @@ WORDS = sorted({w.strip(".?").lower() for t in TINY_TEXTS for w in t.split()})
 
 
 def _save(folder, backbone, tokenizer):
+    """-> (folder, token embedding table of the saved backbone) to check the loaded weights."""
     os.makedirs(folder, exist_ok=True)
     backbone.save_to_preset(folder)
     tokenizer.save_to_preset(folder)
-    return str(folder)
+    return str(folder), keras.ops.convert_to_numpy(backbone.token_embedding.embeddings)
 
 
 def gemma_preset(folder, seed=0):
@@ -29,8 +31,8 @@ def gemma_preset(folder, seed=0):
 
     model = io.BytesIO()
     spm.SentencePieceTrainer.train(
-        sentence_iterator=iter([*TINY_TEXTS, "user", "model"] * 4), model_writer=model, vocab_size=96,
-        model_type="word", pad_id=0, eos_id=1, bos_id=2, unk_id=3, pad_piece="<pad>",
+        sentence_iterator=iter([*TINY_TEXTS, "user", "model"] * 4), model_writer=model, vocab_size=120,
+        model_type="bpe", pad_id=0, eos_id=1, bos_id=2, unk_id=3, pad_piece="<pad>",
         eos_piece="<eos>", bos_piece="<bos>", unk_piece="<unk>",
         user_defined_symbols=["<start_of_turn>", "<end_of_turn>", "\n"],
         normalization_rule_name="identity", add_dummy_prefix=False, hard_vocab_limit=False,
@@ -51,9 +53,14 @@ def llama3_preset(folder, seed=0):
 
     _, chars = bytes_to_unicode()
     vocab = {c: i for i, c in enumerate(chars)}  # every byte: nothing is out of vocabulary
-    merges = ["Ġ c", "Ġc i", "r e", "Ġ re", "Ġre d", "Ġ s", "Ġs q"]
-    for merge in merges:
-        vocab["".join(merge.split())] = len(vocab)
+    merges = []  # whole words (with and without the leading space "Ġ"), one letter at a time
+    for word in sorted({w for t in TINY_TEXTS for w in t.split()} | {"user", "assistant"}):
+        for start, rest in (("Ġ", word), (word[0], word[1:])):
+            for ch in rest:
+                if start + ch not in vocab:
+                    merges.append(f"{start} {ch}")
+                    vocab[start + ch] = len(vocab)
+                start += ch
     for special in ("<|begin_of_text|>", "<|end_of_text|>", "<|start_header_id|>",
                     "<|end_header_id|>", "<|eot_id|>"):
         vocab[special] = len(vocab)

@@ -145,7 +145,8 @@ class PresetTokenizer:
         """Batch of id lists -> batch of strings; our added marker ids are dropped."""
         import tensorflow as tf
 
-        ids = tf.convert_to_tensor(ids)
+        if isinstance(ids, (list, tuple)):
+            ids = tf.ragged.constant(ids, dtype=tf.int32)
         if self.added:
             ids = tf.ragged.boolean_mask(ids, ids < self.base_size)
         return self.tokenizer.detokenize(ids)

@@ -15,6 +15,7 @@ import vit_tf.models.lstm_decoder  # noqa: F401  (registers decoders)
 import vit_tf.models.saved_model_encoder  # noqa: F401
 import vit_tf.models.transformer_decoder  # noqa: F401
 import vit_tf.models.vit  # noqa: F401
+from vit_tf.layers.text_embedding import PretrainedTokenEmbedding
 from vit_tf.models.compat import check_model_config
 from vit_tf.models.hub_lm_decoder import HubCausalLMDecoder, load_lm_backbone
 from vit_tf.config import ConfigError
@@ -81,6 +82,10 @@ def build_model(config, vocabulary_size, max_text_length=None, special_token_ids
     if m.decoder.attention == "prefix":
         ids = special_token_ids or {t: i for i, t in enumerate(SPECIAL_TOKENS)}
         decoder_options["prefix_end_token_id"] = int(ids[ASSISTANT])
+    if m.text_embedding.name == "keras_hub":  # BERT's token table as the input embedding
+        decoder_options["token_embedding"] = PretrainedTokenEmbedding.from_preset(
+            m.text_embedding.preset, hidden_dim, total_vocabulary_size=vocabulary_size,
+            trainable=m.text_embedding.trainable, name="token_embedding")
     decoder = decoder_cls(
         vocabulary_size=vocabulary_size,
         max_sequence_length=num_image_tokens + max_text_length + 8,
