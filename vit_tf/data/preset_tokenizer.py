@@ -29,11 +29,13 @@ Example:
 import json
 import os
 
+import keras
 import keras_hub
 
 from vit_tf.data.template import ASSISTANT, END, PAD, UNK, USER
 
 CHAT_FORMAT_FILE = "chat_format.json"
+TOKENIZER_FILE = "tokenizer.json"  # written by keras-hub's save_to_preset
 
 # Per family: ids placed before every text ("begin"), and each marker as a list of items. An item
 # in "special" is looked up as one vocabulary entry (it must exist); any other item is tokenized.
@@ -168,7 +170,14 @@ class PresetTokenizer:
                 chat_format = info["chat_format"]
             except (json.JSONDecodeError, KeyError, TypeError) as e:
                 raise ValueError(f"{path}: expected {{\"chat_format\": ...}} ({e})") from None
-        tokenizer = keras_hub.tokenizers.Tokenizer.from_preset(directory)
+        # The folder holds only the tokenizer (tokenizer.json + assets/), not the backbone's
+        # config.json that Tokenizer.from_preset checks, so rebuild it from its own config.
+        config_path = os.path.join(directory, TOKENIZER_FILE)
+        if not os.path.exists(config_path):
+            raise FileNotFoundError(f"{config_path}: no keras-hub tokenizer config")
+        with open(config_path) as f:
+            tokenizer = keras.saving.deserialize_keras_object(json.load(f))
+        tokenizer.load_preset_assets(directory)
         return cls(tokenizer, chat_format, info.get("preset", ""))
 
 
