@@ -134,3 +134,33 @@ def test_preset_of_another_family_is_refused(presets):
     config = tiny_config(model__decoder__name="gemma", model__decoder__preset=presets["llama"][0])
     with pytest.raises(ValueError, match="Llama3Backbone, not a GemmaBackbone"):
         build_model(config, 50)
+
+
+def test_cli_trains_a_gemma_run_and_generates_from_it(presets, tmp_path, capsys):
+    """The user's path: --set model.decoder.name=gemma + preset; the run keeps Gemma's tokenizer."""
+    from tests.helpers import write_image
+    from vit_tf.cli import main
+    from vit_tf.training.run_dir import load_run
+
+    write_image(tmp_path / "a.png", size=(16, 16))
+    records = [{"id": f"r{i}", "image": "a.png", "conversations": CONVERSATION} for i in range(4)]
+    (tmp_path / "train.json").write_text(__import__("json").dumps(records))
+    sets = ["data.image_size=16", "data.batch_size=2", "model.encoder.hidden_dim=16",
+            "model.encoder.num_layers=1", "model.encoder.num_heads=2",
+            "model.encoder.intermediate_dim=32", "model.decoder.name=gemma",
+            f"model.decoder.preset={presets['gemma'][0]}", "train.epochs=1",
+            "train.steps_per_epoch=1", "train.jit_compile=false", "train.num_samples_to_log=0",
+            "generate.max_new_tokens=3", "generate.jit_compile=false"]
+    run = tmp_path / "run"
+    argv = ["train", "--data", str(tmp_path / "train.json"), "--image-root", str(tmp_path),
+            "--out", str(run)] + [a for s in sets for a in ("--set", s)]
+    assert main(argv) == 0
+    assert (run / "tokenizer" / "chat_format.json").exists()
+    _, tok, _ = load_run(str(run))
+    assert tok.chat_format == "gemma" and tok.token_to_id("<end_of_turn>") == special_ids(tok)[END]
+    capsys.readouterr()
+    assert main(["generate", "--model", str(run), "--image", str(tmp_path / "a.png"),
+                 "--prompt", "What colour is the circle?"]) == 0
+    assert capsys.readouterr().out.strip()  # an answer line (random tiny LM: any text)
+    assert main(["export", "--model", str(run), "--out", str(tmp_path / "exported")]) == 2
+    assert "preset tokenizer" in capsys.readouterr().err
