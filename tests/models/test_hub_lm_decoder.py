@@ -101,6 +101,26 @@ def test_hub_lm_decoder_trains_generates_with_cache_and_round_trips(family, trai
     np.testing.assert_array_equal(np.asarray(reloaded(inputs)), live)
 
 
+@pytest.mark.parametrize("fusion", ["cross_attention", "attention_pooling", "resampler"])
+def test_other_fusions_read_into_the_lm_and_keep_its_cache_exact(fusion, presets):
+    folder, _ = presets["gemma"]
+    config = tiny_config(model__decoder__name="gemma", model__decoder__preset=folder,
+                         model__fusion__name=fusion, model__fusion__num_heads=2,
+                         model__fusion__num_queries=3, model__fusion__gated="false")
+    tok = tokenizer_for_config(config)
+    keras.utils.set_random_seed(0)
+    model = build_model(config, tok.vocabulary_size())
+    assert model.decoder.fusion.num_layers == 1 and model.decoder.fusion.hidden_dim == 16
+    inputs, _, _ = _batch(tok, config.data.image_size)
+    full = np.asarray(model(inputs))
+    ids, n = inputs["token_ids"], inputs["token_ids"].shape[1]
+    image_tokens = model.encode_images(inputs["images"])
+    _, cache = model.prefill(None, ids[:, :-1], model.init_cache(2, n), image_tokens=image_tokens)
+    step, _ = model.call_with_cache(ids[:, -1:], cache, n - 1, image_tokens=image_tokens)
+    np.testing.assert_allclose(np.asarray(step)[:, 0], full[:, -1], atol=1e-4)
+    assert not np.allclose(np.asarray(model(dict(inputs, images=inputs["images"][::-1]))), full)
+
+
 def test_preset_tokenizer_writes_the_family_chat_format_and_trains_only_the_answer(presets):
     tok = PresetTokenizer.from_preset(presets["gemma"][0], "gemma")
     ids, trained = SegmentEncoder(tok).encode([conversation_segments(CONVERSATION)])[0]
@@ -136,31 +156,26 @@ def test_preset_of_another_family_is_refused(presets):
         build_model(config, 50)
 
 
-def test_cli_trains_a_gemma_run_and_generates_from_it(presets, tmp_path, capsys):
-    """The user's path: --set model.decoder.name=gemma + preset; the run keeps Gemma's tokenizer."""
+def test_gemma_run_folder_generates_through_the_cli_and_keeps_its_tokenizer(presets, tmp_path,
+                                                                           capsys):
+    """The user's path: a run folder of a gemma model (as ``train`` writes it) -> ``vit-tf
+    generate``; the run keeps Gemma's tokenizer and chat format; export refuses it clearly."""
     from tests.helpers import write_image
     from vit_tf.cli import main
+    from vit_tf.export.keras_file import save_run
     from vit_tf.training.run_dir import load_run
 
+    config = tiny_config(model__decoder__name="gemma", model__decoder__preset=presets["gemma"][0],
+                         generate__max_new_tokens=3)
+    tok = tokenizer_for_config(config)
+    save_run(str(tmp_path / "run"), build_model(config, tok.vocabulary_size()), tok, config)
+    assert (tmp_path / "run" / "tokenizer" / "chat_format.json").exists()
+    _, loaded, _ = load_run(str(tmp_path / "run"))
+    assert loaded.chat_format == "gemma" and special_ids(loaded)[END] == tok.token_to_id("<end_of_turn>")
     write_image(tmp_path / "a.png", size=(16, 16))
-    records = [{"id": f"r{i}", "image": "a.png", "conversations": CONVERSATION} for i in range(4)]
-    (tmp_path / "train.json").write_text(__import__("json").dumps(records))
-    sets = ["data.image_size=16", "data.batch_size=2", "model.encoder.hidden_dim=16",
-            "model.encoder.num_layers=1", "model.encoder.num_heads=2",
-            "model.encoder.intermediate_dim=32", "model.decoder.name=gemma",
-            f"model.decoder.preset={presets['gemma'][0]}", "train.epochs=1",
-            "train.steps_per_epoch=1", "train.jit_compile=false", "train.num_samples_to_log=0",
-            "generate.max_new_tokens=3", "generate.jit_compile=false"]
-    run = tmp_path / "run"
-    argv = ["train", "--data", str(tmp_path / "train.json"), "--image-root", str(tmp_path),
-            "--out", str(run)] + [a for s in sets for a in ("--set", s)]
-    assert main(argv) == 0
-    assert (run / "tokenizer" / "chat_format.json").exists()
-    _, tok, _ = load_run(str(run))
-    assert tok.chat_format == "gemma" and tok.token_to_id("<end_of_turn>") == special_ids(tok)[END]
     capsys.readouterr()
-    assert main(["generate", "--model", str(run), "--image", str(tmp_path / "a.png"),
-                 "--prompt", "What colour is the circle?"]) == 0
+    assert main(["generate", "--model", str(tmp_path / "run"), "--image", str(tmp_path / "a.png"),
+                 "--prompt", "What colour is the circle?", "--no-xla"]) == 0
     assert capsys.readouterr().out.strip()  # an answer line (random tiny LM: any text)
-    assert main(["export", "--model", str(run), "--out", str(tmp_path / "exported")]) == 2
+    assert main(["export", "--model", str(tmp_path / "run"), "--out", str(tmp_path / "ex")]) == 2
     assert "preset tokenizer" in capsys.readouterr().err
