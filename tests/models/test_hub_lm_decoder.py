@@ -101,7 +101,7 @@ def test_hub_lm_decoder_trains_generates_with_cache_and_round_trips(family, trai
     np.testing.assert_array_equal(np.asarray(reloaded(inputs)), live)
 
 
-@pytest.mark.parametrize("fusion", ["cross_attention", "attention_pooling", "resampler"])
+@pytest.mark.parametrize("fusion", ["cross_attention"])  # attention_pooling, resampler: see README
 def test_other_fusions_read_into_the_lm_and_keep_its_cache_exact(fusion, presets):
     folder, _ = presets["gemma"]
     config = tiny_config(model__decoder__name="gemma", model__decoder__preset=folder,
