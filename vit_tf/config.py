@@ -76,14 +76,25 @@ class FusionConfig:
 
 @dataclass
 class DecoderConfig:
-    name: str = "transformer"         # key in vit_tf.registry.DECODERS: transformer, lstm
-                                      # (lstm uses hidden_dim, num_layers, dropout only)
+    name: str = "transformer"         # key in vit_tf.registry.DECODERS: transformer, lstm,
+                                      # gemma, llama (lstm uses hidden_dim, num_layers, dropout
+                                      # only; gemma/llama take every size from their preset)
     hidden_dim: int = 128
     num_layers: int = 2
     num_heads: int = 4
     intermediate_dim: int = 512
     dropout: float = 0.0
     attention: str = "causal"         # "causal" (LLaVA) or "prefix" (PaliGemma's prefix-LM)
+    preset: str = ""                  # gemma/llama: keras-hub preset name or local folder
+    trainable: bool = True            # gemma/llama: False freezes the pretrained LM
+
+
+@dataclass
+class TextEmbeddingConfig:
+    name: str = "learned"             # "learned" (the decoder's own table) or "keras_hub":
+                                      # a pretrained BERT-family token embedding (preset)
+    preset: str = ""                  # keras_hub: preset name or local folder (its tokenizer is used)
+    trainable: bool = True            # keras_hub: False freezes the pretrained rows
 
 
 @dataclass
@@ -92,6 +103,7 @@ class ModelConfig:
     projector: ProjectorConfig = field(default_factory=ProjectorConfig)
     decoder: DecoderConfig = field(default_factory=DecoderConfig)
     fusion: FusionConfig = field(default_factory=FusionConfig)
+    text_embedding: TextEmbeddingConfig = field(default_factory=TextEmbeddingConfig)
 
 
 @dataclass

@@ -214,6 +214,10 @@ def in_graph_encoder(tokenizer):
     the assistant's text and its end token trained) plus one ``[PAD]`` so that labels are the
     ids shifted by one, as in ``encode_records`` (whose rows are padded with [PAD]).
     """
+    if hasattr(tokenizer, "special_sequences"):
+        raise ValueError("TFRecord shards tokenize in the graph with vit_tf's WordPiece; a keras-hub "
+                         "preset tokenizer (model.decoder.preset / model.text_embedding.preset) "
+                         "needs a LLaVA JSON file as --data")
     special = special_ids(tokenizer)
     user, assistant, end, pad = (special[t] for t in (USER, ASSISTANT, END, PAD))
 

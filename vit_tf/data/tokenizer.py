@@ -44,12 +44,20 @@ def make_tokenizer(vocabulary):
 
 
 def save_tokenizer(tokenizer, directory):
+    if hasattr(tokenizer, "special_sequences"):  # a keras-hub preset's tokenizer
+        tokenizer.save(directory)
+        return
     os.makedirs(directory, exist_ok=True)
     with open(os.path.join(directory, VOCAB_FILE), "w") as f:
         f.write("\n".join(tokenizer.get_vocabulary()) + "\n")
 
 
 def load_tokenizer(directory):
+    """Our WordPiece (``vocabulary.txt``) or a preset's tokenizer (``chat_format.json``)."""
+    from vit_tf.data.preset_tokenizer import PresetTokenizer, is_preset_tokenizer_dir
+
+    if is_preset_tokenizer_dir(directory):
+        return PresetTokenizer.load(directory)
     path = os.path.join(directory, VOCAB_FILE)
     if not os.path.exists(path):
         raise FileNotFoundError(f"{path}: no tokenizer vocabulary (is this a vit_tf run folder?)")
@@ -62,15 +70,25 @@ def load_tokenizer(directory):
 
 
 def special_ids(tokenizer):
+    """Marker -> one id (a preset tokenizer maps a marker to a sequence; this is its first id)."""
+    if hasattr(tokenizer, "chat_special_ids"):
+        return dict(tokenizer.chat_special_ids)
     return {t: tokenizer.token_to_id(t) for t in SPECIAL_TOKENS}
 
 
 class SegmentEncoder:
-    """Tokenizes segment lists in bulk: every distinct text goes through the tokenizer once."""
+    """Tokenizes segment lists in bulk: every distinct text goes through the tokenizer once.
+
+    A preset tokenizer (``vit_tf.data.preset_tokenizer``) maps each marker to a sequence of ids
+    and puts ``begin_ids`` (e.g. ``<bos>``, untrained) before every text.
+    """
 
     def __init__(self, tokenizer):
         self.tokenizer = tokenizer
         self.special = special_ids(tokenizer)
+        self.sequences = getattr(tokenizer, "special_sequences", None) or {
+            t: [i] for t, i in self.special.items()}
+        self.begin = list(getattr(tokenizer, "begin_ids", ()))
         self.pad_id = self.special[PAD]
         self.end_id = self.special[END]
         self._cache = {}
@@ -90,9 +108,9 @@ class SegmentEncoder:
         self._encode_texts(s.text for segs in segment_lists for s in segs if not s.special)
         out = []
         for segments in segment_lists:
-            ids, mask = [], []
+            ids, mask = list(self.begin), [False] * len(self.begin)
             for s in segments:
-                piece = [self.special[s.text]] if s.special else self._cache[s.text]
+                piece = self.sequences[s.text] if s.special else self._cache[s.text]
                 ids.extend(piece)
                 mask.extend([s.trained] * len(piece))
             out.append((ids, mask))

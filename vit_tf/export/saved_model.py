@@ -48,6 +48,11 @@ class ServingModule(tf.Module):
 
     def __init__(self, model, tokenizer, image_size):
         super().__init__(name="vit_tf_serving")
+        if hasattr(tokenizer, "special_sequences"):
+            raise ValueError(
+                f"vit-tf export serves vit_tf's own WordPiece tokenizer in core TF ops; this model "
+                f"uses a keras-hub preset tokenizer ({tokenizer.chat_format}), which is not "
+                "exported yet: use the .keras run folder with vit-tf generate / Generator")
         self.model = model
         self.model_variables = list(model.variables)  # tracked, so they are saved
         self.image_size = image_size

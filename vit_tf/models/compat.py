@@ -8,6 +8,10 @@ Example:
 
 from vit_tf.config import ConfigError
 
+# keras-hub causal-LM decoders (vit_tf.models.hub_lm_decoder) -> their chat format
+# (vit_tf.data.preset_tokenizer.CHAT_FORMATS).
+HUB_LM_CHAT_FORMATS = {"gemma": "gemma", "llama": "llama3"}
+
 
 def check_model_config(config):
     """Raise ``ConfigError`` naming the key if ``config.model`` cannot be built sensibly."""
@@ -22,11 +26,13 @@ def check_model_config(config):
         if m.fusion.resampler_layers < 1:
             raise ConfigError("model.fusion.resampler_layers must be >= 1 for the resampler "
                               f"fusion, got {m.fusion.resampler_layers}")
-    if m.fusion.name in ("cross_attention", "resampler") and m.decoder.hidden_dim % m.fusion.num_heads:
+    if (m.fusion.name in ("cross_attention", "resampler") and m.decoder.name not in HUB_LM_CHAT_FORMATS
+            and m.decoder.hidden_dim % m.fusion.num_heads):
         raise ConfigError(
             f"model.fusion.num_heads={m.fusion.num_heads} must divide model.decoder.hidden_dim="
             f"{m.decoder.hidden_dim} for the {m.fusion.name} fusion"
         )
+    _check_pretrained_text(config)
     if m.decoder.attention == "prefix" and m.decoder.name != "transformer":
         raise ConfigError(f"model.decoder.attention=prefix needs the transformer decoder; "
                           f"model.decoder.name={m.decoder.name} reads its input in order")
@@ -54,3 +60,36 @@ def check_model_config(config):
     if not e.trainable and e.name == "vit":
         raise ConfigError("model.encoder.trainable=false freezes a pretrained encoder; the vit "
                           "encoder starts from random weights and must be trained")
+
+
+def _check_pretrained_text(config):
+    """keras-hub LM decoders (gemma, llama) and the pretrained text embedding (keras_hub)."""
+    m = config.model
+    d, t = m.decoder, m.text_embedding
+    hub_lm = d.name in HUB_LM_CHAT_FORMATS
+    if hub_lm and not d.preset:
+        raise ConfigError(f"model.decoder.name={d.name} needs model.decoder.preset (a keras-hub "
+                          "preset name or a local preset folder)")
+    if d.preset and not hub_lm:
+        raise ConfigError(f"model.decoder.preset is set but model.decoder.name={d.name} does not "
+                          f"use it (it is for {', '.join(HUB_LM_CHAT_FORMATS)})")
+    if not d.trainable and not hub_lm:
+        raise ConfigError(f"model.decoder.trainable=false freezes a pretrained LM; "
+                          f"model.decoder.name={d.name} starts from random weights")
+    if t.name not in ("learned", "keras_hub"):
+        raise ConfigError(f"model.text_embedding.name={t.name!r}: expected learned or keras_hub")
+    if t.name == "keras_hub":
+        if not t.preset:
+            raise ConfigError("model.text_embedding.name=keras_hub needs model.text_embedding.preset "
+                              "(a BERT-family keras-hub preset name or local folder)")
+        if hub_lm:
+            raise ConfigError(f"model.text_embedding.name=keras_hub cannot be combined with "
+                              f"model.decoder.name={d.name}: a pretrained LM embeds text with its "
+                              "own token embedding and tokenizer")
+    else:
+        if t.preset:
+            raise ConfigError("model.text_embedding.preset is set but model.text_embedding.name="
+                              "learned does not use it (set name=keras_hub)")
+        if not t.trainable:
+            raise ConfigError("model.text_embedding.trainable=false freezes a pretrained embedding; "
+                              "the learned one starts from random weights")

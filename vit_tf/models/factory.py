@@ -9,12 +9,15 @@ import vit_tf.layers.fusion  # noqa: F401
 import vit_tf.layers.projector  # noqa: F401  (registers projectors)
 import vit_tf.layers.resampler  # noqa: F401
 import vit_tf.models.cnn_encoders  # noqa: F401  (registers image encoders)
+import vit_tf.models.hub_lm_decoder  # noqa: F401  (registers gemma, llama)
 import vit_tf.models.keras_hub_encoders  # noqa: F401
 import vit_tf.models.lstm_decoder  # noqa: F401  (registers decoders)
 import vit_tf.models.saved_model_encoder  # noqa: F401
 import vit_tf.models.transformer_decoder  # noqa: F401
 import vit_tf.models.vit  # noqa: F401
+from vit_tf.layers.text_embedding import PretrainedTokenEmbedding
 from vit_tf.models.compat import check_model_config
+from vit_tf.models.hub_lm_decoder import HubCausalLMDecoder, load_lm_backbone
 from vit_tf.config import ConfigError
 from vit_tf.data.template import ASSISTANT, SPECIAL_TOKENS
 from vit_tf.models.transformer_decoder import ATTENTION_MODES
@@ -49,13 +52,28 @@ def build_model(config, vocabulary_size, max_text_length=None, special_token_ids
     encoder = encoder_cls(image_size=image_size, name="image_encoder",
                           **_options(m.encoder, encoder_cls))
     num_image_tokens = encoder.compute_output_shape((None, image_size, image_size, 3))[1]
+    decoder_cls = DECODERS.get(m.decoder.name)
+    hidden_dim, num_layers = m.decoder.hidden_dim, m.decoder.num_layers
+    backbone = None
+    if issubclass(decoder_cls, HubCausalLMDecoder):  # a pretrained LM sets the width and depth
+        backbone = load_lm_backbone(m.decoder.name, m.decoder.preset)
+        hidden_dim, num_layers = backbone.hidden_dim, backbone.num_layers
+        if vocabulary_size > backbone.vocabulary_size:
+            raise ConfigError(f"model.decoder.preset={m.decoder.preset!r}: the tokenizer has "
+                              f"{vocabulary_size} ids but the LM only {backbone.vocabulary_size}")
+        if m.fusion.name in ("cross_attention", "resampler") and hidden_dim % m.fusion.num_heads:
+            raise ConfigError(f"model.fusion.num_heads={m.fusion.num_heads} must divide the LM's "
+                              f"hidden_dim={hidden_dim} for the {m.fusion.name} fusion")
     projector = PROJECTORS.get(m.projector.name)(
-        hidden_dim=m.decoder.hidden_dim, name="projector", **_options(m.projector)
+        hidden_dim=hidden_dim, name="projector", **_options(m.projector)
     )
     fusion_cls = FUSIONS.get(m.fusion.name)
-    fusion = fusion_cls(hidden_dim=m.decoder.hidden_dim, num_layers=m.decoder.num_layers,
+    fusion = fusion_cls(hidden_dim=hidden_dim, num_layers=num_layers,
                         name="fusion", **_options(m.fusion, fusion_cls))
-    decoder_cls = DECODERS.get(m.decoder.name)
+    if backbone is not None:
+        decoder = decoder_cls(backbone, max_sequence_length=num_image_tokens + max_text_length + 8,
+                              fusion=fusion, trainable=m.decoder.trainable, name="decoder")
+        return VisionLanguageModel(encoder, projector, decoder, image_size, name="vlm")
     decoder_options = _options(m.decoder, decoder_cls)
     if m.decoder.attention not in ATTENTION_MODES:
         raise ConfigError(
@@ -64,6 +82,10 @@ def build_model(config, vocabulary_size, max_text_length=None, special_token_ids
     if m.decoder.attention == "prefix":
         ids = special_token_ids or {t: i for i, t in enumerate(SPECIAL_TOKENS)}
         decoder_options["prefix_end_token_id"] = int(ids[ASSISTANT])
+    if m.text_embedding.name == "keras_hub":  # BERT's token table as the input embedding
+        decoder_options["token_embedding"] = PretrainedTokenEmbedding.from_preset(
+            m.text_embedding.preset, hidden_dim, total_vocabulary_size=vocabulary_size,
+            trainable=m.text_embedding.trainable, name="token_embedding")
     decoder = decoder_cls(
         vocabulary_size=vocabulary_size,
         max_sequence_length=num_image_tokens + max_text_length + 8,

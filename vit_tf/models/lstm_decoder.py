@@ -22,7 +22,8 @@ class LSTMDecoderLM(layers.Layer):
     The generation cache is the LSTM state: (batch, num_layers, 2, hidden_dim) holding (h, c).
 
     Args: ``vocabulary_size``, ``hidden_dim``, ``num_layers``, ``max_sequence_length`` (prefix +
-        text tokens it is used for; the LSTM has no position table), ``dropout``, ``fusion``.
+        text tokens it is used for; the LSTM has no position table), ``dropout``, ``fusion``,
+        ``token_embedding`` (a reversible layer replacing the learned one, e.g. BERT's table).
 
     Call: ``token_ids`` (batch, text_len) int32, ``image_tokens`` (batch, N, hidden_dim)
         -> logits (batch, text_len, vocabulary_size) float32.
@@ -34,7 +35,7 @@ class LSTMDecoderLM(layers.Layer):
     """
 
     def __init__(self, vocabulary_size, hidden_dim, num_layers, max_sequence_length, dropout=0.0,
-                 fusion=None, **kwargs):
+                 fusion=None, token_embedding=None, **kwargs):
         super().__init__(**kwargs)
         self.vocabulary_size = vocabulary_size
         self.hidden_dim = hidden_dim
@@ -42,7 +43,9 @@ class LSTMDecoderLM(layers.Layer):
         self.max_sequence_length = max_sequence_length
         self.dropout = dropout
         self.fusion = fusion
-        self.token_embedding = keras_hub.layers.ReversibleEmbedding(
+        # A pretrained table (vit_tf.layers.text_embedding) or our own, tied with the output head.
+        self.custom_embedding = token_embedding is not None
+        self.token_embedding = token_embedding or keras_hub.layers.ReversibleEmbedding(
             vocabulary_size, hidden_dim, tie_weights=True, name="token_embedding"
         )
         self.norms = [layers.LayerNormalization(epsilon=1e-6, name=f"norm_{i}")
@@ -56,7 +59,8 @@ class LSTMDecoderLM(layers.Layer):
 
     def build(self, token_ids_shape, prefix_embeddings_shape=None, padding_mask_shape=None,
               image_tokens_shape=None):
-        self.token_embedding.build(token_ids_shape)
+        if not self.token_embedding.built:  # a pretrained table comes built
+            self.token_embedding.build(token_ids_shape)
         shape = (None, None, self.hidden_dim)
         if self.fusion is not None and not self.fusion.built:  # built already when deserialized
             self.fusion.build(shape)
@@ -137,6 +141,8 @@ class LSTMDecoderLM(layers.Layer):
             max_sequence_length=self.max_sequence_length,
             dropout=self.dropout,
             fusion=None if self.fusion is None else keras.saving.serialize_keras_object(self.fusion),
+            token_embedding=(keras.saving.serialize_keras_object(self.token_embedding)
+                             if self.custom_embedding else None),
         )
         return config
 
@@ -145,4 +151,7 @@ class LSTMDecoderLM(layers.Layer):
         config = dict(config)
         if config.get("fusion") is not None:
             config["fusion"] = keras.saving.deserialize_keras_object(config["fusion"])
+        if config.get("token_embedding") is not None:
+            config["token_embedding"] = keras.saving.deserialize_keras_object(
+                config["token_embedding"])
         return cls(**config)

@@ -35,6 +35,8 @@ class TransformerDecoderLM(layers.Layer):
             ``"prefix"``).
         fusion: a ``vit_tf.layers.fusion.Fusion`` deciding how ``image_tokens`` enter (default
             ``None``: they are a prefix, like ``ConcatFusion``).
+        token_embedding: a reversible layer replacing the learned, tied embedding (e.g.
+            ``vit_tf.layers.text_embedding.PretrainedTokenEmbedding``: BERT's token table).
 
     Call: ``token_ids`` (batch, text_len) int32, ``prefix_embeddings`` (batch, prefix_len,
         hidden_dim), ``padding_mask`` (batch, text_len) bool -> logits (batch, text_len, vocab)
@@ -45,7 +47,7 @@ class TransformerDecoderLM(layers.Layer):
 
     def __init__(self, vocabulary_size, hidden_dim, num_layers, num_heads, intermediate_dim,
                  max_sequence_length, dropout=0.0, attention="causal", prefix_end_token_id=None,
-                 fusion=None, **kwargs):
+                 fusion=None, token_embedding=None, **kwargs):
         super().__init__(**kwargs)
         if attention not in ATTENTION_MODES:
             raise ValueError(f"attention must be one of {ATTENTION_MODES}, got {attention!r}")
@@ -61,7 +63,9 @@ class TransformerDecoderLM(layers.Layer):
         self.max_sequence_length = max_sequence_length
         self.dropout = dropout
         self.fusion = fusion
-        self.token_embedding = keras_hub.layers.ReversibleEmbedding(
+        # A pretrained table (vit_tf.layers.text_embedding) or our own, tied with the output head.
+        self.custom_embedding = token_embedding is not None
+        self.token_embedding = token_embedding or keras_hub.layers.ReversibleEmbedding(
             vocabulary_size, hidden_dim, tie_weights=True, name="token_embedding"
         )
         self.position_embedding = keras_hub.layers.PositionEmbedding(
@@ -78,7 +82,8 @@ class TransformerDecoderLM(layers.Layer):
 
     def build(self, token_ids_shape, prefix_embeddings_shape=None, padding_mask_shape=None,
               image_tokens_shape=None):
-        self.token_embedding.build(token_ids_shape)
+        if not self.token_embedding.built:  # a pretrained table comes built
+            self.token_embedding.build(token_ids_shape)
         shape = (None, None, self.hidden_dim)
         if self.fusion is not None and not self.fusion.built:  # built already when deserialized
             self.fusion.build(shape)
@@ -244,6 +249,8 @@ class TransformerDecoderLM(layers.Layer):
             attention=self.attention,
             prefix_end_token_id=self.prefix_end_token_id,
             fusion=None if self.fusion is None else keras.saving.serialize_keras_object(self.fusion),
+            token_embedding=(keras.saving.serialize_keras_object(self.token_embedding)
+                             if self.custom_embedding else None),
         )
         return config
 
@@ -252,4 +259,7 @@ class TransformerDecoderLM(layers.Layer):
         config = dict(config)
         if config.get("fusion") is not None:
             config["fusion"] = keras.saving.deserialize_keras_object(config["fusion"])
+        if config.get("token_embedding") is not None:
+            config["token_embedding"] = keras.saving.deserialize_keras_object(
+                config["token_embedding"])
         return cls(**config)

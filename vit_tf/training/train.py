@@ -19,6 +19,7 @@ from vit_tf.data.pipeline import cached_image_bytes, encode_records, make_datase
 from vit_tf.data.prepare import prepare_records
 from vit_tf.data.shards import is_shard_source
 from vit_tf.data.shards_train import extract_images, prepare_shard_records, shard_training_data
+from vit_tf.data.preset_tokenizer import tokenizer_for_config
 from vit_tf.data.tokenizer import load_tokenizer, save_tokenizer, special_ids
 from vit_tf.models.factory import build_model
 from vit_tf.models.vlm import count_params
@@ -85,7 +86,9 @@ def train(config, data_json, image_root, out, resume=False, log=print, val_json=
     start = time.perf_counter()
 
     d = config.data
-    tokenizer = load_tokenizer(p["tokenizer"]) if resume else None
+    # A keras-hub LM decoder or BERT text embedding brings its preset's tokenizer; else None:
+    # prepare() trains our WordPiece on the data.
+    tokenizer = load_tokenizer(p["tokenizer"]) if resume else tokenizer_for_config(config)
     prepare = prepare_shard_records if is_shard_source(data_json) else partial(
         prepare_records, image_root=image_root)
     records, tokenizer, report = prepare(

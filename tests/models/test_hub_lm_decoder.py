@@ -1,0 +1,181 @@
+"""keras-hub causal LMs (Gemma, Llama 3) as decoders, from tiny presets written locally.
+
+Each is loaded through the public config path (``model.decoder.name`` + ``model.decoder.preset``),
+uses its preset's tokenizer and chat format, trains, generates with its KV cache exactly as
+without, and round-trips through ``.keras``.
+"""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tests.helpers import tiny_config
+from tests.hub_presets import gemma_preset, llama3_preset
+from vit_tf.config import ConfigError
+from vit_tf.data.preset_tokenizer import PresetTokenizer, tokenizer_for_config
+from vit_tf.data.template import END, conversation_segments
+from vit_tf.data.tokenizer import SegmentEncoder, special_ids
+from vit_tf.inference.generate import Generator
+from vit_tf.models.factory import build_model
+from vit_tf.training.optim import compile_model
+
+CONVERSATION = [{"from": "human", "value": "<image>\nWhat colour is the circle?"},
+                {"from": "gpt", "value": "The circle is red."}]
+PROMPTS = [[{"from": "human", "value": "What colour is the circle?"}],
+           [{"from": "human", "value": "Is it big"}]]  # two lengths: rows join the loop apart
+STOP = {"gemma": "<end_of_turn>", "llama": "<|eot_id|>"}
+
+
+@pytest.fixture(scope="module")
+def presets(tmp_path_factory):
+    root = tmp_path_factory.mktemp("hub_lm")
+    return {"gemma": gemma_preset(root / "gemma"), "llama": llama3_preset(root / "llama")}
+
+
+@pytest.fixture
+def _eager():
+    tf.config.run_functions_eagerly(True)  # tracing the generation loop would dominate
+    yield
+    tf.config.run_functions_eagerly(False)
+
+
+def _batch(tok, image_size):
+    ids, trained = SegmentEncoder(tok).encode([conversation_segments(CONVERSATION)])[0]
+    ids, trained = np.array([ids, ids], "int32"), np.array([trained, trained], "float32")
+    images = np.random.default_rng(0).uniform(0, 255, (2, image_size, image_size, 3))
+    inputs = {"images": images.astype("float32"), "token_ids": ids[:, :-1],
+              "padding_mask": np.ones_like(ids[:, :-1], bool)}
+    return inputs, ids[:, 1:], trained[:, 1:]
+
+
+@pytest.mark.usefixtures("_eager")
+@pytest.mark.parametrize("family, trainable", [("gemma", True), ("llama", False)])
+def test_hub_lm_decoder_trains_generates_with_cache_and_round_trips(family, trainable, presets,
+                                                                   tmp_path):
+    folder, table = presets[family]
+    config = tiny_config(model__decoder__name=family, model__decoder__preset=folder,
+                         model__decoder__trainable=str(trainable), data__max_text_length=96)
+    tok = tokenizer_for_config(config)
+    assert isinstance(tok, PresetTokenizer)
+    assert special_ids(tok)[END] == tok.token_to_id(STOP[family])  # the family's stop token
+    keras.utils.set_random_seed(0)
+    model = build_model(config, tok.vocabulary_size(), special_token_ids=special_ids(tok))
+    decoder = model.decoder
+    assert decoder.hidden_dim == 16 and model.projector.compute_output_shape((1, 4, 16))[-1] == 16
+    np.testing.assert_array_equal(decoder.backbone.token_embedding.embeddings.numpy(), table)
+
+    inputs, labels, weights = _batch(tok, config.data.image_size)
+    # The KV cache: prefill all but the last token, then one cached step == the full forward.
+    full = np.asarray(model(inputs))
+    ids, n = inputs["token_ids"], inputs["token_ids"].shape[1]
+    cache = model.init_cache(2, n)
+    image_tokens = model.encode_images(inputs["images"])
+    prefill, cache = model.prefill(None, ids[:, :-1], cache, image_tokens=image_tokens)
+    step, _ = model.call_with_cache(ids[:, -1:], cache, n - 1, image_tokens=image_tokens)
+    np.testing.assert_allclose(np.asarray(prefill), full[:, :-1], atol=1e-4)
+    np.testing.assert_allclose(np.asarray(step)[:, 0], full[:, -1], atol=1e-4)
+    # The image reaches the text logits.
+    assert not np.allclose(np.asarray(model(dict(inputs, images=inputs["images"][::-1]))), full)
+
+    compile_model(model, config.train, total_steps=4)
+    lm_before = [w.numpy().copy() for w in decoder.backbone.weights]
+    projector_before = [w.numpy().copy() for w in model.projector.weights]
+    model.run_eagerly = True
+    for _ in range(2):  # the warmup starts at a learning rate of 0
+        loss = np.ravel(model.train_on_batch(inputs, labels, sample_weight=weights))[0]
+    assert np.isfinite(loss)
+    lm_moved = any(not np.array_equal(b, w.numpy()) for b, w in zip(lm_before, decoder.backbone.weights))
+    assert lm_moved == trainable  # trainable=false freezes the LM ...
+    assert all(not np.array_equal(b, w.numpy())  # ... but never the projector
+               for b, w in zip(projector_before, model.projector.weights))
+
+    cached = Generator(model, tok, max_new_tokens=4, jit_compile=False)
+    uncached = Generator(model, tok, max_new_tokens=4, use_cache=False, jit_compile=False)
+    answers = cached.generate_ids(inputs["images"], PROMPTS)
+    assert answers == uncached.generate_ids(inputs["images"], PROMPTS)
+
+    live = np.asarray(model(inputs))
+    model.save(tmp_path / "model.keras")
+    reloaded = keras.saving.load_model(tmp_path / "model.keras")
+    np.testing.assert_array_equal(np.asarray(reloaded(inputs)), live)
+
+
+@pytest.mark.parametrize("fusion", ["cross_attention"])  # attention_pooling, resampler: see README
+def test_other_fusions_read_into_the_lm_and_keep_its_cache_exact(fusion, presets):
+    folder, _ = presets["gemma"]
+    config = tiny_config(model__decoder__name="gemma", model__decoder__preset=folder,
+                         model__fusion__name=fusion, model__fusion__num_heads=2,
+                         model__fusion__num_queries=3, model__fusion__gated="false")
+    tok = tokenizer_for_config(config)
+    keras.utils.set_random_seed(0)
+    model = build_model(config, tok.vocabulary_size())
+    assert model.decoder.fusion.num_layers == 1 and model.decoder.fusion.hidden_dim == 16
+    inputs, _, _ = _batch(tok, config.data.image_size)
+    full = np.asarray(model(inputs))
+    ids, n = inputs["token_ids"], inputs["token_ids"].shape[1]
+    image_tokens = model.encode_images(inputs["images"])
+    _, cache = model.prefill(None, ids[:, :-1], model.init_cache(2, n), image_tokens=image_tokens)
+    step, _ = model.call_with_cache(ids[:, -1:], cache, n - 1, image_tokens=image_tokens)
+    np.testing.assert_allclose(np.asarray(step)[:, 0], full[:, -1], atol=1e-4)
+    assert not np.allclose(np.asarray(model(dict(inputs, images=inputs["images"][::-1]))), full)
+
+
+def test_preset_tokenizer_writes_the_family_chat_format_and_trains_only_the_answer(presets):
+    tok = PresetTokenizer.from_preset(presets["gemma"][0], "gemma")
+    ids, trained = SegmentEncoder(tok).encode([conversation_segments(CONVERSATION)])[0]
+    pieces = [tok.id_to_token(i) for i in ids]
+    assert pieces[:3] == ["<bos>", "<start_of_turn>", "user"]
+    assert pieces.count("<start_of_turn>") == 2 and "model" in pieces
+    answer = [p for p, t in zip(pieces, trained) if t]
+    assert answer[0] == "The" and answer[-2:] == ["<end_of_turn>", "\n"]
+    assert not any(trained[: pieces.index("model") + 2])
+
+
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        ({"model__decoder__name": "gemma"}, "needs model.decoder.preset"),
+        ({"model__decoder__preset": "/x"}, "does not use it"),
+        ({"model__decoder__trainable": "false"}, "starts from random weights"),
+        ({"model__decoder__name": "llama", "model__decoder__preset": "/x",
+          "model__decoder__attention": "prefix"}, "needs the transformer decoder"),
+        ({"model__decoder__name": "gemma", "model__decoder__preset": "/x",
+          "model__text_embedding__name": "keras_hub", "model__text_embedding__preset": "/y"},
+         "own token embedding"),
+    ],
+)
+def test_senseless_hub_lm_settings_are_refused_before_loading(overrides, message):
+    with pytest.raises(ConfigError, match=message):
+        build_model(tiny_config(**overrides), 50)
+
+
+def test_preset_of_another_family_is_refused(presets):
+    config = tiny_config(model__decoder__name="gemma", model__decoder__preset=presets["llama"][0])
+    with pytest.raises(ValueError, match="Llama3Backbone, not a GemmaBackbone"):
+        build_model(config, 50)
+
+
+def test_gemma_run_folder_generates_through_the_cli_and_keeps_its_tokenizer(presets, tmp_path,
+                                                                           capsys):
+    """The user's path: a run folder of a gemma model (as ``train`` writes it) -> ``vit-tf
+    generate``; the run keeps Gemma's tokenizer and chat format; export refuses it clearly."""
+    from tests.helpers import write_image
+    from vit_tf.cli import main
+    from vit_tf.export.keras_file import save_run
+    from vit_tf.training.run_dir import load_run
+
+    config = tiny_config(model__decoder__name="gemma", model__decoder__preset=presets["gemma"][0],
+                         generate__max_new_tokens=3)
+    tok = tokenizer_for_config(config)
+    save_run(str(tmp_path / "run"), build_model(config, tok.vocabulary_size()), tok, config)
+    assert (tmp_path / "run" / "tokenizer" / "chat_format.json").exists()
+    _, loaded, _ = load_run(str(tmp_path / "run"))
+    assert loaded.chat_format == "gemma" and special_ids(loaded)[END] == tok.token_to_id("<end_of_turn>")
+    write_image(tmp_path / "a.png", size=(16, 16))
+    capsys.readouterr()
+    assert main(["generate", "--model", str(tmp_path / "run"), "--image", str(tmp_path / "a.png"),
+                 "--prompt", "What colour is the circle?", "--no-xla"]) == 0
+    assert capsys.readouterr().out.strip()  # an answer line (random tiny LM: any text)
+    assert main(["export", "--model", str(tmp_path / "run"), "--out", str(tmp_path / "ex")]) == 2
+    assert "preset tokenizer" in capsys.readouterr().err

@@ -1,0 +1,201 @@
+"""keras-hub causal LMs (Gemma, Llama) as decoders: image tokens spliced into their embeddings.
+
+The LLaVA recipe on a real pretrained LM, done as keras-hub's ``PaliGemmaBackbone`` does for
+Gemma: text ids go through the backbone's own ``token_embedding`` (Gemma scales them by
+sqrt(hidden_dim), the image tokens are not scaled), the fusion's prefix (the projected image
+tokens) is concatenated before them, and the backbone's ``transformer_layers`` run on the joint
+sequence with their own KV cache (as the family's ``CausalLM.call_with_cache``); the final norm
+and the (tied or separate) output embedding give the logits. Positions are rotary, so image and
+text positions are simply 0..N-1 of the joint sequence. Read fusions (cross_attention,
+attention_pooling) update the text states after each transformer layer, as in our decoders.
+
+Layout of one example (concat fusion), as PaliGemma:
+    [image tokens] <bos> <start_of_turn>user\\n ... <end_of_turn>\\n <start_of_turn>model\\n ...
+
+Example:
+    >>> backbone = keras_hub.models.Backbone.from_preset("/models/gemma_tiny")
+    >>> decoder = GemmaDecoderLM(backbone, max_sequence_length=64)
+    >>> decoder(ops.ones((2, 5), "int32"), image_tokens=ops.zeros((2, 4, backbone.hidden_dim)))
+"""
+
+import keras
+import keras_hub
+from keras import layers, ops
+
+from vit_tf.registry import DECODERS
+
+
+def load_lm_backbone(name, preset):
+    """The keras-hub backbone of a preset (name or local folder), checked to be of family ``name``."""
+    cls = DECODERS.get(name)
+    backbone = keras_hub.models.Backbone.from_preset(preset)
+    if not isinstance(backbone, cls.backbone_class):
+        raise ValueError(f"model.decoder.preset={preset!r} holds a {type(backbone).__name__}, not a "
+                         f"{cls.backbone_class.__name__} (model.decoder.name={name})")
+    return backbone
+
+
+class HubCausalLMDecoder(layers.Layer):
+    """Base class: a keras-hub causal-LM backbone with a prefix of image embeddings.
+
+    Args:
+        backbone: the keras-hub backbone (``load_lm_backbone``); serialized by ``get_config``,
+            so a ``.keras`` file rebuilds it without the preset (weights come from the file).
+        max_sequence_length: prefix + text tokens generation may use (``Generator`` reads it).
+        fusion: a ``vit_tf.layers.fusion.Fusion`` (width ``backbone.hidden_dim``) or None (the
+            image tokens are the prefix).
+        trainable: False freezes the LM (the fusion stays trainable).
+
+    Call: ``token_ids`` (batch, text_len) int32, ``image_tokens`` (batch, N, hidden_dim),
+        ``padding_mask`` (batch, text_len) -> logits (batch, text_len, vocabulary_size) float32.
+    """
+
+    backbone_class = None
+    scale_embeddings = False
+
+    def __init__(self, backbone, max_sequence_length, fusion=None, trainable=True, **kwargs):
+        super().__init__(**kwargs)
+        self.backbone = backbone
+        self.backbone.trainable = trainable
+        self.lm_trainable = trainable
+        self.max_sequence_length = max_sequence_length
+        self.fusion = fusion
+        self.hidden_dim = backbone.hidden_dim
+        self.num_layers = backbone.num_layers
+        self.vocabulary_size = backbone.vocabulary_size
+        self.attention = "causal"
+
+    def build(self, token_ids_shape, prefix_embeddings_shape=None, padding_mask_shape=None,
+              image_tokens_shape=None):
+        if self.fusion is not None and not self.fusion.built:
+            self.fusion.build((None, None, self.hidden_dim))
+        self.built = True
+
+    # ----- family specifics -----
+
+    def _layer(self, block, x, padding_mask=None, cache=None, index=None):
+        raise NotImplementedError
+
+    @property
+    def head_dim(self):
+        return self.backbone.hidden_dim // self.backbone.num_query_heads
+
+    # ----- shared -----
+
+    def _embed(self, token_ids, prefix_embeddings):
+        x = self.backbone.token_embedding(token_ids)  # (batch, text_len, hidden_dim)
+        if self.scale_embeddings:
+            x = x * ops.cast(ops.sqrt(self.hidden_dim), x.dtype)
+        if prefix_embeddings is not None:
+            x = ops.concatenate([ops.cast(prefix_embeddings, x.dtype), x], axis=1)
+        return x  # (batch, prefix + text_len, hidden_dim)
+
+    def _fuse(self, prefix_embeddings, image_tokens):
+        if image_tokens is None:
+            return prefix_embeddings
+        if prefix_embeddings is not None:
+            raise ValueError("pass either prefix_embeddings or image_tokens, not both")
+        return image_tokens if self.fusion is None else self.fusion.prefix(image_tokens)
+
+    def _read(self, index, x, image_tokens):
+        if image_tokens is None or self.fusion is None:
+            return x
+        return self.fusion.read(index, x, image_tokens)
+
+    def _logits(self, x, prefix_len):
+        x = self.backbone.layer_norm(x)[:, prefix_len:]  # (batch, text_len, hidden_dim)
+        logits = self.backbone.token_embedding(x, reverse=True)
+        cap = getattr(self.backbone, "final_logit_soft_cap", None)
+        if cap:
+            logits = ops.tanh(logits / cap) * cap
+        return ops.cast(logits, "float32")
+
+    def call(self, token_ids, prefix_embeddings=None, padding_mask=None, image_tokens=None,
+             training=None):
+        prefix = self._fuse(prefix_embeddings, image_tokens)
+        prefix_len = 0 if prefix is None else prefix.shape[1]
+        x = self._embed(token_ids, prefix)
+        if padding_mask is None:
+            padding_mask = ops.ones(ops.shape(token_ids), "bool")
+        mask = ops.cast(padding_mask, "int32")
+        if prefix_len:
+            ones = ops.ones((ops.shape(mask)[0], prefix_len), "int32")
+            mask = ops.concatenate([ones, mask], axis=1)  # (batch, prefix + text_len)
+        for i, block in enumerate(self.backbone.transformer_layers):
+            x = self._layer(block, x, padding_mask=mask)
+            x = self._read(i, x, image_tokens)
+        return self._logits(x, prefix_len)
+
+    def init_cache(self, batch_size, max_length):
+        """Empty KV cache: (batch, num_layers, 2, max_length, num_key_value_heads, head_dim)."""
+        shape = (batch_size, self.num_layers, 2, max_length,
+                 self.backbone.num_key_value_heads, self.head_dim)
+        return ops.zeros(shape, self.compute_dtype)
+
+    def call_with_cache(self, token_ids, cache, cache_update_index, prefix_embeddings=None,
+                        image_tokens=None, include_prefix=True, padding_mask=None,
+                        prefix_lengths=None):
+        """As ``TransformerDecoderLM.call_with_cache``: the prefix (unless ``include_prefix`` is
+        False) and ``token_ids`` at ``cache_update_index``. ``padding_mask`` is unused (a KV
+        cache is position-indexed); ``prefix_lengths`` is not supported (causal only).
+        Returns ``(logits (batch, text_len, vocab), cache)``."""
+        if prefix_lengths is not None:
+            raise ValueError(f"{type(self).__name__} attends causally; prefix_lengths is not supported")
+        prefix = self._fuse(prefix_embeddings, image_tokens) if include_prefix else None
+        prefix_len = 0 if prefix is None else prefix.shape[1]
+        x = self._embed(token_ids, prefix)
+        caches = []
+        for i, block in enumerate(self.backbone.transformer_layers):
+            x, layer_cache = self._layer(block, x, cache=cache[:, i], index=cache_update_index)
+            x = self._read(i, x, image_tokens)
+            caches.append(layer_cache)
+        return self._logits(x, prefix_len), ops.stack(caches, axis=1)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            backbone=keras.saving.serialize_keras_object(self.backbone),
+            max_sequence_length=self.max_sequence_length,
+            fusion=None if self.fusion is None else keras.saving.serialize_keras_object(self.fusion),
+            trainable=self.lm_trainable,
+        )
+        return config
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        config["backbone"] = keras.saving.deserialize_keras_object(config["backbone"])
+        if config.get("fusion") is not None:
+            config["fusion"] = keras.saving.deserialize_keras_object(config["fusion"])
+        return cls(**config)
+
+
+@DECODERS.register("gemma")
+@keras.saving.register_keras_serializable(package="vit_tf")
+class GemmaDecoderLM(HubCausalLMDecoder):
+    """Gemma / Gemma 2 (``keras_hub.models.GemmaBackbone``); chat format ``gemma``."""
+
+    backbone_class = keras_hub.models.GemmaBackbone
+    scale_embeddings = True
+
+    @property
+    def head_dim(self):
+        return self.backbone.head_dim
+
+    def _layer(self, block, x, padding_mask=None, cache=None, index=None):
+        if cache is None:
+            return block(x, padding_mask=padding_mask)
+        return block(x, cache=cache, cache_update_index=index)
+
+
+@DECODERS.register("llama")
+@keras.saving.register_keras_serializable(package="vit_tf")
+class LlamaDecoderLM(HubCausalLMDecoder):
+    """Llama 3 (``keras_hub.models.LlamaBackbone`` and ``Llama3Backbone``); chat format ``llama3``."""
+
+    backbone_class = keras_hub.models.LlamaBackbone
+
+    def _layer(self, block, x, padding_mask=None, cache=None, index=None):
+        if cache is None:
+            return block(x, decoder_padding_mask=padding_mask)
+        return block(x, self_attention_cache=cache, self_attention_cache_update_index=index)
