@@ -35,7 +35,8 @@ def pack_by_image(examples, max_length, seed=0, pad_id=0):
         max_length: tokens in one packed row, separators included; an image whose examples do
             not fit in one row gets several rows.
         seed: order of the examples within a row (shuffled, so no position is special).
-        pad_id: the separator (the tokenizer's [PAD], id 0).
+        pad_id: the separator's token id (the tokenizer's [PAD], id 0); the wall itself is
+            marked in ``walls``, never read from the ids (a preset vocabulary may use id 0).
 
     Returns ``EncodedExamples`` with one row per pack; ``record_ids`` join the packed ids
     with "+".
@@ -65,15 +66,17 @@ def pack_by_image(examples, max_length, seed=0, pad_id=0):
     width = round_up(int(lengths.max()) + 1) if packs else 8
     token_ids = np.full((len(packs), width), pad_id, np.int32)
     trained = np.zeros((len(packs), width), bool)
+    walls = np.zeros((len(packs), width), bool)
     for row, pack in enumerate(packs):
         at = 0
         for i in pack:
             n = int(examples.lengths[i])
             token_ids[row, at : at + n] = examples.token_ids[i, :n]
             trained[row, at : at + n] = examples.trained[i, :n]
-            at += n + 1                                 # leave one [PAD]: the wall
+            walls[row, at + n] = True                   # one [PAD] after it: the wall
+            at += n + 1
     # The last separator is ordinary right padding: drop it from the length.
     lengths = lengths - 1
     paths = np.array([examples.image_paths[p[0]] for p in packs])
     ids = ["+".join(str(examples.record_ids[i]) for i in p) for p in packs]
-    return EncodedExamples(paths, token_ids, trained, lengths, ids)
+    return EncodedExamples(paths, token_ids, trained, lengths, ids, walls)

@@ -29,6 +29,7 @@ class EncodedExamples:
     trained: np.ndarray       # (N, L) bool: token t is in the loss
     lengths: np.ndarray       # (N,) int32, unpadded text length
     record_ids: list
+    walls: np.ndarray = None  # (N, L) bool: separators between packed examples (data/packing.py)
 
     def __len__(self):
         return len(self.record_ids)
@@ -127,15 +128,16 @@ def make_dataset(examples, image_size, batch_size, *, shuffle=False, seed=0, rep
         images = image_index.astype(np.int32)
     else:
         images = examples.image_paths
+    walls = examples.walls if examples.walls is not None else np.zeros_like(examples.trained)
     ds = tf.data.Dataset.from_tensor_slices(
-        (images, examples.token_ids, examples.trained, examples.lengths)
+        (images, examples.token_ids, examples.trained, examples.lengths, walls)
     )
     if shuffle:
         ds = ds.shuffle(len(examples), seed=seed, reshuffle_each_iteration=True)
     if repeat:
         ds = ds.repeat()
 
-    def to_example(image, ids, trained, length):
+    def to_example(image, ids, trained, length, walls):
         if cache_images:
             image = tf.cast(tf.gather(decoded, image), tf.float32)   # (S, S, 3)
         else:
@@ -143,8 +145,8 @@ def make_dataset(examples, image_size, batch_size, *, shuffle=False, seed=0, rep
         inputs = {
             "images": image,
             "token_ids": ids[:length],                               # (length,)
-            # False on padding; a [PAD] inside a row separates packed examples (data/packing.py)
-            "padding_mask": tf.not_equal(ids[:length], 0),
+            # False on padding: a wall inside a row separates packed examples (data/packing.py)
+            "padding_mask": tf.logical_not(walls[:length]),
         }
         labels = ids[1 : length + 1]                                 # position t predicts t + 1
         weights = tf.cast(trained[1 : length + 1], tf.float32)       # 1 on trained labels
