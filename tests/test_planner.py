@@ -38,7 +38,8 @@ def test_training_graph_costs_about_three_forward_passes_and_parts_add_up():
     assert 2.5 * forward < total <= 3.0 * forward
     _, total_4, activations_4 = graph_costs(model, make_loss(), 4, 12)
     assert total_4 == pytest.approx(2 * total, rel=0.02)              # linear in the batch
-    assert activations_4 == pytest.approx(2 * activations, rel=0.05)
+    # activations grow with the batch; tensors without a batch axis (position tables) do not
+    assert 1.8 * activations < activations_4 <= 2 * activations
     parts = count_parts(model)
     assert sum(n["trainable"] + n["frozen"] for n in parts.values()) == count_params(model)
 
