@@ -2,7 +2,7 @@
 
     nice -n 19 python benchmarks/benchmark.py [--experiment default] [--repeats 3] [--grid full]
 
-Prints a markdown table (and writes it with the raw numbers to --out, default
+Prints a markdown table (and writes it into the ``benchmark`` section of --out, default
 benchmarks/results.md). The machine's load average (``uptime``) is recorded before and after:
 on a shared machine absolute numbers move with the load, the ratios much less.
 
@@ -30,6 +30,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
+from benchmarks._results import write_section  # noqa: E402
 from vit_tf.config import apply_overrides, load_experiment  # noqa: E402
 from vit_tf.data.pipeline import encode_records, load_image, make_dataset  # noqa: E402
 from vit_tf.data.prepare import prepare_records  # noqa: E402
@@ -189,8 +190,7 @@ def main(argv=None):
                               f"experiment `{args.experiment}` {' '.join(args.overrides)}",
                               f"load before: `{load_before}`", f"load after: `{load_after}`"])
     print(text)
-    with open(args.out, "w") as f:
-        f.write(text + "\n")
+    write_section("benchmark", text, args.out)  # keeps the pipeline / plan_check sections
     return 0
 
 

@@ -12,6 +12,7 @@
     vit-tf eval           --model RUN (--benchmark shapes|pope | --data FILE [--format F]) --image-root DIR
     vit-tf compare        RUN_A RUN_B ...
     vit-tf quickstart     [--out DIR]
+    vit-tf plan           [--experiment NAME] [--set k=v ...] [--text-length N] [--calibrate]
 
 Bad input ends with ``error: ...`` naming the file, record id and field, and exit status 2
 (set VIT_TF_DEBUG=1 for the traceback).
@@ -136,6 +137,17 @@ def build_parser():
 
     p = sub.add_parser("compare", help="print the metrics of several runs side by side")
     p.add_argument("runs", nargs="+", help="run folders, eval folders or metrics.json files")
+
+    p = sub.add_parser("plan", help="parameters, FLOPs, activation memory, step time and peak "
+                       "memory of a config's training step, before training")
+    p.add_argument("--text-length", type=int, default=None,
+                   help="text tokens per example (default: data.max_text_length, the worst case)")
+    p.add_argument("--calibrate", action="store_true",
+                   help="re-measure this machine's step-time / memory calibration")
+    p.add_argument("--no-calibration", action="store_true",
+                   help="skip step time and peak memory (no measuring)")
+    p.add_argument("--json", action="store_true", help="print the plan as JSON")
+    _add_train_args(p)
 
     p = sub.add_parser("quickstart", help="shapes world -> train -> evaluate, end to end")
     p.add_argument("--out", default="quickstart_out")

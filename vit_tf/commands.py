@@ -306,6 +306,18 @@ def sample_conversations(items, n=3):
     return "\n".join(lines)
 
 
+def cmd_plan(args):
+    from vit_tf.planner import calibrated, format_plan, make_plan, to_json
+
+    config = _resolve_config(args)
+    calibration = None
+    if not args.no_calibration:
+        calibration = calibrated(config.train.jit_compile, recalibrate=args.calibrate, log=_log)
+    plan = make_plan(config, text_length=args.text_length, calibration=calibration)
+    _log(json.dumps(to_json(plan), indent=2) if args.json else format_plan(plan))
+    return 0
+
+
 def cmd_quickstart(args):
     from vit_tf.data.shapes import write_shapes_world
     from vit_tf.training.train import train

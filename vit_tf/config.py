@@ -118,7 +118,8 @@ class TrainConfig:
     jit_compile: bool = True          # XLA; ~2x faster on CPU
     steps_per_epoch: int = 0          # 0: one pass over the data per epoch
     num_samples_to_log: int = 3       # generated answers written to TensorBoard each epoch
-    relevance_maps: int = 0           # of those, explained as image relevance maps each epoch
+    relevance_maps: int = 1           # of those, explained as image relevance maps each epoch
+    profile_steps: str = ""           # TensorBoard profiler: "10,20" traces steps 10-20, "" off
 
 
 @dataclass

@@ -3,6 +3,9 @@
 import keras
 from keras import ops
 
+# Metrics only a training step produces; dropped from evaluation logs (no ``val_grad_norm``).
+TRAIN_ONLY_METRICS = ("grad_norm", "examples", "text_tokens", "padded_tokens")
+
 
 @keras.saving.register_keras_serializable(package="vit_tf")
 class VisionLanguageModel(keras.Model):
@@ -39,6 +42,53 @@ class VisionLanguageModel(keras.Model):
         self.projector = projector
         self.decoder = decoder
         self.image_size = image_size
+        self.grad_norm_tracker = keras.metrics.Mean(name="grad_norm")
+        self.step_counts = StepCounts(name="step_counts")
+
+    def train_step(self, data):
+        """Keras's TensorFlow ``train_step`` plus telemetry: the global gradient norm and counts.
+
+        Adds ``grad_norm`` (epoch mean of the L2 norm of all gradients, before clipping and
+        after undoing mixed-precision loss scaling; exact under ``tf.distribute``: the replicas'
+        gradients are summed for it) and ``examples`` / ``text_tokens`` / ``padded_tokens``
+        (epoch sums, for ``vit_tf.training.telemetry.Throughput``). The update itself is
+        Keras's: ``optimizer.scale_loss`` then ``optimizer.apply_gradients``, so
+        ``LossScaleOptimizer`` and strategies behave as with the stock step.
+        """
+        import tensorflow as tf
+        from keras.src.losses.loss import unscale_loss_for_distribution
+
+        x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
+        with tf.GradientTape() as tape:
+            y_pred = self(x, training=True)
+            loss = self._compute_loss(x=x, y=y, y_pred=y_pred, sample_weight=sample_weight,
+                                      training=True)
+            batch = tf.shape(x["images"])[0]
+            self._loss_tracker.update_state(unscale_loss_for_distribution(loss),
+                                            sample_weight=batch)
+            loss = self.optimizer.scale_loss(loss)
+        weights = self.trainable_weights
+        if weights:
+            grads = tape.gradient(loss, weights)
+            self.grad_norm_tracker.update_state(self._global_norm(grads))
+            self.optimizer.apply_gradients(zip(grads, weights))
+        self.step_counts.update_state(x["padding_mask"])
+        return self.compute_metrics(x, y, y_pred, sample_weight=sample_weight)
+
+    def _global_norm(self, grads):
+        import tensorflow as tf
+
+        grads = [tf.cast(g, "float32") for g in grads if g is not None]
+        context = tf.distribute.get_replica_context()
+        if context is not None and context.num_replicas_in_sync > 1:
+            grads = context.all_reduce("sum", grads)               # the global batch's gradient
+        norm = tf.linalg.global_norm(grads)
+        scale = getattr(self.optimizer, "dynamic_scale", None)     # LossScaleOptimizer
+        return norm if scale is None else norm / tf.cast(scale, "float32")
+
+    def test_step(self, data):
+        logs = super().test_step(data)
+        return {k: v for k, v in logs.items() if k not in TRAIN_ONLY_METRICS}
 
     @property
     def num_image_tokens(self):
@@ -111,6 +161,28 @@ class VisionLanguageModel(keras.Model):
         for key in ("image_encoder", "projector", "decoder"):
             config[key] = keras.saving.deserialize_keras_object(config[key])
         return cls(**config)
+
+
+class StepCounts(keras.metrics.Metric):
+    """Epoch sums of examples, real text tokens and padded text positions (from padding_mask)."""
+
+    def __init__(self, name="step_counts", **kwargs):
+        super().__init__(name=name, **kwargs)
+        self.counts = {k: self.add_variable((), initializer="zeros", name=k, dtype="float32")
+                       for k in ("examples", "text_tokens", "padded_tokens")}
+
+    def update_state(self, padding_mask):
+        mask = ops.cast(padding_mask, "float32")                   # (batch, text_len)
+        self.counts["examples"].assign_add(ops.cast(ops.shape(mask)[0], "float32"))
+        self.counts["text_tokens"].assign_add(ops.sum(mask))
+        self.counts["padded_tokens"].assign_add(ops.cast(ops.size(mask), "float32"))
+
+    def result(self):
+        return {k: v * 1.0 for k, v in self.counts.items()}  # values, not variable references
+
+    def reset_state(self):
+        for v in self.counts.values():
+            v.assign(0.0)
 
 
 def count_params(layer):

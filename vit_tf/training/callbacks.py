@@ -37,7 +37,7 @@ class SampleAnswers(keras.callbacks.Callback):
         for r, answer in zip(self.records, answers):
             prompt = r["conversations"][0]["value"].replace("<image>", "").strip()
             rows.append(f"| {r['id']} | {prompt} | {r['conversations'][1]['value']} | {answer} |")
-        with self.writer.as_default():
+        with self.writer.as_default(), tf.summary.record_if(True):  # see telemetry.TensorBoard
             tf.summary.text("samples", "\n".join(rows), step=epoch + 1)
         self.writer.flush()
 

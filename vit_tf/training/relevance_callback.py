@@ -1,6 +1,6 @@
 """A callback that writes relevance maps (``vit_tf.inference.explain``) to TensorBoard each epoch.
 
-``train()`` adds it for the first ``train.relevance_maps`` sample records (default 0: it costs
+``train()`` adds it for the first ``train.relevance_maps`` sample records (default 1: it costs
 one generation and one Jacobian per record each epoch); or pass it to ``model.fit`` yourself:
 
     >>> cb = RelevanceMaps(records[:2], tokenizer, image_size=64, log_dir="runs/x/logs/relevance")
@@ -29,7 +29,7 @@ class RelevanceMaps(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         from vit_tf.inference.explain import explain, relevance_summary
 
-        with self.writer.as_default():
+        with self.writer.as_default(), tf.summary.record_if(True):  # see telemetry.TensorBoard
             for record, image in zip(self.records, self.images):
                 prompt = strip_image_placeholder(record["conversations"][0]["value"])
                 result = explain(self.model, self.tokenizer, np.asarray(image), prompt,

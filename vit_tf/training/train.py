@@ -26,6 +26,7 @@ from vit_tf.models.vlm import count_params
 from vit_tf.training.callbacks import AnswerAccuracy, EpochTimer, SampleAnswers
 from vit_tf.training.optim import compile_model
 from vit_tf.training.relevance_callback import RelevanceMaps
+from vit_tf.training.telemetry import telemetry_callbacks, validation_accuracy
 from vit_tf.training.run_dir import paths
 
 
@@ -136,6 +137,8 @@ def train(config, data_json, image_root, out, resume=False, log=print, val_json=
     ]
     if val_json:
         callbacks.append(_answer_accuracy(val_json, val_image_root or image_root, tokenizer, d))
+    elif val_records:  # the data.validation_fraction slice
+        callbacks.append(validation_accuracy(val_records, tokenizer, d, data_json, p["logs"]))
     n_samples = config.train.num_samples_to_log
     if n_samples:
         sample_records = (val_records or train_records)[:n_samples]
@@ -148,7 +151,7 @@ def train(config, data_json, image_root, out, resume=False, log=print, val_json=
             callbacks.append(RelevanceMaps(sample_records[: config.train.relevance_maps],
                                            tokenizer, d.image_size,
                                            os.path.join(p["logs"], "relevance")))
-    callbacks.append(keras.callbacks.TensorBoard(p["logs"], update_freq=50))
+    callbacks += telemetry_callbacks(config, p["logs"], update_freq=50)
     history = model.fit(
         train_ds, validation_data=val_ds, epochs=config.train.epochs,
         steps_per_epoch=steps, callbacks=callbacks, verbose=2, shuffle=False,

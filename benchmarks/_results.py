@@ -1,0 +1,17 @@
+"""Write one named section of benchmarks/results.md, keeping the others."""
+
+import os
+import re
+
+RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results.md")
+
+
+def write_section(name, text, path=RESULTS):
+    """Replace (or append) the block between ``<!-- name -->`` and ``<!-- /name -->``."""
+    block = f"<!-- {name} -->\n{text.strip()}\n<!-- /{name} -->"
+    old = open(path).read() if os.path.exists(path) else ""
+    pattern = re.compile(rf"<!-- {re.escape(name)} -->.*?<!-- /{re.escape(name)} -->", re.S)
+    new = pattern.sub(lambda _: block, old) if pattern.search(old) else (
+        old.rstrip() + "\n\n" + block + "\n" if old.strip() else block + "\n")
+    with open(path, "w") as f:
+        f.write(new)

@@ -1,0 +1,122 @@
+"""TensorBoard telemetry: the gradient norm of the train step, step counts, every logged tag."""
+
+import math
+import os
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tests.helpers import tiny_config, tiny_tokenizer
+from vit_tf.config import ConfigError
+from vit_tf.models.factory import build_model
+from vit_tf.training.optim import make_loss
+from vit_tf.training.telemetry import flat_config, parse_profile_steps
+
+
+def _batch(seed=0):
+    rng = np.random.default_rng(seed)
+    mask = np.arange(10)[None, :] < np.array([10, 7, 4])[:, None]           # (3, 10)
+    x = {"images": rng.uniform(0, 255, (3, 16, 16, 3)).astype("float32"),
+         "token_ids": (rng.integers(1, 50, (3, 10)) * mask).astype("int32"),
+         "padding_mask": mask}
+    return x, rng.integers(1, 50, (3, 10)).astype("int32"), mask.astype("float32")
+
+
+def _expected_grad_norm(model, x, y, w):
+    with tf.GradientTape() as tape:
+        loss = make_loss()(y, model(x, training=True), sample_weight=w)
+    return float(tf.linalg.global_norm(tape.gradient(loss, model.trainable_weights)))
+
+
+@pytest.mark.parametrize("loss_scaled", [False, True])
+def test_train_step_logs_the_global_gradient_norm_and_token_counts(loss_scaled):
+    keras.utils.set_random_seed(0)
+    model = build_model(tiny_config(), tiny_tokenizer().vocabulary_size())
+    x, y, w = _batch()
+    expected = _expected_grad_norm(model, x, y, w)
+    optimizer = keras.optimizers.SGD(learning_rate=0.0)   # weights stay put: same gradient
+    if loss_scaled:  # mixed precision's optimizer: gradients arrive scaled by 2**15
+        optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
+    model.compile(optimizer=optimizer, loss=make_loss(), jit_compile=False)
+    logs = model.fit(x, y, sample_weight=w, batch_size=3, epochs=1, verbose=0).history
+    assert math.isfinite(logs["grad_norm"][0]) and logs["grad_norm"][0] > 0
+    np.testing.assert_allclose(logs["grad_norm"][0], expected, rtol=1e-4)
+    assert (logs["examples"][0], logs["text_tokens"][0], logs["padded_tokens"][0]) == (3, 21, 30)
+
+
+def test_evaluation_logs_carry_no_training_only_metrics():
+    model = build_model(tiny_config(), tiny_tokenizer().vocabulary_size())
+    model.compile(optimizer="sgd", loss=make_loss(), jit_compile=False)
+    x, y, w = _batch()
+    logs = model.evaluate(x, y, sample_weight=w, verbose=0, return_dict=True)
+    assert set(logs) == {"loss"}
+
+
+def test_profile_steps_parse_to_keras_profile_batch_and_reject_bad_values():
+    assert parse_profile_steps("") == 0
+    assert parse_profile_steps("7") == 7
+    assert parse_profile_steps(" 10,20 ") == (10, 20)
+    for bad in ("10-20", "0", "5,2", "1,2,3", "a"):
+        with pytest.raises(ConfigError, match="train.profile_steps"):
+            parse_profile_steps(bad)
+
+
+def test_flat_config_has_dotted_keys_with_plain_values():
+    flat = flat_config(tiny_config())
+    assert flat["model.encoder.hidden_dim"] == 16 and flat["train.jit_compile"] is False
+    assert all(isinstance(v, (bool, int, float, str)) for v in flat.values())
+
+
+def _events(folder):
+    """{tag: [(step, value or None)]} of the event files directly in ``folder``."""
+    tags = {}
+    for name in os.listdir(folder):
+        if "tfevents" not in name:
+            continue
+        for event in tf.compat.v1.train.summary_iterator(os.path.join(folder, name)):
+            for v in event.summary.value:
+                value = None
+                if v.metadata.plugin_data.plugin_name == "scalars" or v.HasField("simple_value"):
+                    value = float(tf.make_ndarray(v.tensor)) if v.HasField("tensor") else v.simple_value
+                tags.setdefault(v.tag, []).append((event.step, value))
+    return tags
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    from vit_tf.data.shapes import write_shapes_world
+    from vit_tf.training.train import train
+
+    tmp = tmp_path_factory.mktemp("telemetry")
+    write_shapes_world(str(tmp / "shapes"), 8, 1, seed=0)
+    config = tiny_config(data__image_size=32, data__batch_size=8, data__max_text_length=96,
+                         data__vocabulary_size=200, data__validation_fraction=0.25,
+                         train__epochs=2, train__steps_per_epoch=2, train__num_samples_to_log=1,
+                         train__relevance_maps=1, train__profile_steps="2,3")
+    train(config, str(tmp / "shapes" / "train.json"), str(tmp / "shapes"), str(tmp / "run"),
+          log=lambda *_: None)
+    return tmp / "run" / "logs"
+
+
+def test_tensorboard_logs_hold_every_telemetry_tag(run):
+    train_tags = _events(run / "train")
+    for tag in ("epoch_loss", "epoch_token_accuracy", "epoch_grad_norm", "epoch_learning_rate",
+                "epoch_examples_per_second", "epoch_tokens_per_second", "epoch_padding_fraction"):
+        assert len(train_tags[tag]) == 2, tag                       # one per epoch
+    grad_norms = [v for _, v in train_tags["epoch_grad_norm"]]
+    assert all(math.isfinite(g) and g > 0 for g in grad_norms)
+    assert all(v > 0 for _, v in train_tags["epoch_examples_per_second"])
+    assert all(0 <= v < 1 for _, v in train_tags["epoch_padding_fraction"])
+    val_tags = _events(run / "validation")
+    assert "epoch_loss" in val_tags and "epoch_answer_match" in val_tags
+    assert any(t.startswith("epoch_answer_match/") for t in val_tags)  # per category
+    assert not any("grad_norm" in t for t in val_tags)
+    assert "samples" in _events(run / "samples")
+    assert any(t.startswith("relevance/") for t in _events(run / "relevance"))
+    root = _events(run)
+    assert "_hparams_/session_start_info" in root and "_hparams_/experiment" in root
+    assert root["final/loss"][0][1] > 0 and "final/grad_norm" in root
+    profiles = [f for _, _, fs in os.walk(run / "train" / "plugins" / "profile") for f in fs]
+    assert any(f.endswith(".xplane.pb") for f in profiles)
