@@ -43,7 +43,8 @@ class LSTMDecoderLM(layers.Layer):
         self.dropout = dropout
         self.fusion = fusion
         self.token_embedding = keras_hub.layers.ReversibleEmbedding(
-            vocabulary_size, hidden_dim, tie_weights=True, name="token_embedding"
+            vocabulary_size, hidden_dim, tie_weights=True, reverse_dtype="float32",
+            name="token_embedding",  # float32 logits under mixed precision
         )
         self.norms = [layers.LayerNormalization(epsilon=1e-6, name=f"norm_{i}")
                       for i in range(num_layers)]

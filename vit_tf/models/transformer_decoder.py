@@ -61,7 +61,8 @@ class TransformerDecoderLM(layers.Layer):
         self.dropout = dropout
         self.fusion = fusion
         self.token_embedding = keras_hub.layers.ReversibleEmbedding(
-            vocabulary_size, hidden_dim, tie_weights=True, name="token_embedding"
+            vocabulary_size, hidden_dim, tie_weights=True, reverse_dtype="float32",
+            name="token_embedding",  # float32 logits under mixed precision
         )
         self.position_embedding = keras_hub.layers.PositionEmbedding(
             max_sequence_length, name="position_embedding"
