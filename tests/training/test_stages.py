@@ -17,7 +17,7 @@ from vit_tf.training.train import train
 def two_stage_run(tmp_path_factory):
     data = tmp_path_factory.mktemp("shapes")
     write_shapes_world(data, 6, 0, seed=0, config=ShapesConfig(canvas_size=16, max_objects=1))
-    config = tiny_config(data__max_text_length=96, train__steps_per_epoch=2,
+    config = tiny_config(data__max_text_length=96, data__skip_invalid=True, train__steps_per_epoch=2,
                          train__num_samples_to_log=0, train__stage1__epochs=1,
                          train__stage1__steps_per_epoch=2, train__stage1__warmup_steps=0,
                          train__policy__decoder_lr=0.5)
