@@ -3,6 +3,7 @@
 import collections
 import json
 import os
+import sys
 import time
 
 import numpy as np
@@ -134,8 +135,14 @@ def cmd_train(args):
         config.data.skip_invalid = True
     if args.resume and not (args.data and (args.image_root or is_shard_source(args.data))):
         raise ValueError("--resume needs the same --data and --image-root as the first run")
-    summary = train(config, args.data, args.image_root, args.out, resume=args.resume, log=_log,
-                    val_json=args.val_data, val_image_root=args.val_image_root)
+    from vit_tf.training.nan_guard import NonFiniteLossError
+
+    try:
+        summary = train(config, args.data, args.image_root, args.out, resume=args.resume,
+                        log=_log, val_json=args.val_data, val_image_root=args.val_image_root)
+    except NonFiniteLossError as e:  # diverged: the message names the step and the checkpoint
+        print(f"error: {e}", file=sys.stderr)
+        return 1
     _log(f"trained in {summary['seconds']:.0f} s; model: {os.path.join(args.out, 'model.keras')}")
     return 0
 

@@ -106,6 +106,45 @@ class ModelConfig:
     text_embedding: TextEmbeddingConfig = field(default_factory=TextEmbeddingConfig)
 
 
+PART_MODES = ("frozen", "full", "lora")   # per-part training policy (vit_tf.training.policy)
+PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
+
+
+@dataclass
+class PolicyConfig:
+    """How each part trains: frozen | full | lora, and its learning-rate multiplier."""
+    image_encoder: str = "full"
+    projector: str = "full"
+    decoder: str = "full"
+    fusion: str = "full"              # the decoder's fusion layer, when it has weights
+    image_encoder_lr: float = 1.0     # multiplies the learning rate of the part's variables
+    projector_lr: float = 1.0
+    decoder_lr: float = 1.0
+    fusion_lr: float = 1.0
+
+
+@dataclass
+class LoraConfig:
+    rank: int = 8                     # low-rank update A (d_in, rank) @ B (rank, d_out)
+    alpha: float = 16.0               # the update is scaled by alpha / rank
+
+
+def _stage1_policy():
+    # Alignment: only the connector (projector, and a fusion with weights) trains.
+    return PolicyConfig(image_encoder="frozen", decoder="frozen")
+
+
+@dataclass
+class Stage1Config:
+    """Stage 1 (alignment) before the main run; ``epochs=0`` skips it (single-stage training)."""
+    epochs: int = 0
+    steps_per_epoch: int = 0          # 0: one pass over the stage-1 records per epoch
+    learning_rate: float = 1e-3
+    warmup_steps: int = 20
+    categories: str = "caption,description"   # records trained on; "" = all records
+    policy: PolicyConfig = field(default_factory=_stage1_policy)
+
+
 @dataclass
 class TrainConfig:
     epochs: int = 10
@@ -120,6 +159,10 @@ class TrainConfig:
     num_samples_to_log: int = 3       # generated answers written to TensorBoard each epoch
     relevance_maps: int = 1           # of those, explained as image relevance maps each epoch
     profile_steps: str = ""           # TensorBoard profiler: "10,20" traces steps 10-20, "" off
+    precision: str = "float32"        # float32 | mixed_bfloat16 | mixed_float16 (loss scaling)
+    policy: PolicyConfig = field(default_factory=PolicyConfig)   # the main (stage 2) run
+    lora: LoraConfig = field(default_factory=LoraConfig)         # parts whose policy is "lora"
+    stage1: Stage1Config = field(default_factory=Stage1Config)
 
 
 @dataclass

@@ -43,10 +43,12 @@ class LSTMDecoderLM(layers.Layer):
         self.max_sequence_length = max_sequence_length
         self.dropout = dropout
         self.fusion = fusion
-        # A pretrained table (vit_tf.layers.text_embedding) or our own, tied with the output head.
+        # A pretrained table (vit_tf.layers.text_embedding) or our own, tied with the output head
+        # (float32 logits under mixed precision).
         self.custom_embedding = token_embedding is not None
         self.token_embedding = token_embedding or keras_hub.layers.ReversibleEmbedding(
-            vocabulary_size, hidden_dim, tie_weights=True, name="token_embedding"
+            vocabulary_size, hidden_dim, tie_weights=True, reverse_dtype="float32",
+            name="token_embedding"
         )
         self.norms = [layers.LayerNormalization(epsilon=1e-6, name=f"norm_{i}")
                       for i in range(num_layers)]

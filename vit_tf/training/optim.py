@@ -16,15 +16,62 @@ def make_schedule(train_config, total_steps):
     )
 
 
-def make_optimizer(train_config, total_steps):
-    """AdamW; biases, norms and embeddings/position tables are not weight-decayed."""
-    optimizer = keras.optimizers.AdamW(
+@keras.saving.register_keras_serializable(package="vit_tf")
+class PartAdamW(keras.optimizers.AdamW):
+    """AdamW whose learning rate is multiplied per variable: ``lr_multipliers`` {variable path: m}.
+
+    Why this shape: Keras compiles one optimizer, and scaling *gradients* would not change
+    Adam's step (it is invariant to the gradient's scale), so the multiplier is applied where the
+    step is taken: ``update_step`` receives the learning rate per variable. Decoupled weight
+    decay (``lr * wd * w``) is scaled the same way, so a part at multiplier m moves exactly m
+    times as far. Variables not listed use the schedule's rate (multiplier 1).
+    """
+
+    def __init__(self, lr_multipliers=None, **kwargs):
+        super().__init__(**kwargs)
+        self.lr_multipliers = dict(lr_multipliers or {})
+
+    def build(self, var_list):
+        super().build(var_list)
+        self._multipliers = [self.lr_multipliers.get(v.path, 1.0) for v in var_list]
+
+    def update_step(self, gradient, variable, learning_rate):
+        m = self._multipliers[self._get_variable_index(variable)]
+        super().update_step(gradient, variable, learning_rate if m == 1.0 else learning_rate * m)
+
+    def _apply_weight_decay(self, variables):
+        if self.weight_decay is None or not self.lr_multipliers:
+            return super()._apply_weight_decay(variables)
+        groups = {}
+        for v in variables:
+            groups.setdefault(self._multipliers[self._get_variable_index(v)], []).append(v)
+        weight_decay = self.weight_decay
+        try:  # weight decay is lr * wd * w: scaling wd scales it per group (at trace time)
+            for m, group in groups.items():
+                self.weight_decay = weight_decay * m
+                super()._apply_weight_decay(group)
+        finally:
+            self.weight_decay = weight_decay
+
+    def get_config(self):
+        return {**super().get_config(), "lr_multipliers": dict(self.lr_multipliers)}
+
+
+def make_optimizer(train_config, total_steps, lr_multipliers=None):
+    """AdamW (``PartAdamW`` when parts have learning-rate multipliers); biases, norms and
+    embeddings/position tables are not weight-decayed. ``train.precision=mixed_float16`` wraps it
+    in a ``LossScaleOptimizer`` (``vit_tf.training.precision``)."""
+    from vit_tf.training.precision import wrap_optimizer
+
+    kwargs = dict(
         learning_rate=make_schedule(train_config, total_steps),
         weight_decay=train_config.weight_decay,
         clipnorm=train_config.clipnorm or None,
     )
+    optimizer = (PartAdamW(lr_multipliers, **kwargs) if lr_multipliers
+                 else keras.optimizers.AdamW(**kwargs))
     optimizer.exclude_from_weight_decay(var_names=["bias", "gamma", "beta", "embeddings"])
-    return optimizer
+    return wrap_optimizer(optimizer, train_config.precision)
 
 
 def make_loss():
@@ -38,9 +85,9 @@ def make_loss():
     )
 
 
-def compile_model(model, train_config, total_steps):
+def compile_model(model, train_config, total_steps, lr_multipliers=None):
     model.compile(
-        optimizer=make_optimizer(train_config, total_steps),
+        optimizer=make_optimizer(train_config, total_steps, lr_multipliers),
         loss=make_loss(),
         weighted_metrics=[keras.metrics.SparseCategoricalAccuracy(name="token_accuracy")],
         jit_compile=train_config.jit_compile,

@@ -51,6 +51,7 @@ def load_run(run):
     config = load_config(p["config"])
     tokenizer = load_tokenizer(p["tokenizer"])
     import vit_tf.models.factory  # noqa: F401  (registers the model's layers for deserialization)
+    import vit_tf.training.optim  # noqa: F401  (registers PartAdamW, the per-part lr optimizer)
 
     model = keras.saving.load_model(latest_model_file(run))
     return model, tokenizer, config

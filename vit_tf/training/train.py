@@ -24,10 +24,15 @@ from vit_tf.data.tokenizer import load_tokenizer, save_tokenizer, special_ids
 from vit_tf.models.factory import build_model
 from vit_tf.models.vlm import count_params
 from vit_tf.training.callbacks import AnswerAccuracy, EpochTimer, SampleAnswers
+from vit_tf.training.lora import merge_lora
+from vit_tf.training.nan_guard import NanGuard
 from vit_tf.training.optim import compile_model
+from vit_tf.training.policy import apply_policy, resolve_policy, trainable_counts
+from vit_tf.training.precision import precision_policy
 from vit_tf.training.relevance_callback import RelevanceMaps
 from vit_tf.training.telemetry import telemetry_callbacks, validation_accuracy
 from vit_tf.training.run_dir import paths
+from vit_tf.training.stages import run_stage1
 
 
 def _split(records, fraction, seed):
@@ -54,6 +59,14 @@ def _in_memory_data(train_ex, val_records, tokenizer, d, seed, log):
         val_ds = make_dataset(encode_records(val_records, tokenizer, d.max_text_length),
                               d.image_size, d.batch_size)
     return train_ds, val_ds
+
+
+def _stage_data(data_json, tokenizer, d, seed, log, records):
+    """(examples, repeated training dataset) of ``records``: the main run's pipeline."""
+    if is_shard_source(data_json):
+        return len(records), shard_training_data(data_json, tokenizer, d, records, [], seed)[0]
+    examples = encode_records(records, tokenizer, d.max_text_length)
+    return len(examples), _in_memory_data(examples, [], tokenizer, d, seed, log)[0]
 
 
 def _answer_accuracy(val_json, image_root, tokenizer, d):
@@ -124,13 +137,25 @@ def train(config, data_json, image_root, out, resume=False, log=print, val_json=
     steps = config.train.steps_per_epoch or max(len(train_ex) // d.batch_size, 1)
     total_steps = steps * config.train.epochs
 
-    model = build_model(config, tokenizer.vocabulary_size(), special_token_ids=special_ids(tokenizer))
-    compile_model(model, config.train, total_steps)
+    with precision_policy(config.train.precision):  # layers take their dtype policy when built
+        model = build_model(config, tokenizer.vocabulary_size(),
+                            special_token_ids=special_ids(tokenizer))
+    stage1 = None
+    if config.train.stage1.epochs:
+        stage1 = run_stage1(model, config, train_records,
+                            partial(_stage_data, data_json, tokenizer, d, config.train.seed, log),
+                            out, log)
+    multipliers = apply_policy(model, resolve_policy(config.train.policy, config.model),
+                               config.train.lora)
+    compile_model(model, config.train, total_steps, lr_multipliers=multipliers)
+    trainable = trainable_counts(model)
     log(f"{len(train_ex)} training examples, {steps} steps/epoch x {config.train.epochs} epochs; "
-        f"{count_params(model):,} parameters; TensorBoard: tensorboard --logdir {p['logs']}")
+        f"{count_params(model):,} parameters (trainable per part: {trainable}); "
+        f"TensorBoard: tensorboard --logdir {p['logs']}")
 
     os.makedirs(p["checkpoints"], exist_ok=True)
     callbacks = [
+        NanGuard(p["checkpoints"]),
         EpochTimer(),
         keras.callbacks.BackupAndRestore(p["backup"]),
         keras.callbacks.ModelCheckpoint(os.path.join(p["checkpoints"], "epoch_{epoch:03d}.keras")),
@@ -156,6 +181,7 @@ def train(config, data_json, image_root, out, resume=False, log=print, val_json=
         train_ds, validation_data=val_ds, epochs=config.train.epochs,
         steps_per_epoch=steps, callbacks=callbacks, verbose=2, shuffle=False,
     )
+    model = merge_lora(model)  # LoRA factors folded into the kernels: a plain model
     model.save(p["model"])
 
     summary = {
@@ -168,10 +194,13 @@ def train(config, data_json, image_root, out, resume=False, log=print, val_json=
             "projector": count_params(model.projector),
             "decoder": count_params(model.decoder),
         },
+        "trainable_parameters": trainable,
         "seconds": round(time.perf_counter() - start, 1),
         "history": {k: [float(v) for v in vals] for k, vals in history.history.items()},
         "config": to_dict(config),
     }
+    if stage1 is not None:
+        summary["stages"] = {"stage1": stage1}
     with open(p["summary"], "w") as f:
         json.dump(summary, f, indent=2)
     return summary

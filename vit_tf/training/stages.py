@@ -1,0 +1,103 @@
+"""Stage 1 of the two-stage recipe (LLaVA): align the connector on captions before the main run.
+
+``train()`` runs it when ``train.stage1.epochs > 0``, on the same model, before the main run
+(stage 2, instruction tuning, policy ``train.policy``). Stage 1 trains with its own policy
+(default: only the projector, and a fusion with weights; encoder and decoder frozen), its own
+learning rate and warmup, and only the records whose category is in
+``train.stage1.categories`` (default ``caption,description``; ``""`` = all records, e.g. for
+LLaVA data without categories). It writes into the run folder:
+
+    RUN/stage1/checkpoints/epoch_XXX.keras   RUN/stage1/logs/   RUN/stage1/model.keras
+
+and its history goes into ``train_summary.json`` under ``stages.stage1``. On ``--resume`` a
+finished stage 1 (``stage1/model.keras``) is loaded instead of being trained again.
+
+Example:
+    >>> cfg = apply_overrides(load_experiment("default"), ["train.stage1.epochs=2"])
+    >>> train(cfg, "data/shapes/train.json", "data/shapes", "runs/two_stage")
+"""
+
+import dataclasses
+import os
+import time
+
+import keras
+
+from vit_tf.config import ConfigError
+from vit_tf.training.callbacks import EpochTimer
+from vit_tf.training.nan_guard import NanGuard
+from vit_tf.training.optim import compile_model
+from vit_tf.training.policy import apply_policy, resolve_policy, trainable_counts
+
+
+def stage_paths(out):
+    root = os.path.join(out, "stage1")
+    return {"root": root, "checkpoints": os.path.join(root, "checkpoints"),
+            "logs": os.path.join(root, "logs"), "backup": os.path.join(root, "backup"),
+            "model": os.path.join(root, "model.keras")}
+
+
+def stage1_records(records, categories):
+    """The records stage 1 trains on: those whose ``category`` is listed (all when ``""``)."""
+    wanted = {c.strip() for c in categories.split(",") if c.strip()}
+    if not wanted:
+        return list(records)
+    chosen = [r for r in records if r.get("category") in wanted]
+    if not chosen:
+        present = sorted({str(r.get("category")) for r in records})
+        raise ConfigError(
+            f"train.stage1.categories={categories!r}: no training record has one of these "
+            f"categories (present: {', '.join(present)}); set train.stage1.categories= (empty) "
+            "to align on all records"
+        )
+    return chosen
+
+
+def run_stage1(model, config, records, make_dataset, out, log=print):
+    """Train stage 1 on ``model`` in place; returns its summary dict.
+
+    ``make_dataset(records) -> (number of examples, repeated training dataset)``: the caller's
+    pipeline (in-memory or shards), so stage 1 batches exactly like the main run.
+    """
+    s, d = config.train.stage1, config.data
+    p = stage_paths(out)
+    if any(getattr(s.policy, part) == "lora" for part in ("image_encoder", "projector", "decoder",
+                                                           "fusion")):
+        raise ConfigError("train.stage1.policy: 'lora' is for the main run (train.policy) only")
+    policy = resolve_policy(s.policy, config.model)
+    multipliers = apply_policy(model, policy, config.train.lora, where="train.stage1.policy")
+    if os.path.exists(p["model"]):  # finished before an interruption of the main run
+        model.load_weights(p["model"])
+        log(f"stage 1: loaded the finished stage from {p['model']}")
+        return {"resumed_from": p["model"]}
+    chosen = stage1_records(records, s.categories)
+    n_examples, dataset = make_dataset(chosen)
+    steps = s.steps_per_epoch or max(n_examples // d.batch_size, 1)
+    stage_train = dataclasses.replace(
+        config.train, epochs=s.epochs, learning_rate=s.learning_rate, warmup_steps=s.warmup_steps,
+        min_learning_rate=min(config.train.min_learning_rate, s.learning_rate))
+    compile_model(model, stage_train, steps * s.epochs, lr_multipliers=multipliers)
+    counts = trainable_counts(model)
+    log(f"stage 1 (alignment): {n_examples} examples ({s.categories or 'all categories'}), "
+        f"{steps} steps/epoch x {s.epochs} epochs; trainable parameters {counts}")
+    os.makedirs(p["checkpoints"], exist_ok=True)
+    start = time.perf_counter()
+    history = model.fit(
+        dataset, epochs=s.epochs, steps_per_epoch=steps, verbose=2, shuffle=False,
+        callbacks=[
+            NanGuard(p["checkpoints"], stage="stage 1"),
+            EpochTimer(),
+            keras.callbacks.BackupAndRestore(p["backup"]),
+            keras.callbacks.ModelCheckpoint(os.path.join(p["checkpoints"], "epoch_{epoch:03d}.keras")),
+            keras.callbacks.TensorBoard(p["logs"], update_freq=50),
+        ],
+    )
+    model.save(p["model"])
+    return {
+        "examples": n_examples,
+        "categories": s.categories,
+        "steps": steps * s.epochs,
+        "trainable_parameters": counts,
+        "seconds": round(time.perf_counter() - start, 1),
+        "history": {k: [float(v) for v in vals] for k, vals in history.history.items()},
+    }
