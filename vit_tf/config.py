@@ -104,6 +104,12 @@ class TrainConfig:
     steps_per_epoch: int = 0          # 0: one pass over the data per epoch
     num_samples_to_log: int = 3       # generated answers written to TensorBoard each epoch
     relevance_maps: int = 0           # of those, explained as image relevance maps each epoch
+    checkpoint_every_steps: int = 0   # also checkpoint the training state every N steps (0: at
+                                      # epoch ends only); --resume continues from the newest
+    strategy: str = "default"         # default | mirrored | multi_worker | tpu
+                                      # (vit_tf.training.distribute); data.batch_size is global
+    devices: str = ""                 # mirrored: e.g. "/gpu:0,/gpu:1" ("" = all GPUs, else CPU)
+    tpu: str = ""                     # tpu: TPUClusterResolver name/address ("" = local TPU)
 
 
 @dataclass
