@@ -101,3 +101,21 @@ def discard(folder, out):
     """Delete a non-chief's temporary ``folder`` (a no-op on the chief, where it is ``out``)."""
     if os.path.abspath(folder) != os.path.abspath(out):
         shutil.rmtree(folder, ignore_errors=True)
+
+
+def distributable(ds, strategy):
+    """``ds`` with its bool ``padding_mask`` input as int32 when ``strategy`` is not the default.
+
+    A workaround for Keras 3.15: under a strategy, ``fit``/``evaluate`` first build
+    the model from one batch averaged over the replicas (``_maybe_symbolic_build``), and
+    TensorFlow cannot add bool tensors (``AddN`` of bool). The model's ``padding_mask`` Input
+    is declared bool, so Keras casts the int32 mask back on the way in: same values, same model.
+    """
+    if ds is None or type(strategy).__name__.startswith("_Default"):
+        return ds
+
+    def cast(inputs, *rest):
+        inputs = dict(inputs, padding_mask=tf.cast(inputs["padding_mask"], tf.int32))
+        return (inputs, *rest)
+
+    return ds.map(cast, num_parallel_calls=tf.data.AUTOTUNE)

@@ -23,7 +23,7 @@ from vit_tf.models.factory import build_model
 from vit_tf.models.vlm import count_params
 from vit_tf.training.callbacks import AnswerAccuracy, EpochTimer, SampleAnswers
 from vit_tf.training.checkpointing import AtomicModelCheckpoint, resumable_fit
-from vit_tf.training.distribute import discard, make_strategy, write_folder
+from vit_tf.training.distribute import discard, distributable, make_strategy, write_folder
 from vit_tf.training.optim import compile_model
 from vit_tf.training.relevance_callback import RelevanceMaps
 from vit_tf.training.run_dir import paths
@@ -112,12 +112,13 @@ def train(config, data_json, image_root, out, resume=False, log=print, val_json=
     train_records, val_records = _split(records, d.validation_fraction, config.train.seed)
     if is_shard_source(data_json):  # streamed from TFRecord shards (vit_tf.data.shards)
         train_ex = train_records
-        datasets = partial(shard_training_data, data_json, tokenizer, d, train_records,
-                           val_records, config.train.seed)
+        build = partial(shard_training_data, data_json, tokenizer, d, train_records,
+                        val_records, config.train.seed)
     else:
         train_ex = encode_records(train_records, tokenizer, d.max_text_length)
-        datasets = partial(_in_memory_data, train_ex, val_records, tokenizer, d,
-                           config.train.seed, log)
+        build = partial(_in_memory_data, train_ex, val_records, tokenizer, d, config.train.seed,
+                        log)
+    datasets = lambda: [distributable(ds, strategy) for ds in build()]  # noqa: E731
     train_ds, val_ds = datasets()
     steps = config.train.steps_per_epoch or max(len(train_ex) // d.batch_size, 1)
     total_steps = steps * config.train.epochs
