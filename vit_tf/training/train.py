@@ -84,6 +84,8 @@ def train(config, data_json, image_root, out, resume=False, log=print, val_json=
     strategy = make_strategy(config.train)   # before any other TensorFlow work
     out_w = write_folder(out, strategy)      # `out` on the chief, else a temporary folder
     w = paths(out_w)                         # where this process writes; `p` is read on resume
+    if out_w != out:
+        log(f"not the chief; writing to {out_w} (deleted at the end)")
     if not resume and os.path.exists(w["config"]):
         raise FileExistsError(
             f"{out} already holds a run; pass --resume to continue it or choose another --out"
