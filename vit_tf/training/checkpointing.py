@@ -209,6 +209,8 @@ def resumable_fit(model, train_ds, state_dir, *, epochs, steps_per_epoch, callba
     folder on a non-chief multi-worker task that still resumes from the chief's ``state_dir``.
     One call per training stage, each with its own ``state_dir``.
     """
+    if every_steps < 0:
+        raise ValueError(f"train.checkpoint_every_steps must be >= 0, got {every_steps}")
     state = load_state(model, state_dir, log)
     checkpoint = StateCheckpoint(save_dir or state_dir, steps_per_epoch, every_steps,
                                  state["history"] if state else None)
