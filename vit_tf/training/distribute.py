@@ -119,3 +119,18 @@ def distributable(ds, strategy):
         return (inputs, *rest)
 
     return ds.map(cast, num_parallel_calls=tf.data.AUTOTUNE)
+
+
+def defer_symbolic_build(model, strategy):
+    """A workaround for Keras 3.15 under MultiWorkerMirroredStrategy; call after ``compile``.
+
+    A model created in a strategy's scope remembers it, and ``fit`` then builds the model from
+    one batch averaged over the replicas with ``strategy.reduce`` — which the collective
+    (multi-worker) implementation cannot do for a dict of inputs ("Attempt to convert a value
+    ({'images': PerReplica...}) ... to a Tensor"). Forgetting the strategy makes Keras build the
+    model when it traces the train step instead (its path without a strategy), while ``fit``,
+    run inside ``strategy.scope()``, still takes the strategy from the scope.
+    """
+    if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        model._distribute_strategy = None
+    return model

@@ -23,7 +23,8 @@ from vit_tf.models.factory import build_model
 from vit_tf.models.vlm import count_params
 from vit_tf.training.callbacks import AnswerAccuracy, EpochTimer, SampleAnswers
 from vit_tf.training.checkpointing import AtomicModelCheckpoint, resumable_fit
-from vit_tf.training.distribute import discard, distributable, make_strategy, write_folder
+from vit_tf.training.distribute import (defer_symbolic_build, discard, distributable,
+                                         make_strategy, write_folder)
 from vit_tf.training.optim import compile_model
 from vit_tf.training.relevance_callback import RelevanceMaps
 from vit_tf.training.run_dir import paths
@@ -132,6 +133,7 @@ def train(config, data_json, image_root, out, resume=False, log=print, val_json=
         model = build_model(config, tokenizer.vocabulary_size(),
                             special_token_ids=special_ids(tokenizer))
         compile_model(model, config.train, total_steps)
+    defer_symbolic_build(model, strategy)
     log(f"{len(train_ex)} training examples, {steps} steps/epoch x {config.train.epochs} epochs; "
         f"{count_params(model):,} parameters; {strategy.num_replicas_in_sync} replica(s); "
         f"TensorBoard: tensorboard --logdir {w['logs']}")
