@@ -163,6 +163,12 @@ class TrainConfig:
     policy: PolicyConfig = field(default_factory=PolicyConfig)   # the main (stage 2) run
     lora: LoraConfig = field(default_factory=LoraConfig)         # parts whose policy is "lora"
     stage1: Stage1Config = field(default_factory=Stage1Config)
+    checkpoint_every_steps: int = 0   # also checkpoint the training state every N steps (0: at
+                                      # epoch ends only); --resume continues from the newest
+    strategy: str = "default"         # default | mirrored | multi_worker | tpu
+                                      # (vit_tf.training.distribute); data.batch_size is global
+    devices: str = ""                 # mirrored: e.g. "/gpu:0,/gpu:1" ("" = all GPUs, else CPU)
+    tpu: str = ""                     # tpu: TPUClusterResolver name/address ("" = local TPU)
 
 
 @dataclass

@@ -4,8 +4,8 @@
     RUN/tokenizer/           WordPiece vocabulary
     RUN/data_report.txt      the validation report of the training data
     RUN/logs/                TensorBoard (train/, validation/, samples/)
-    RUN/checkpoints/         epoch_XXX.keras, one per epoch
-    RUN/backup/              BackupAndRestore state for --resume
+    RUN/checkpoints/         epoch_XXX.keras, one per epoch (written atomically)
+    RUN/state/               training-state checkpoints for --resume (training/checkpointing.py)
     RUN/model.keras          the final model
     RUN/train_summary.json   timings, steps, parameter counts, final metrics
 """
@@ -25,7 +25,7 @@ def paths(run):
         "report": os.path.join(run, "data_report.txt"),
         "logs": os.path.join(run, "logs"),
         "checkpoints": os.path.join(run, "checkpoints"),
-        "backup": os.path.join(run, "backup"),
+        "state": os.path.join(run, "state"),
         "model": os.path.join(run, "model.keras"),
         "summary": os.path.join(run, "train_summary.json"),
     }

@@ -24,6 +24,9 @@ from vit_tf.data.tokenizer import load_tokenizer, save_tokenizer, special_ids
 from vit_tf.models.factory import build_model
 from vit_tf.models.vlm import count_params
 from vit_tf.training.callbacks import AnswerAccuracy, EpochTimer, SampleAnswers
+from vit_tf.training.checkpointing import AtomicModelCheckpoint, resumable_fit
+from vit_tf.training.distribute import (defer_symbolic_build, discard, distributable,
+                                         make_strategy, write_folder)
 from vit_tf.training.lora import merge_lora
 from vit_tf.training.nan_guard import NanGuard
 from vit_tf.training.optim import compile_model
@@ -79,7 +82,11 @@ def _answer_accuracy(val_json, image_root, tokenizer, d):
 
 def train(config, data_json, image_root, out, resume=False, log=print, val_json=None,
           val_image_root=None):
-    """Train a model; returns the run's summary dict. ``resume`` continues an interrupted run.
+    """Train a model; returns the run's summary dict. ``resume`` continues an interrupted run
+    exactly where its last checkpoint left it (``vit_tf.training.checkpointing``).
+
+    Under ``train.strategy=multi_worker`` only the chief writes ``out``; the other workers
+    write to a temporary folder, deleted at the end (``vit_tf.training.distribute``).
 
     ``val_json`` (LLaVA JSON, images under ``val_image_root`` or ``image_root``): held-out
     records whose per-category answer accuracy is logged each epoch (``AnswerAccuracy``).
@@ -91,11 +98,16 @@ def train(config, data_json, image_root, out, resume=False, log=print, val_json=
         if os.path.exists(p["model"]):
             raise FileExistsError(f"{out} has finished training (model.keras exists); nothing to resume")
         config = load_config(p["config"])
-    elif os.path.exists(p["config"]):
+    strategy = make_strategy(config.train)   # before any other TensorFlow work
+    out_w = write_folder(out, strategy)      # `out` on the chief, else a temporary folder
+    w = paths(out_w)                         # where this process writes; `p` is read on resume
+    if out_w != out:
+        log(f"not the chief; writing to {out_w} (deleted at the end)")
+    if not resume and os.path.exists(w["config"]):
         raise FileExistsError(
             f"{out} already holds a run; pass --resume to continue it or choose another --out"
         )
-    os.makedirs(out, exist_ok=True)
+    os.makedirs(out_w, exist_ok=True)
     keras.utils.set_random_seed(config.train.seed)
     start = time.perf_counter()
 
@@ -109,14 +121,14 @@ def train(config, data_json, image_root, out, resume=False, log=print, val_json=
         data_json, max_text_length=d.max_text_length, tokenizer=tokenizer,
         vocabulary_size=d.vocabulary_size, skip_invalid=d.skip_invalid,
     )
-    with open(p["report"], "w") as f:
+    with open(w["report"], "w") as f:
         f.write(report.format() + "\n")
     if not report.ok:
         log(f"skipped {report.n_invalid} of {report.n_records} records ({report.summary()}); "
-            f"details in {p['report']}")
+            f"details in {w['report']}")
     if not resume:
-        save_config(config, p["config"])
-        save_tokenizer(tokenizer, p["tokenizer"])
+        save_config(config, w["config"])
+        save_tokenizer(tokenizer, w["tokenizer"])
 
     train_records, val_records = _split(records, d.validation_fraction, config.train.seed)
     if is_shard_source(data_json):  # streamed from TFRecord shards (vit_tf.data.shards)
@@ -124,65 +136,70 @@ def train(config, data_json, image_root, out, resume=False, log=print, val_json=
             raise ConfigError(f"{data_json}: data.pack_by_image needs a LLaVA JSON source, not "
                               "TFRecord shards")
         train_ex = train_records
-        train_ds, val_ds = shard_training_data(data_json, tokenizer, d, train_records,
-                                               val_records, config.train.seed)
+        build = partial(shard_training_data, data_json, tokenizer, d, train_records,
+                        val_records, config.train.seed)
     else:
         train_ex = encode_records(train_records, tokenizer, d.max_text_length)
         if d.pack_by_image:  # one row per image, examples walled off (vit_tf.data.packing)
             n = len(train_ex)
             train_ex = pack_by_image(train_ex, d.pack_length, config.train.seed)
             log(f"packed {n} examples into {len(train_ex)} rows by image (data.pack_by_image)")
-        train_ds, val_ds = _in_memory_data(train_ex, val_records, tokenizer, d, config.train.seed,
-                                           log)
+        build = partial(_in_memory_data, train_ex, val_records, tokenizer, d, config.train.seed,
+                        log)
+    datasets = lambda: [distributable(ds, strategy) for ds in build()]  # noqa: E731
+    train_ds, val_ds = datasets()
     steps = config.train.steps_per_epoch or max(len(train_ex) // d.batch_size, 1)
     total_steps = steps * config.train.epochs
 
-    with precision_policy(config.train.precision):  # layers take their dtype policy when built
+    if d.batch_size % strategy.num_replicas_in_sync:
+        raise ValueError(f"data.batch_size={d.batch_size} (the global batch) must be a multiple of "
+                         f"the {strategy.num_replicas_in_sync} replicas of train.strategy")
+    # Layers take their dtype policy when built; variables are placed by the strategy.
+    with strategy.scope(), precision_policy(config.train.precision):
         model = build_model(config, tokenizer.vocabulary_size(),
                             special_token_ids=special_ids(tokenizer))
     stage1 = None
     if config.train.stage1.epochs:
-        stage1 = run_stage1(model, config, train_records,
-                            partial(_stage_data, data_json, tokenizer, d, config.train.seed, log),
-                            out, log)
-    multipliers = apply_policy(model, resolve_policy(config.train.policy, config.model),
-                               config.train.lora)
-    compile_model(model, config.train, total_steps, lr_multipliers=multipliers)
+        with strategy.scope():
+            stage1 = run_stage1(model, config, train_records,
+                                partial(_stage_data, data_json, tokenizer, d, config.train.seed,
+                                        log), out_w, log)
+    with strategy.scope():
+        multipliers = apply_policy(model, resolve_policy(config.train.policy, config.model),
+                                   config.train.lora)
+        compile_model(model, config.train, total_steps, lr_multipliers=multipliers)
+    defer_symbolic_build(model, strategy)
     trainable = trainable_counts(model)
     log(f"{len(train_ex)} training examples, {steps} steps/epoch x {config.train.epochs} epochs; "
         f"{count_params(model):,} parameters (trainable per part: {trainable}); "
-        f"TensorBoard: tensorboard --logdir {p['logs']}")
+        f"{strategy.num_replicas_in_sync} replica(s); TensorBoard: tensorboard --logdir {w['logs']}")
 
-    os.makedirs(p["checkpoints"], exist_ok=True)
-    callbacks = [
-        NanGuard(p["checkpoints"]),
-        EpochTimer(),
-        keras.callbacks.BackupAndRestore(p["backup"]),
-        keras.callbacks.ModelCheckpoint(os.path.join(p["checkpoints"], "epoch_{epoch:03d}.keras")),
-    ]
+    callbacks = [NanGuard(w["checkpoints"]), EpochTimer(), AtomicModelCheckpoint(w["checkpoints"])]
     if val_json:
         callbacks.append(_answer_accuracy(val_json, val_image_root or image_root, tokenizer, d))
     elif val_records:  # the data.validation_fraction slice
-        callbacks.append(validation_accuracy(val_records, tokenizer, d, data_json, p["logs"]))
+        callbacks.append(validation_accuracy(val_records, tokenizer, d, data_json, w["logs"]))
     n_samples = config.train.num_samples_to_log
     if n_samples:
         sample_records = (val_records or train_records)[:n_samples]
         if is_shard_source(data_json):
             sample_records = extract_images(data_json, [dict(r) for r in sample_records],
-                                            os.path.join(p["logs"], "sample_images"))
+                                            os.path.join(w["logs"], "sample_images"))
         callbacks.append(SampleAnswers(sample_records, tokenizer, d.image_size,
-                                       os.path.join(p["logs"], "samples")))
+                                       os.path.join(w["logs"], "samples")))
         if config.train.relevance_maps:
             callbacks.append(RelevanceMaps(sample_records[: config.train.relevance_maps],
                                            tokenizer, d.image_size,
-                                           os.path.join(p["logs"], "relevance")))
-    callbacks += telemetry_callbacks(config, p["logs"], update_freq=50)
-    history = model.fit(
-        train_ds, validation_data=val_ds, epochs=config.train.epochs,
-        steps_per_epoch=steps, callbacks=callbacks, verbose=2, shuffle=False,
-    )
+                                           os.path.join(w["logs"], "relevance")))
+    callbacks += telemetry_callbacks(config, w["logs"], update_freq=50)
+    with strategy.scope():
+        history = resumable_fit(
+            model, train_ds, p["state"], epochs=config.train.epochs, steps_per_epoch=steps,
+            callbacks=callbacks, validation_data=val_ds, save_dir=w["state"], log=log,
+            every_steps=config.train.checkpoint_every_steps, make_train_ds=lambda: datasets()[0],
+        )
     model = merge_lora(model)  # LoRA factors folded into the kernels: a plain model
-    model.save(p["model"])
+    model.save(w["model"])
 
     summary = {
         "examples": len(train_ex),
@@ -196,11 +213,12 @@ def train(config, data_json, image_root, out, resume=False, log=print, val_json=
         },
         "trainable_parameters": trainable,
         "seconds": round(time.perf_counter() - start, 1),
-        "history": {k: [float(v) for v in vals] for k, vals in history.history.items()},
+        "history": history,
         "config": to_dict(config),
     }
     if stage1 is not None:
         summary["stages"] = {"stage1": stage1}
-    with open(p["summary"], "w") as f:
+    with open(w["summary"], "w") as f:
         json.dump(summary, f, indent=2)
+    discard(out_w, out)
     return summary
