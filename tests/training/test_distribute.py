@@ -33,7 +33,10 @@ def test_mirrored_on_two_cpu_devices_gives_the_one_device_losses(tmp_path):
     assert (one["replicas"], two["replicas"]) == (1, 2)
     assert len(one["losses"]) == len(two["losses"]) == 3
     np.testing.assert_allclose(two["losses"], one["losses"], rtol=1e-4)
-    np.testing.assert_allclose(two["weights"], one["weights"], rtol=1e-3, atol=1e-4)
+    # Adam moves a weight whose gradient is ~0 by about +-lr whatever the gradient's size, so
+    # the replicas' different summation order can flip such a step: weights agree to 1%, while
+    # a missing all-reduce (each replica stepping on half the batch) would differ far more.
+    np.testing.assert_allclose(two["weights"], one["weights"], rtol=1e-2, atol=1e-4)
     assert not np.allclose(one["losses"][0], one["losses"][-1])   # it did train
 
 
