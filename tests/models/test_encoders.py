@@ -53,14 +53,14 @@ def test_vgg16_tokens_frozen_and_a_local_weights_file(tmp_path):
     assert not model.image_encoder.trainable_weights
 
 
-def test_resnet50_from_config_at_32_pixels_gives_one_2048_d_token():
-    # The .keras round trip of the shared CNN base class is checked on VGG16 (saving ResNet50's
-    # 23.6M parameters would add ~30 s to the suite).
+def test_resnet50_from_config_at_32_pixels_gives_one_2048_d_token_and_round_trips(tmp_path):
     config = tiny_config(data__image_size=32, model__encoder__name="resnet50")
     model = build_model(config, VOCAB, max_text_length=TEXT)
     assert isinstance(model.image_encoder, ResNet50Encoder)
     assert tuple(model.image_encoder(_images(32)).shape) == (2, 1, 2048)
     assert tuple(model(_vlm_inputs(32)).shape) == (2, TEXT, VOCAB)
+    reloaded = _round_trip(model, _vlm_inputs(32), tmp_path)   # 23.6M parameters: ~30 s
+    assert isinstance(reloaded.image_encoder, ResNet50Encoder)
 
 
 def _clip_preset(folder):
