@@ -1,7 +1,8 @@
 """Default experiment: the quickstart model on the built-in shapes world.
 
 A conv-stem ViT (64x64 images, 16 image tokens, 2 layers, width 64) -> 2-layer MLP projector ->
-2-layer causal Transformer decoder (width 64), trained from scratch for 15 epochs. Width 64
+2-layer causal Transformer decoder (width 64), trained from scratch for 13 epochs on 4000
+scenes, each image's questions packed into rows of 96 tokens (vit_tf.data.packing). Width 64
 was chosen over 128 because on 2 CPU cores a fixed time budget buys ~2x more epochs, and
 grounding (attribute / position / existence) improves with epochs far more than with width:
 at equal wall time (~14 min) width 128 / 6 epochs reached 56.3% overall exact match, width 64 /
@@ -9,23 +10,20 @@ at equal wall time (~14 min) width 128 / 6 epochs reached 56.3% overall exact ma
 
 Command (the main job of the README's quickstart):
 
-    vit-tf quickstart            # shapes world 2000 train / 200 test scenes, seed 0
+    vit-tf quickstart            # shapes world 4000 train / 200 test scenes, seed 0
 
 or step by step:
 
-    vit-tf data shapes --out data/shapes --train 2000 --test 200 --seed 0
+    vit-tf data shapes --out data/shapes --train 4000 --test 200 --seed 0
     vit-tf train --data data/shapes/train.json --image-root data/shapes --out runs/default
     vit-tf eval --model runs/default --data data/shapes/test.json --image-root data/shapes
 
-Result reached (fresh clone, 2 CPU cores, 15.0 min end to end: data 5 s + training 866 s +
-evaluation 28 s; exact match on the test split, majority-answer baseline in brackets): attribute
-88.5 (19.0), position 78.1 (27.6), existence 73.5 (50.0), counting 78.0 (52.0), relation 52.2
-(42.0), conversation turns 64.0 (20.4); overall short answers 70.5 (30.3). Captions BLEU-4 0.82 /
-CIDEr-D 8.56, descriptions 0.81 / 7.79. POPE accuracy 65.0 / 64.0 / 59.1 (random / popular /
-adversarial). Below the 90% target on attribute / position / existence; see
-experiments/README.md. (Without the stem BatchNorm, 16 epochs: attribute 73.0, position 74.0,
-existence 80.5, overall 67.1, POPE 77.4 / 77.8 / 71.4: BatchNorm trades hallucination for
-attribute accuracy.)
+Result reached (fresh clone, 2 CPU cores, 13.3 min end to end: data 8 s + training 770 s +
+evaluation 22 s; exact match on the test split, majority-answer baseline in brackets): attribute
+91.5 (19.0), position 83.3 (27.6), existence 93.0 (50.0), counting 85.5 (52.0), relation 50.0
+(42.0), conversation turns 81.5 (20.4); overall short answers 82.2 (30.3). Captions BLEU-4 0.95 /
+CIDEr-D 9.65, descriptions 0.94 / 9.26. Position is still below the 90% target (three-object
+scenes); see experiments/README.md ("Third round": packing by image, images per step).
 """
 
 from vit_tf.config import ExperimentConfig
