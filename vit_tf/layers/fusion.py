@@ -24,6 +24,23 @@ from keras import layers
 from vit_tf.registry import FUSIONS
 
 
+def fused_prefix(fusion, prefix_embeddings, image_tokens):
+    """What a decoder places before the text: ``prefix_embeddings``, or the prefix of
+    ``image_tokens`` through ``fusion`` (``None``: the image tokens themselves, as concat)."""
+    if image_tokens is None:
+        return prefix_embeddings
+    if prefix_embeddings is not None:
+        raise ValueError("pass either prefix_embeddings or image_tokens, not both")
+    return image_tokens if fusion is None else fusion.prefix(image_tokens)
+
+
+def fused_read(fusion, index, x, image_tokens):
+    """The text states after decoder block ``index``: ``fusion``'s read, or ``x`` unchanged."""
+    if image_tokens is None or fusion is None:
+        return x
+    return fusion.read(index, x, image_tokens)
+
+
 class Fusion(layers.Layer):
     """Base class. ``hidden_dim``: decoder width; ``num_layers``: decoder blocks.
 

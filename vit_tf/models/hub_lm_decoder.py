@@ -22,6 +22,7 @@ import keras
 import keras_hub
 from keras import layers, ops
 
+from vit_tf.layers.fusion import fused_prefix, fused_read
 from vit_tf.registry import DECODERS
 
 
@@ -90,18 +91,6 @@ class HubCausalLMDecoder(layers.Layer):
             x = ops.concatenate([ops.cast(prefix_embeddings, x.dtype), x], axis=1)
         return x  # (batch, prefix + text_len, hidden_dim)
 
-    def _fuse(self, prefix_embeddings, image_tokens):
-        if image_tokens is None:
-            return prefix_embeddings
-        if prefix_embeddings is not None:
-            raise ValueError("pass either prefix_embeddings or image_tokens, not both")
-        return image_tokens if self.fusion is None else self.fusion.prefix(image_tokens)
-
-    def _read(self, index, x, image_tokens):
-        if image_tokens is None or self.fusion is None:
-            return x
-        return self.fusion.read(index, x, image_tokens)
-
     def _logits(self, x, prefix_len):
         x = self.backbone.layer_norm(x)[:, prefix_len:]  # (batch, text_len, hidden_dim)
         logits = self.backbone.token_embedding(x, reverse=True)
@@ -112,7 +101,7 @@ class HubCausalLMDecoder(layers.Layer):
 
     def call(self, token_ids, prefix_embeddings=None, padding_mask=None, image_tokens=None,
              training=None):
-        prefix = self._fuse(prefix_embeddings, image_tokens)
+        prefix = fused_prefix(self.fusion, prefix_embeddings, image_tokens)
         prefix_len = 0 if prefix is None else prefix.shape[1]
         x = self._embed(token_ids, prefix)
         if padding_mask is None:
@@ -123,7 +112,7 @@ class HubCausalLMDecoder(layers.Layer):
             mask = ops.concatenate([ones, mask], axis=1)  # (batch, prefix + text_len)
         for i, block in enumerate(self.backbone.transformer_layers):
             x = self._layer(block, x, padding_mask=mask)
-            x = self._read(i, x, image_tokens)
+            x = fused_read(self.fusion, i, x, image_tokens)
         return self._logits(x, prefix_len)
 
     def init_cache(self, batch_size, max_length):
@@ -141,13 +130,13 @@ class HubCausalLMDecoder(layers.Layer):
         Returns ``(logits (batch, text_len, vocab), cache)``."""
         if prefix_lengths is not None:
             raise ValueError(f"{type(self).__name__} attends causally; prefix_lengths is not supported")
-        prefix = self._fuse(prefix_embeddings, image_tokens) if include_prefix else None
+        prefix = fused_prefix(self.fusion, prefix_embeddings, image_tokens) if include_prefix else None
         prefix_len = 0 if prefix is None else prefix.shape[1]
         x = self._embed(token_ids, prefix)
         caches = []
         for i, block in enumerate(self.backbone.transformer_layers):
             x, layer_cache = self._layer(block, x, cache=cache[:, i], index=cache_update_index)
-            x = self._read(i, x, image_tokens)
+            x = fused_read(self.fusion, i, x, image_tokens)
             caches.append(layer_cache)
         return self._logits(x, prefix_len), ops.stack(caches, axis=1)
 

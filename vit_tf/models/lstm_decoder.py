@@ -4,6 +4,7 @@ import keras
 import keras_hub
 from keras import layers, ops
 
+from vit_tf.layers.fusion import fused_prefix
 from vit_tf.registry import DECODERS
 
 
@@ -72,13 +73,6 @@ class LSTMDecoderLM(layers.Layer):
         self.final_norm.build(shape)
         self.built = True
 
-    def _fuse(self, prefix_embeddings, image_tokens):
-        if image_tokens is None:
-            return prefix_embeddings
-        if prefix_embeddings is not None:
-            raise ValueError("pass either prefix_embeddings or image_tokens, not both")
-        return image_tokens if self.fusion is None else self.fusion.prefix(image_tokens)
-
     def _run(self, x, image_tokens, states=None, mask=None, training=None):
         """x (batch, len, hidden) through the blocks; returns (x, [(h, c)] per layer)."""
         new_states = []
@@ -104,7 +98,7 @@ class LSTMDecoderLM(layers.Layer):
     def call(self, token_ids, prefix_embeddings=None, padding_mask=None, image_tokens=None,
              training=None):
         # Right padding only: causal, so padded positions never affect the real ones.
-        prefix = self._fuse(prefix_embeddings, image_tokens)
+        prefix = fused_prefix(self.fusion, prefix_embeddings, image_tokens)
         prefix_len = 0 if prefix is None else prefix.shape[1]
         x, _ = self._run(self._embed(token_ids, prefix), image_tokens, training=training)
         return self._logits(x, prefix_len)
@@ -120,7 +114,7 @@ class LSTMDecoderLM(layers.Layer):
         ``padding_mask`` (batch, text_len) marks the text tokens to consume: the state stops at
         the last marked one (a right-padded prompt buffer). ``cache_update_index`` is unused.
         """
-        prefix = self._fuse(prefix_embeddings, image_tokens) if include_prefix else None
+        prefix = fused_prefix(self.fusion, prefix_embeddings, image_tokens) if include_prefix else None
         prefix_len = 0 if prefix is None else prefix.shape[1]
         x = self._embed(token_ids, prefix)
         mask = None

@@ -4,6 +4,7 @@ import keras
 import keras_hub
 from keras import layers, ops
 
+from vit_tf.layers.fusion import fused_prefix, fused_read
 from vit_tf.registry import DECODERS
 
 ATTENTION_MODES = ("causal", "prefix")
@@ -143,22 +144,9 @@ class TransformerDecoderLM(layers.Layer):
         x = self.final_norm(x)[:, prefix_len:]  # (batch, text_len, hidden_dim)
         return ops.cast(self.token_embedding(x, reverse=True), "float32")
 
-    def _fuse(self, prefix_embeddings, image_tokens):
-        """The prefix to use: ``prefix_embeddings`` or the fusion's prefix of ``image_tokens``."""
-        if image_tokens is None:
-            return prefix_embeddings
-        if prefix_embeddings is not None:
-            raise ValueError("pass either prefix_embeddings or image_tokens, not both")
-        return image_tokens if self.fusion is None else self.fusion.prefix(image_tokens)
-
-    def _read(self, index, x, image_tokens):
-        if image_tokens is None or self.fusion is None:
-            return x
-        return self.fusion.read(index, x, image_tokens)
-
     def call(self, token_ids, prefix_embeddings=None, padding_mask=None, image_tokens=None,
              training=None):
-        prefix_embeddings = self._fuse(prefix_embeddings, image_tokens)
+        prefix_embeddings = fused_prefix(self.fusion, prefix_embeddings, image_tokens)
         prefix_len = 0 if prefix_embeddings is None else prefix_embeddings.shape[1]
         mask = positions = attention_mask = None
         if padding_mask is not None:
@@ -178,7 +166,7 @@ class TransformerDecoderLM(layers.Layer):
         for i, block in enumerate(self.blocks):
             x = block(x, decoder_padding_mask=mask, decoder_attention_mask=attention_mask,
                       use_causal_mask=self.attention != "prefix", training=training)
-            x = self._read(i, x, image_tokens)
+            x = fused_read(self.fusion, i, x, image_tokens)
         return self._logits(x, prefix_len)
 
     def prefix_lengths(self, token_ids, prefix_len=0):
@@ -218,7 +206,7 @@ class TransformerDecoderLM(layers.Layer):
         Returns ``(logits, cache)``: logits (batch, text_len, vocab) for the text positions.
         """
         if include_prefix:
-            prefix_embeddings = self._fuse(prefix_embeddings, image_tokens)
+            prefix_embeddings = fused_prefix(self.fusion, prefix_embeddings, image_tokens)
         prefix_len = 0 if prefix_embeddings is None else prefix_embeddings.shape[1]
         x = self._embed(token_ids, prefix_embeddings, start_index=cache_update_index)
         attention_mask = None
@@ -233,7 +221,7 @@ class TransformerDecoderLM(layers.Layer):
                 x, self_attention_cache=cache[:, i], self_attention_cache_update_index=cache_update_index,
                 decoder_attention_mask=attention_mask, use_causal_mask=attention_mask is None,
             )
-            x = self._read(i, x, image_tokens)
+            x = fused_read(self.fusion, i, x, image_tokens)
             caches.append(layer_cache)
         cache = ops.stack(caches, axis=1)
         return self._logits(x, prefix_len), cache
