@@ -34,6 +34,8 @@ class DataConfig:
     pack_by_image: bool = False       # pack an image's examples into one row, each seeing only
                                       # the image and itself (vit_tf.data.packing; JSON sources)
     pack_length: int = 256            # tokens per packed row
+    pad_widths: str = ""              # text widths batches are padded to, e.g. "96" (one XLA
+                                      # shape); "" = 16, 24, 40, 64, 96, ... (bucket_widths)
 
 
 @dataclass

@@ -6,7 +6,9 @@ import tensorflow as tf
 from PIL import Image
 
 from tests.helpers import tiny_tokenizer, write_image
-from vit_tf.data.pipeline import cached_image_bytes, encode_records, load_image, make_dataset
+from vit_tf.config import ConfigError
+from vit_tf.data.pipeline import (cached_image_bytes, encode_records, load_image, make_dataset,
+                                    parse_widths)
 from vit_tf.data.template import conversation_segments
 from vit_tf.data.tokenizer import encode_segments, special_ids
 
@@ -53,7 +55,7 @@ def records(tmp_path):
     return out
 
 
-def _rows(records, batch_size=None, cache_images=False):
+def _rows(records, batch_size=None, cache_images=False, widths=None):
     """Every example the dataset yields, matched back to its record.
 
     -> (examples, {record index: dict of that row's images, token_ids, padding_mask, labels,
@@ -61,7 +63,8 @@ def _rows(records, batch_size=None, cache_images=False):
     whatever order or padding width (bucketing) the pipeline uses.
     """
     examples = encode_records(records, tiny_tokenizer(), MAX_TEXT_LENGTH)
-    ds = make_dataset(examples, IMAGE_SIZE, batch_size or len(records), cache_images=cache_images)
+    ds = make_dataset(examples, IMAGE_SIZE, batch_size or len(records), cache_images=cache_images,
+                      widths=widths)
     batches = list(ds)
     rows = {}
     for inputs, labels, weights in batches:
@@ -100,6 +103,28 @@ def test_every_record_is_yielded_exactly_once(records):
     assert sorted(rows) == list(range(len(records)))
     assert sum(b[1].shape[0] for b in batches) == len(records)
     assert max(b[1].shape[0] for b in batches) <= 3
+
+
+def test_given_pad_widths_replace_the_buckets_and_keep_every_row_exact(records):
+    examples, default_rows, default_batches = _rows(records, batch_size=2)
+    assert len({b[1].shape[1] for b in default_batches}) > 1      # bucketed: several widths
+    width = int(examples.lengths.max()) + 3
+    _, rows, batches = _rows(records, batch_size=2, widths=[width])
+    assert {b[1].shape[1] for b in batches} == {width}              # one width: one XLA shape
+    for i, row in rows.items():
+        n = examples.lengths[i]
+        for key in ("token_ids", "padding_mask", "labels", "weights"):
+            np.testing.assert_array_equal(row[key][:n], default_rows[i][key][:n])
+        assert not row["padding_mask"][n:].any() and not row["weights"][n:].any()
+
+
+def test_parse_widths_reads_sorted_widths_and_refuses_bad_ones():
+    assert parse_widths("", 50) is None
+    assert parse_widths("96, 48", 90) == [48, 96]
+    with pytest.raises(ConfigError, match="data.pad_widths='a,b'.*integers"):
+        parse_widths("a,b", 10)
+    with pytest.raises(ConfigError, match="data.pad_widths='32'.*longest text \\(40 tokens\\)"):
+        parse_widths("32", 40)
 
 
 def test_images_are_resized_to_image_size_and_stay_in_0_255(records):

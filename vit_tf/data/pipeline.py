@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 import tensorflow as tf
 
+from vit_tf.config import ConfigError
 from vit_tf.data.template import conversation_segments
 from vit_tf.data.tokenizer import SegmentEncoder
 
@@ -109,12 +110,14 @@ def cached_image_bytes(examples, image_size):
 
 
 def make_dataset(examples, image_size, batch_size, *, shuffle=False, seed=0, repeat=False,
-                 drop_remainder=False, cache_images=False):
+                 drop_remainder=False, cache_images=False, widths=None):
     """Batched, prefetched dataset over encoded examples.
 
     Examples are grouped into buckets of similar text length (``bucket_widths``) and padded to
     the bucket's width, so short answers don't pay for the longest conversation's padding,
-    while XLA sees only a handful of shapes.
+    while XLA sees only a handful of shapes. ``widths`` (e.g. ``[96]``) replaces those widths:
+    each one is an XLA compilation of the training step (~15 s on 2 CPU cores for the default
+    model), which can cost more than the padding it saves.
 
     ``cache_images``: decode every distinct image once into memory (uint8,
     ``cached_image_bytes``) instead of every time an example uses it. Instruction data asks many
@@ -153,12 +156,27 @@ def make_dataset(examples, image_size, batch_size, *, shuffle=False, seed=0, rep
         return inputs, labels, weights
 
     ds = ds.map(to_example, num_parallel_calls=tf.data.AUTOTUNE)
-    return bucket_batch(ds, examples.token_ids.shape[1] - 1, batch_size, drop_remainder)
+    return bucket_batch(ds, examples.token_ids.shape[1] - 1, batch_size, drop_remainder, widths)
 
 
-def bucket_batch(ds, max_width, batch_size, drop_remainder=False):
-    """Batch (inputs, labels, weights) examples by text length, padded to ``bucket_widths``."""
-    widths = bucket_widths(max_width)
+def parse_widths(text, max_width, where="data.pad_widths"):
+    """``"64,96"`` -> [64, 96] (sorted, last >= ``max_width`` longest text); "" -> None."""
+    if not text.strip():
+        return None
+    try:
+        widths = sorted(int(w) for w in text.split(","))
+    except ValueError:
+        raise ConfigError(f"{where}={text!r}: expected comma-separated integers, e.g. '64,96'")
+    if widths[0] < 1 or widths[-1] < max_width:
+        raise ConfigError(f"{where}={text!r}: widths must be >= 1 and the largest must fit the "
+                          f"longest text ({max_width} tokens)")
+    return widths
+
+
+def bucket_batch(ds, max_width, batch_size, drop_remainder=False, widths=None):
+    """Batch (inputs, labels, weights) examples by text length, padded to ``widths`` (default
+    ``bucket_widths(max_width)``)."""
+    widths = widths or bucket_widths(max_width)
     ds = ds.bucket_by_sequence_length(
         lambda inputs, labels, weights: tf.shape(inputs["token_ids"])[0],
         bucket_boundaries=[w + 1 for w in widths],

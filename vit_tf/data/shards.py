@@ -241,8 +241,9 @@ def in_graph_encoder(tokenizer):
 
 def shard_dataset(source, tokenizer, image_size, batch_size, max_text_length, *, shuffle=False,
                   seed=0, repeat=False, drop_remainder=False, shuffle_buffer=1024,
-                  input_context=None, skip_too_long=False, ids=None):
-    """Batched, bucketed, prefetched training data streamed from shards (see ``make_dataset``).
+                  input_context=None, skip_too_long=False, ids=None, widths=None):
+    """Batched, bucketed, prefetched training data streamed from shards (see ``make_dataset``;
+    ``widths`` as there).
 
     An example longer than ``max_text_length`` tokens raises at run time naming its record,
     unless ``skip_too_long``. With ``input_context`` the batch size is per replica
@@ -265,7 +266,7 @@ def shard_dataset(source, tokenizer, image_size, batch_size, max_text_length, *,
         ds = ds.map(check)
     if repeat:
         ds = ds.repeat()
-    return bucket_batch(ds, max_text_length, batch_size, drop_remainder)
+    return bucket_batch(ds, max_text_length, batch_size, drop_remainder, widths)
 
 
 def distributed_shard_dataset(strategy, source, tokenizer, image_size, global_batch_size,

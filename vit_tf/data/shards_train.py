@@ -9,6 +9,7 @@ import os
 
 import tensorflow as tf
 
+from vit_tf.data.pipeline import parse_widths
 from vit_tf.data.shards import parse_example, read_shard_records, shard_dataset, shard_files
 
 
@@ -70,7 +71,8 @@ def shard_training_data(source, tokenizer, data_config, train_records, val_recor
     train_ds = shard_dataset(source, tokenizer, d.image_size, d.batch_size, d.max_text_length,
                              shuffle=True, seed=seed, repeat=True, drop_remainder=True,
                              shuffle_buffer=d.shuffle_buffer,
-                             ids=[r["id"] for r in train_records])
+                             ids=[r["id"] for r in train_records],
+                             widths=parse_widths(d.pad_widths, d.max_text_length))
     val_ds = None
     if val_records:
         val_ds = shard_dataset(source, tokenizer, d.image_size, d.batch_size, d.max_text_length,

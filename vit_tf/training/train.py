@@ -15,7 +15,7 @@ import numpy as np
 
 from vit_tf.config import ConfigError, save_config, load_config, to_dict
 from vit_tf.data.packing import pack_by_image
-from vit_tf.data.pipeline import cached_image_bytes, encode_records, make_dataset
+from vit_tf.data.pipeline import cached_image_bytes, encode_records, make_dataset, parse_widths
 from vit_tf.data.prepare import prepare_records
 from vit_tf.data.shards import is_shard_source
 from vit_tf.data.shards_train import extract_images, prepare_shard_records, shard_training_data
@@ -55,8 +55,9 @@ def _in_memory_data(train_ex, val_records, tokenizer, d, seed, log):
         cache = False
     # Repeated, full batches only: every step has one of a few XLA shapes, and an "epoch" is a
     # fixed number of steps (the data position simply carries on into the next one).
+    widths = parse_widths(d.pad_widths, int(np.max(train_ex.lengths, initial=1)))
     train_ds = make_dataset(train_ex, d.image_size, d.batch_size, shuffle=True, seed=seed,
-                            repeat=True, drop_remainder=True, cache_images=cache)
+                            repeat=True, drop_remainder=True, cache_images=cache, widths=widths)
     val_ds = None
     if val_records:
         val_ds = make_dataset(encode_records(val_records, tokenizer, d.max_text_length),
