@@ -39,6 +39,7 @@ def test_mirrored_on_two_cpu_devices_gives_the_one_device_losses(tmp_path):
     # a missing all-reduce (each replica stepping on half the batch) would differ far more.
     np.testing.assert_allclose(two["weights"], one["weights"], rtol=1e-2, atol=1e-4)
     assert not np.allclose(one["losses"][0], one["losses"][-1])   # it did train
+    assert two["answer_match"] == one["answer_match"]             # AnswerAccuracy ran on both
 
 
 def _free_ports(n):
