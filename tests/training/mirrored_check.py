@@ -1,7 +1,7 @@
 """Run by test_distribute.py in a fresh process: the same steps on one device and under
 MirroredStrategy over 2 logical CPU devices; prints the per-step losses, final weights and
-``AnswerAccuracy``'s answer match as JSON. (Logical devices must be configured before TensorFlow initialises its devices,
-hence a separate process.)
+``AnswerAccuracy``'s answer match as JSON. (Logical devices must be configured before
+TensorFlow initialises its devices, hence a separate process.)
 
     python tests/training/mirrored_check.py OUT_DIR JIT_COMPILE
 """
