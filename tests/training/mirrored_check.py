@@ -1,7 +1,7 @@
 """Run by test_distribute.py in a fresh process: the same steps on one device and under
-MirroredStrategy over 2 logical CPU devices; prints the per-step losses and final weights
-as JSON. (Logical devices must be configured before TensorFlow initialises its devices,
-hence a separate process.)
+MirroredStrategy over 2 logical CPU devices; prints the per-step losses, final weights and
+``AnswerAccuracy``'s answer match as JSON. (Logical devices must be configured before
+TensorFlow initialises its devices, hence a separate process.)
 
     python tests/training/mirrored_check.py OUT_DIR JIT_COMPILE
 """
@@ -23,6 +23,7 @@ from tests.helpers import tiny_config, tiny_tokenizer, write_image  # noqa: E402
 from vit_tf.data.pipeline import encode_records, make_dataset  # noqa: E402
 from vit_tf.data.tokenizer import special_ids  # noqa: E402
 from vit_tf.models.factory import build_model  # noqa: E402
+from vit_tf.training.callbacks import AnswerAccuracy  # noqa: E402
 from vit_tf.training.distribute import distributable, make_strategy  # noqa: E402
 from vit_tf.training.optim import compile_model  # noqa: E402
 
@@ -54,8 +55,13 @@ def run(strategy_name, out, jit_compile):
     logger = keras.callbacks.LambdaCallback(
         on_train_batch_end=lambda batch, logs: losses.append(float(logs["loss"])))
     model.fit(ds, epochs=1, steps_per_epoch=STEPS, verbose=0, callbacks=[logger])
+    # The validation callback's forward passes under the strategy (12 examples, batches of 8).
+    answers, logs = AnswerAccuracy(examples, ["all"] * len(examples), 16, batch_size=8), {}
+    answers.set_model(model)
+    answers.on_epoch_end(0, logs)
     return {"replicas": strategy.num_replicas_in_sync, "losses": losses,
-            "weights": [float(np.abs(w).sum()) for w in model.get_weights()]}
+            "weights": [float(np.abs(w).sum()) for w in model.get_weights()],
+            "answer_match": logs["val_answer_match"]}
 
 
 if __name__ == "__main__":

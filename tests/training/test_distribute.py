@@ -7,6 +7,7 @@ before TensorFlow starts, which it already has in the test process.
 
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -14,7 +15,7 @@ import sys
 import numpy as np
 import pytest
 
-from tests.helpers import tiny_config
+from tests.helpers import tiny_config, write_image
 from vit_tf.cli import main
 from vit_tf.training.distribute import make_strategy
 
@@ -38,6 +39,7 @@ def test_mirrored_on_two_cpu_devices_gives_the_one_device_losses(tmp_path):
     # a missing all-reduce (each replica stepping on half the batch) would differ far more.
     np.testing.assert_allclose(two["weights"], one["weights"], rtol=1e-2, atol=1e-4)
     assert not np.allclose(one["losses"][0], one["losses"][-1])   # it did train
+    assert two["answer_match"] == one["answer_match"]             # AnswerAccuracy ran on both
 
 
 def _free_ports(n):
@@ -52,28 +54,59 @@ def _free_ports(n):
 
 TINY = [
     "data.image_size=16", "data.batch_size=4", "data.vocabulary_size=120",
-    "data.max_text_length=96", "model.encoder.patch_size=8", "model.encoder.hidden_dim=8",
-    "model.encoder.num_layers=1", "model.encoder.num_heads=1",
+    "data.max_text_length=32", "data.pack_by_image=false", "model.encoder.patch_size=8",
+    "model.encoder.hidden_dim=8", "model.encoder.num_layers=1", "model.encoder.num_heads=1",
     "model.encoder.intermediate_dim=16", "model.decoder.hidden_dim=8",
     "model.decoder.num_layers=1", "model.decoder.num_heads=1",
-    "model.decoder.intermediate_dim=16", "train.epochs=1", "train.steps_per_epoch=3",
+    "model.decoder.intermediate_dim=16", "train.epochs=2", "train.steps_per_epoch=2",
     "train.warmup_steps=1", "train.jit_compile=false", "train.num_samples_to_log=0",
-    "train.checkpoint_every_steps=2", "train.strategy=multi_worker",
+    "train.checkpoint_every_steps=1",
+    # Two things make a replicated step differ from one device's by design, not by a bug;
+    # switched off here so the step must be the same: BatchNorm (the default experiment's stem
+    # norm) normalises each replica's part of the batch by its own statistics, and Keras 3's
+    # optimizer clips each replica's gradient before the all-reduce.
+    "model.encoder.stem_norm=false", "train.clipnorm=0",
 ]
 
 
-@pytest.mark.skip(reason="fails in Keras 3.15 fit under MultiWorkerMirroredStrategy: 'Invalid "
-                         "reduction dimension 0 for input with 0 dimensions' (a Sum over axis 0 "
-                         "of the scalar loss); root cause not found yet")
+def _one_word_answers(folder, n=8):
+    """A LLaVA JSON of ``n`` images whose answers are one word that is also in every prompt
+    (so one WordPiece token): every example has as many trained tokens as any other, and the
+    mean of the replicas' mean losses is the global batch's mean (see README, tf.distribute)."""
+    folder.mkdir()
+    records = [{"id": f"r{i}", "image": os.path.basename(write_image(folder / f"{i}.png",
+                                                                    size=(16, 16), seed=i)),
+                "conversations": [{"from": "human",
+                                   "value": "<image>\nIs it red, blue or green?"},
+                                  {"from": "gpt", "value": ["red", "blue", "green"][i % 3]}]}
+               for i in range(n)]
+    (folder / "train.json").write_text(json.dumps(records))
+    return folder / "train.json"
+
+
+def _tree(folder):
+    """Relative paths under ``folder``; TensorBoard event files as their subfolder + 'events'
+    (their names hold the writer's time and process id)."""
+    paths = set()
+    for parent, _, files in os.walk(folder):
+        for name in files:
+            rel = os.path.relpath(os.path.join(parent, name), folder)
+            paths.add(os.path.join(os.path.dirname(rel), "events")
+                      if name.startswith("events.out.tfevents.") else rel)
+    return paths
+
+
+def _epoch_losses(log):
+    """The ``loss`` of each epoch line Keras printed (``2/2 - 3s - ... - loss: 4.7823 - ...``)."""
+    return re.findall(r"^\d+/\d+ - .* - loss: ([0-9.e+-]+)", log, flags=re.M)
+
+
 def test_multi_worker_trains_with_two_processes_and_only_the_chief_writes(tmp_path):
-    shapes = tmp_path / "shapes"
-    assert main(["data", "shapes", "--out", str(shapes), "--train", "4", "--test", "1",
-                 "--canvas-size", "16", "--max-objects", "1"]) == 0
+    data = _one_word_answers(tmp_path / "data")
     run = tmp_path / "run"
     cluster = {"worker": [f"localhost:{p}" for p in _free_ports(2)]}
-    argv = [sys.executable, "-m", "vit_tf.cli", "train", "--data", str(shapes / "train.json"),
-            "--image-root", str(shapes), "--out", str(run),
-            *[a for item in TINY for a in ("--set", item)]]
+    sets = [a for item in TINY for a in ("--set", item)]
+    argv = ["train", "--data", str(data), "--image-root", str(data.parent), *sets]
     procs = []
     for index in range(2):
         tmp = tmp_path / f"tmp{index}"
@@ -82,10 +115,16 @@ def test_multi_worker_trains_with_two_processes_and_only_the_chief_writes(tmp_pa
                    TF_CONFIG=json.dumps({"cluster": cluster,
                                          "task": {"type": "worker", "index": index}}))
         log = open(tmp_path / f"worker{index}.log", "w")
-        procs.append((subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT), log))
+        procs.append((subprocess.Popen(
+            [sys.executable, "-m", "vit_tf.cli", *argv, "--out", str(run),
+             "--set", "train.strategy=multi_worker"],
+            env=env, stdout=log, stderr=subprocess.STDOUT), log))
     try:
+        # The reference while the workers run: one process, one device, the same global batches.
+        single = tmp_path / "single"
+        assert main([*argv, "--out", str(single)]) == 0
         for proc, log in procs:
-            proc.wait(timeout=1200)
+            proc.wait(timeout=600)
             log.close()
     finally:
         for proc, _ in procs:
@@ -94,15 +133,29 @@ def test_multi_worker_trains_with_two_processes_and_only_the_chief_writes(tmp_pa
     for i, (proc, _) in enumerate(procs):
         assert proc.returncode == 0, logs[i][-3000:]
     assert "2 replica(s)" in logs[0] and "2 replica(s)" in logs[1]
-    # The chief (worker 0) wrote the run; worker 1 wrote into its own temporary folder, then
-    # deleted it.
-    assert (run / "model.keras").exists() and (run / "checkpoints" / "epoch_001.keras").exists()
-    assert sorted(os.listdir(run / "state")) == ["step_000002", "step_000003"]
-    summary = json.loads((run / "train_summary.json").read_text())
-    assert np.isfinite(summary["history"]["loss"]).all()
-    assert f"not the chief; writing to {tmp_path / 'tmp1'}" in logs[1]
+
+    # Both workers took the same synchronous steps: they printed the same epoch losses, which
+    # are those of one process on the same global batches (each worker trained on half of
+    # each batch; a worker stepping alone or on the whole batch would differ).
+    assert len(_epoch_losses(logs[0])) == 2 and _epoch_losses(logs[0]) == _epoch_losses(logs[1])
+    history = json.loads((run / "train_summary.json").read_text())["history"]
+    reference = json.loads((single / "train_summary.json").read_text())["history"]
+    np.testing.assert_allclose(history["loss"], reference["loss"], rtol=1e-4)
+    assert history["examples"] == reference["examples"] == [8.0, 8.0]   # global, per epoch
+    assert not np.allclose(history["loss"][0], history["loss"][1])     # it did train
+
+    # The chief (worker 0) wrote a complete run, the same files as one process writes...
+    assert _tree(run) == _tree(single)
+    assert {"model.keras", "checkpoints/epoch_002.keras", "state/step_000004/state.json",
+            "logs/train/events", "train_summary.json"} <= _tree(run)
+    assert sorted(os.listdir(run / "state")) == ["step_000003", "step_000004"]
+    # ...and worker 1 wrote none of it: every TensorBoard file is the chief's (the writer's
+    # process id is in the name), and its own temporary folder was deleted.
+    events = [n for _, _, files in os.walk(run) for n in files if n.startswith("events.out")]
+    assert events and {n.split(".")[-3] for n in events} == {str(procs[0][0].pid)}
     assert "not the chief" not in logs[0]
-    assert os.listdir(tmp_path / "tmp1") == []
+    assert f"not the chief; writing to {tmp_path / 'tmp1'}" in logs[1]
+    assert os.listdir(tmp_path / "tmp1") == [] and os.listdir(tmp_path / "tmp0") == []
 
 
 def test_unknown_strategy_and_missing_device_are_clear_errors():

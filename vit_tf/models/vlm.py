@@ -73,7 +73,7 @@ class VisionLanguageModel(keras.Model):
             self.grad_norm_tracker.update_state(self._global_norm(grads))
             self.optimizer.apply_gradients(zip(grads, weights))
         self.step_counts.update_state(x["padding_mask"])
-        return self.compute_metrics(x, y, y_pred, sample_weight=sample_weight)
+        return _reducible_logs(self.compute_metrics(x, y, y_pred, sample_weight=sample_weight))
 
     def _global_norm(self, grads):
         import tensorflow as tf
@@ -88,7 +88,7 @@ class VisionLanguageModel(keras.Model):
 
     def test_step(self, data):
         logs = super().test_step(data)
-        return {k: v for k, v in logs.items() if k not in TRAIN_ONLY_METRICS}
+        return _reducible_logs({k: v for k, v in logs.items() if k not in TRAIN_ONLY_METRICS})
 
     @property
     def num_image_tokens(self):
@@ -161,6 +161,27 @@ class VisionLanguageModel(keras.Model):
         for key in ("image_encoder", "projector", "decoder"):
             config[key] = keras.saving.deserialize_keras_object(config[key])
         return cls(**config)
+
+
+def _reducible_logs(logs):
+    """A step's scalar logs as shape (1,) under multi-worker MultiWorkerMirroredStrategy.
+
+    A workaround for Keras 3.15: with several workers, ``fit``/``evaluate`` reduce each
+    replica's logs with ``strategy.reduce("MEAN", value, axis=0)``
+    (``keras/src/backend/tensorflow/trainer.py``, ``reduce_per_replica``), and a scalar has no
+    axis 0 ("Invalid reduction dimension 0 for input with 0 dimensions";
+    https://github.com/tensorflow/tensorflow/issues/72388). Over a leading axis of length 1 that
+    reduce is the mean of the replicas' values, and it returns a scalar: the logs a one-worker
+    strategy gets from Keras' ``tf.reduce_mean`` over its replicas. Anywhere else (no strategy,
+    MirroredStrategy, a one-worker MultiWorkerMirroredStrategy) ``logs`` is returned unchanged.
+    """
+    import tensorflow as tf
+    from keras.src.backend.tensorflow.trainer import _collective_all_reduce_multi_worker
+
+    if not _collective_all_reduce_multi_worker(tf.distribute.get_strategy()):
+        return logs
+    return keras.tree.map_structure(
+        lambda v: tf.reshape(v, [1]) if tf.is_tensor(v) and v.shape.rank == 0 else v, logs)
 
 
 class StepCounts(keras.metrics.Metric):

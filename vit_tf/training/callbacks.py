@@ -89,11 +89,13 @@ class AnswerAccuracy(keras.callbacks.Callback):
         correct = np.zeros(n, bool)
         for start in range(0, n, b):
             idx = np.arange(start, start + b) % n                   # pad the last batch
-            logits = self.model.predict_on_batch({
+            # predict, not predict_on_batch: under a strategy, predict_on_batch gives every
+            # replica the whole batch and returns the replicas' outputs stacked (R x b rows).
+            logits = self.model.predict({
                 "images": self.images[self.image_index[idx]].astype("float32"),
                 "token_ids": token_ids[idx],
                 "padding_mask": mask[idx],
-            })
+            }, batch_size=b, verbose=0)
             hit = (np.argmax(logits, axis=-1) == labels[idx]) | ~trained[idx]
             correct[idx[: min(b, n - start)]] = hit.all(axis=1)[: min(b, n - start)]
         return correct

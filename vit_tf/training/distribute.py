@@ -19,6 +19,9 @@ run folder; the other workers write to a temporary folder that is deleted afterw
 standard Keras multi-worker pattern: every worker runs the same saving code, because saving
 may need all of them).
 
+Keras 3.15 workarounds: ``distributable`` and ``defer_symbolic_build`` here; the logs of a step
+under several workers in ``vit_tf.models.vlm`` (``_reducible_logs``).
+
 Example:
     >>> strategy = make_strategy(TrainConfig(strategy="mirrored", devices="/cpu:0,/cpu:1"))
     >>> with strategy.scope():
