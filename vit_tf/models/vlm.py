@@ -82,7 +82,7 @@ class VisionLanguageModel(keras.Model):
         context = tf.distribute.get_replica_context()
         if context is not None and context.num_replicas_in_sync > 1:
             grads = context.all_reduce("sum", grads)               # the global batch's gradient
-        norm = tf.linalg.global_norm(grads)
+        norm = tf.linalg.global_norm([_merged_rows(g) for g in grads])
         scale = getattr(self.optimizer, "dynamic_scale", None)     # LossScaleOptimizer
         return norm if scale is None else norm / tf.cast(scale, "float32")
 
@@ -161,6 +161,21 @@ class VisionLanguageModel(keras.Model):
         for key in ("image_encoder", "projector", "decoder"):
             config[key] = keras.saving.deserialize_keras_object(config[key])
         return cls(**config)
+
+
+def _merged_rows(grad):
+    """A gradient with the repeated rows of an ``IndexedSlices`` summed (one row per index).
+
+    An embedding's gradient holds one row per use of a token or position; its norm is that of
+    the summed rows, which ``tf.linalg.global_norm`` (squares of ``.values``) does not do.
+    Summing by index keeps it sparse (a dense copy of a 256k-token table would not be).
+    """
+    import tensorflow as tf
+
+    if not isinstance(grad, tf.IndexedSlices):
+        return grad
+    unique, position = tf.unique(grad.indices)
+    return tf.math.unsorted_segment_sum(grad.values, position, tf.shape(unique)[0])
 
 
 def _reducible_logs(logs):
