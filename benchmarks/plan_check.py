@@ -2,8 +2,9 @@
 
     nice -n 19 python benchmarks/plan_check.py [--steps 10] [--recalibrate]
 
-Configs (all at batch 32, text length ``--text-length`` (64: the shapes world's common widest
-bucket; 160 = data.max_text_length costs ~2.5x more to compile and run), XLA on):
+Configs (all at the default experiment's batch, 16 rows, and text length ``--text-length`` (96:
+the default's packed rows, ``data.pack_length``; 160 = data.max_text_length costs ~2x more to
+compile and run), XLA on):
   * ``default``  : the default experiment (width 64, patch 16 -> 16 image tokens);
   * ``width128`` : default with encoder and decoder width 128 (intermediate 256 / 512);
   * ``patch8``   : default with patch 8 (64 image tokens).
@@ -48,7 +49,7 @@ def error(estimate, measured):
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--steps", type=int, default=10)
-    p.add_argument("--text-length", type=int, default=64)
+    p.add_argument("--text-length", type=int, default=96)
     p.add_argument("--recalibrate", action="store_true")
     p.add_argument("--no-write", action="store_true", help="print only")
     args = p.parse_args(argv)
@@ -80,8 +81,8 @@ def main(argv=None):
         f"{c['wall_overhead'] * 1e3:.0f} ms per step wall, {c['cpu_flops'] / 1e9:.2f} GFLOP/CPU-s + "
         f"{c['cpu_overhead'] * 1e3:.0f} CPU-ms; runtime memory {c['runtime_bytes'] / mib:.0f} MiB "
         f"({points}).",
-        f"Batch 32, text length {args.text_length}, XLA, {args.steps} timed steps per config "
-        "(median), each config in a fresh process.",
+        f"Batch {load_experiment('default').data.batch_size}, text length {args.text_length}, "
+        f"XLA, {args.steps} timed steps per config (median), each config in a fresh process.",
         f"load before: `{load_before}`", f"load after: `{uptime()}`"])
     print(text)
     if not args.no_write:
