@@ -192,6 +192,25 @@ def test_problems_keep_record_order_when_images_are_checked_in_threads(tmp_path,
     assert [p.record_id for p in caught.value.report.problems] == [str(i) for i in range(40)]
 
 
+def test_an_image_shared_by_records_is_opened_once_and_reported_under_each(tmp_path, images,
+                                                                          monkeypatch):
+    from vit_tf.data.sources import validation
+
+    opened = []
+    check = validation.check_image_file
+    monkeypatch.setattr(validation, "check_image_file",
+                        lambda path, *args: opened.append(path) or check(path, *args))
+    records = [_record("q1", image="truncated.png"), _record("ok"),
+               _record("q2", image="truncated.png"), _record("ok2")]
+    with pytest.raises(DataValidationError) as caught:
+        read_llava(_write_json(tmp_path, records), images, num_workers=2)
+    problems = caught.value.report.problems
+    assert [(p.record_id, p.field, p.kind) for p in problems] == [
+        ("q1", "image", "corrupt image"), ("q2", "image", "corrupt image")]
+    assert problems[0].file == problems[1].file == os.path.abspath(images / "truncated.png")
+    assert sorted(os.path.basename(p) for p in opened) == ["rgb.png", "truncated.png"]
+
+
 def test_skip_invalid_returns_valid_records_skipped_count_and_summary(tmp_path, images):
     records = [
         _record("a"),

@@ -30,7 +30,10 @@ def train_tokenizer(texts, vocabulary_size):
     """Learn a lowercase WordPiece vocabulary (at most ``vocabulary_size`` entries)."""
     import tensorflow as tf
 
-    data = tf.data.Dataset.from_tensor_slices(list(texts))
+    # Batched: keras-hub counts words per dataset element in Python, so one text per element
+    # took ~40 s for the shapes world's 81k texts; batches of 1024 give the same counts (and
+    # the same vocabulary) in ~1 s.
+    data = tf.data.Dataset.from_tensor_slices(list(texts)).batch(1024)
     vocab = keras_hub.tokenizers.compute_word_piece_vocabulary(
         data, vocabulary_size=vocabulary_size, lowercase=True, reserved_tokens=list(SPECIAL_TOKENS)
     )

@@ -8,7 +8,6 @@ validates every converted record exactly as :func:`~vit_tf.data.sources.llava.re
 ``skip_invalid`` rule, so every source yields the same records and the same reports.
 """
 
-import concurrent.futures
 import os
 
 from vit_tf.data.sources.llava import LlavaDataset, read_json_file, validate_record
@@ -16,7 +15,7 @@ from vit_tf.data.sources.validation import (
     DataValidationError,
     Problem,
     ValidationReport,
-    check_image_file,
+    check_image_files,
     file_problem,
 )
 
@@ -70,10 +69,8 @@ def finish_records(file, converted, image_root, *, skip_invalid=False, check_ima
         jobs = [(_image_path(record, image_root), str(record.get("id")))
                 if not problems else (None, None)
                 for (record, _), problems in zip(converted, per_record)]
-        with concurrent.futures.ThreadPoolExecutor(num_workers) as pool:
-            found = pool.map(lambda job: check_image_file(*job) if job[0] else [], jobs)
-            for problems, image_problems in zip(per_record, found):
-                problems.extend(image_problems)
+        for problems, image_problems in zip(per_record, check_image_files(jobs, num_workers)):
+            problems.extend(image_problems)
     records = [{**record, "id": str(record["id"]), "category": record.get("category", ""),
                 "image_path": _image_path(record, image_root)}
                for (record, _), problems in zip(converted, per_record) if not problems]

@@ -19,7 +19,6 @@ every record and reports every problem at once::
         print(f"skipped {data.skipped} of {data.report.n_records} records: {data.report.summary()}")
 """
 
-import concurrent.futures
 import dataclasses
 import json
 import os
@@ -33,6 +32,7 @@ from vit_tf.data.sources.validation import (
     Problem,
     ValidationReport,
     check_image_file,
+    check_image_files,
     file_problem,
 )
 
@@ -80,10 +80,8 @@ def read_llava(json_path, image_root, *, skip_invalid=False, max_length=None, le
         per_record[index].append(problem)
     if check_images:
         jobs = [(_image_path(r, image_root), _record_id(r, i)) for i, r in enumerate(data)]
-        with concurrent.futures.ThreadPoolExecutor(num_workers) as pool:
-            found = pool.map(lambda job: check_image_file(*job) if job[0] else [], jobs)
-            for problems, image_problems in zip(per_record, found):
-                problems.extend(image_problems)
+        for problems, image_problems in zip(per_record, check_image_files(jobs, num_workers)):
+            problems.extend(image_problems)
 
     records = []
     for index, (record, problems) in enumerate(zip(data, per_record)):

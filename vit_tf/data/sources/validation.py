@@ -121,6 +121,23 @@ def file_problem(file, message, kind):
     return ValidationReport(problems=[problem])
 
 
+def check_image_files(jobs, num_workers=None):
+    """``check_image_file`` for each ``(path or None, record_id)`` job -> a list of problem lists.
+
+    Each distinct path is opened once, in a thread pool of ``num_workers`` threads (Pillow
+    releases the GIL while decoding), and its problems are reported under every record that
+    uses it: instruction data asks several questions about one image (the shapes world ~8), and
+    decoding it again for each took most of the validation time.
+    """
+    import concurrent.futures
+
+    paths = list(dict.fromkeys(str(path) for path, _ in jobs if path))
+    with concurrent.futures.ThreadPoolExecutor(num_workers) as pool:
+        found = dict(zip(paths, pool.map(lambda path: check_image_file(path, ""), paths)))
+    return [[dataclasses.replace(p, record_id=record_id) for p in found[str(path)]] if path
+            else [] for path, record_id in jobs]
+
+
 def check_image_file(path, record_id, field="image"):
     """Problems with the image file at ``path``: an empty list when it is a readable PNG/JPEG.
 
