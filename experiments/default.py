@@ -18,12 +18,13 @@ or step by step:
     vit-tf train --data data/shapes/train.json --image-root data/shapes --out runs/default
     vit-tf eval --model runs/default --data data/shapes/test.json --image-root data/shapes
 
-Result reached (fresh clone, 2 CPU cores, 13.3 min end to end: data 8 s + training 770 s +
-evaluation 22 s; exact match on the test split, majority-answer baseline in brackets): attribute
+Result reached (fresh clone, 2 CPU cores, 12.3 min end to end: data 7 s + training 708 s +
+evaluation 23 s; exact match on the test split, majority-answer baseline in brackets): attribute
 91.5 (19.0), position 83.3 (27.6), existence 93.0 (50.0), counting 85.5 (52.0), relation 50.0
 (42.0), conversation turns 81.5 (20.4); overall short answers 82.2 (30.3). Captions BLEU-4 0.95 /
 CIDEr-D 9.65, descriptions 0.94 / 9.26. Position is still below the 90% target (three-object
-scenes); see experiments/README.md ("Third round": packing by image, images per step).
+scenes); see experiments/README.md ("Third round": packing by image, images per step; "Fourth
+round": what limits position).
 """
 
 from vit_tf.config import ExperimentConfig
