@@ -159,16 +159,16 @@ def make_dataset(examples, image_size, batch_size, *, shuffle=False, seed=0, rep
     return bucket_batch(ds, examples.token_ids.shape[1] - 1, batch_size, drop_remainder, widths)
 
 
-def parse_widths(text, max_width, where="data.pad_widths"):
+def parse_widths(text, max_width):
     """``"64,96"`` -> [64, 96] (sorted, last >= ``max_width`` longest text); "" -> None."""
     if not text.strip():
         return None
     try:
         widths = sorted(int(w) for w in text.split(","))
     except ValueError:
-        raise ConfigError(f"{where}={text!r}: expected comma-separated integers, e.g. '64,96'")
+        raise ConfigError(f"data.pad_widths={text!r}: expected comma-separated integers, e.g. '64,96'")
     if widths[0] < 1 or widths[-1] < max_width:
-        raise ConfigError(f"{where}={text!r}: widths must be >= 1 and the largest must fit the "
+        raise ConfigError(f"data.pad_widths={text!r}: widths must be >= 1 and the largest must fit the "
                           f"longest text ({max_width} tokens)")
     return widths
 

@@ -13,6 +13,7 @@ file extension.
 """
 
 import collections
+import concurrent.futures
 import dataclasses
 import os
 
@@ -129,8 +130,6 @@ def check_image_files(jobs, num_workers=None):
     uses it: instruction data asks several questions about one image (the shapes world ~8), and
     decoding it again for each took most of the validation time.
     """
-    import concurrent.futures
-
     paths = list(dict.fromkeys(str(path) for path, _ in jobs if path))
     with concurrent.futures.ThreadPoolExecutor(num_workers) as pool:
         found = dict(zip(paths, pool.map(lambda path: check_image_file(path, ""), paths)))
