@@ -158,6 +158,9 @@ class TrainConfig:
     seed: int = 0
     jit_compile: bool = True          # XLA; ~2x faster on CPU
     steps_per_epoch: int = 0          # 0: one pass over the data per epoch
+    steps_per_execution: int = 1      # training steps per compiled call (Keras compile); at
+                                      # most this many, a divisor of the epoch's steps
+                                      # (vit_tf.training.optim.steps_per_call)
     num_samples_to_log: int = 3       # generated answers written to TensorBoard each epoch
     relevance_maps: int = 1           # of those, explained as image relevance maps each epoch
     profile_steps: str = ""           # TensorBoard profiler: "10,20" traces steps 10-20, "" off

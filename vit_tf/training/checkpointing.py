@@ -34,11 +34,14 @@ Layout::
 """
 
 import json
+import math
 import os
 import shutil
 
 import keras
 import numpy as np
+
+from vit_tf.training.optim import set_steps_per_execution
 
 STATE_FILE = "state.json"
 WEIGHTS_FILE = "model.weights.h5"
@@ -227,8 +230,13 @@ def resumable_fit(model, train_ds, state_dir, *, epochs, steps_per_epoch, callba
         if make_train_ds is None:
             raise ValueError(f"{state_dir}: resuming in the middle of an epoch needs "
                              "make_train_ds (a fresh copy of the training data)")
+        per_call = model.steps_per_execution
+        # A checkpoint from a run with another train.steps_per_execution (or every_steps) may
+        # leave a remainder that is not a whole number of calls: never run past the epoch.
+        set_steps_per_execution(model, math.gcd(per_call, steps_per_epoch - step))
         model.fit(train_ds.skip(done), epochs=epoch + 1, initial_epoch=epoch,
                   steps_per_epoch=steps_per_epoch - step, **fit)
+        set_steps_per_execution(model, per_call)
         epoch, done = epoch + 1, (epoch + 1) * steps_per_epoch
         train_ds = make_train_ds()
     if epoch < epochs and not (step and getattr(model, "stop_training", False)):

@@ -85,11 +85,40 @@ def make_loss():
     )
 
 
-def compile_model(model, train_config, total_steps, lr_multipliers=None):
+def steps_per_call(requested, steps_per_epoch, every_steps=0, profile=False):
+    """``train.steps_per_execution`` as run: the largest k <= ``requested`` dividing the epoch's
+    steps (and ``every_steps``, the mid-epoch checkpoint interval, when set); 1 when profiling.
+
+    Why: Keras runs ``steps_per_execution`` steps per call inside one ``tf.function`` (less
+    Python and dispatch per step: ~11% faster steps for the default experiment on 2 CPU
+    cores), but its loop only stops early when the data runs out. On a repeated dataset a call
+    that starts near the end of an epoch would run past it, so k must divide the epoch; the
+    checkpoint and resume points (``resumable_fit``) then fall on call boundaries too.
+    Callbacks see one batch per call, so the profiler's step window needs k = 1.
+    """
+    if requested < 1:
+        from vit_tf.config import ConfigError
+
+        raise ConfigError(f"train.steps_per_execution must be >= 1, got {requested}")
+    if profile:
+        return 1
+    return max(k for k in range(1, min(requested, steps_per_epoch) + 1)
+               if steps_per_epoch % k == 0 and (not every_steps or every_steps % k == 0))
+
+
+def compile_model(model, train_config, total_steps, lr_multipliers=None, steps_per_execution=1):
     model.compile(
         optimizer=make_optimizer(train_config, total_steps, lr_multipliers),
         loss=make_loss(),
         weighted_metrics=[keras.metrics.SparseCategoricalAccuracy(name="token_accuracy")],
         jit_compile=train_config.jit_compile,
+        steps_per_execution=steps_per_execution,
     )
     return model
+
+
+def set_steps_per_execution(model, k):
+    """Change a compiled model's steps per call (its train function is rebuilt on next fit)."""
+    if model.steps_per_execution != k:
+        model.steps_per_execution = k
+        model.train_function = None

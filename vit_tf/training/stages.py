@@ -26,8 +26,9 @@ import keras
 from vit_tf.config import ConfigError
 from vit_tf.training.callbacks import EpochTimer
 from vit_tf.training.nan_guard import NanGuard
-from vit_tf.training.optim import compile_model
+from vit_tf.training.optim import compile_model, steps_per_call
 from vit_tf.training.policy import apply_policy, resolve_policy, trainable_counts
+from vit_tf.training.telemetry import TensorBoard
 
 
 def stage_paths(out):
@@ -76,7 +77,9 @@ def run_stage1(model, config, records, make_dataset, out, log=print):
     stage_train = dataclasses.replace(
         config.train, epochs=s.epochs, learning_rate=s.learning_rate, warmup_steps=s.warmup_steps,
         min_learning_rate=min(config.train.min_learning_rate, s.learning_rate))
-    compile_model(model, stage_train, steps * s.epochs, lr_multipliers=multipliers)
+    per_call = steps_per_call(config.train.steps_per_execution, steps)
+    compile_model(model, stage_train, steps * s.epochs, lr_multipliers=multipliers,
+                  steps_per_execution=per_call)
     counts = trainable_counts(model)
     log(f"stage 1 (alignment): {n_examples} examples ({s.categories or 'all categories'}), "
         f"{steps} steps/epoch x {s.epochs} epochs; trainable parameters {counts}")
@@ -89,7 +92,7 @@ def run_stage1(model, config, records, make_dataset, out, log=print):
             EpochTimer(),
             keras.callbacks.BackupAndRestore(p["backup"]),
             keras.callbacks.ModelCheckpoint(os.path.join(p["checkpoints"], "epoch_{epoch:03d}.keras")),
-            keras.callbacks.TensorBoard(p["logs"], update_freq=50),
+            TensorBoard(p["logs"], update_freq=-(-50 // per_call) * per_call),
         ],
     )
     model.save(p["model"])

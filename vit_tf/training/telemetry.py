@@ -165,7 +165,7 @@ def validation_accuracy(records, tokenizer, data_config, data_source, log_dir):
 
 
 class TensorBoard(keras.callbacks.TensorBoard):
-    """Keras' ``TensorBoard`` whose epoch summaries are always written.
+    """Keras' ``TensorBoard`` whose epoch summaries are always written, at true global steps.
 
     With an integer ``update_freq``, Keras 3.15 leaves ``tf.summary.record_if(step %
     update_freq == 0)`` active from the last batch into ``on_epoch_end``, so epoch scalars are
@@ -176,6 +176,12 @@ class TensorBoard(keras.callbacks.TensorBoard):
     def on_epoch_end(self, epoch, logs=None):
         with tf.summary.record_if(True):
             super().on_epoch_end(epoch, logs)
+
+    def on_train_batch_begin(self, batch, logs=None):
+        # Keras counts one step per call; with steps_per_execution=k a call runs k steps, so
+        # advance by the k - 1 it misses: batch summaries keep their true global step.
+        self._global_train_batch += getattr(self.model, "steps_per_execution", 1) - 1
+        super().on_train_batch_begin(batch, logs)
 
 
 def telemetry_callbacks(config, log_dir, update_freq=50):

@@ -29,11 +29,12 @@ from vit_tf.training.distribute import (defer_symbolic_build, discard, distribut
                                          make_strategy, write_folder)
 from vit_tf.training.lora import merge_lora
 from vit_tf.training.nan_guard import NanGuard
-from vit_tf.training.optim import compile_model
+from vit_tf.training.optim import compile_model, steps_per_call
 from vit_tf.training.policy import apply_policy, resolve_policy, trainable_counts
 from vit_tf.training.precision import precision_policy
 from vit_tf.training.relevance_callback import RelevanceMaps
-from vit_tf.training.telemetry import telemetry_callbacks, validation_accuracy
+from vit_tf.training.telemetry import (parse_profile_steps, telemetry_callbacks,
+                                       validation_accuracy)
 from vit_tf.training.run_dir import paths
 from vit_tf.training.stages import run_stage1
 
@@ -151,6 +152,15 @@ def train(config, data_json, image_root, out, resume=False, log=print, val_json=
     train_ds, val_ds = datasets()
     steps = config.train.steps_per_epoch or max(len(train_ex) // d.batch_size, 1)
     total_steps = steps * config.train.epochs
+    per_call = steps_per_call(config.train.steps_per_execution, steps,
+                              config.train.checkpoint_every_steps,
+                              profile=bool(parse_profile_steps(config.train.profile_steps)))
+    if per_call != config.train.steps_per_execution:
+        log(f"train.steps_per_execution={config.train.steps_per_execution} runs as {per_call}: "
+            f"the largest that divides the {steps} steps per epoch"
+            + (f" and train.checkpoint_every_steps={config.train.checkpoint_every_steps}"
+               if config.train.checkpoint_every_steps else "")
+            + (" (1 while profiling)" if config.train.profile_steps.strip() else ""))
 
     if d.batch_size % strategy.num_replicas_in_sync:
         raise ValueError(f"data.batch_size={d.batch_size} (the global batch) must be a multiple of "
@@ -168,7 +178,8 @@ def train(config, data_json, image_root, out, resume=False, log=print, val_json=
     with strategy.scope():
         multipliers = apply_policy(model, resolve_policy(config.train.policy, config.model),
                                    config.train.lora)
-        compile_model(model, config.train, total_steps, lr_multipliers=multipliers)
+        compile_model(model, config.train, total_steps, lr_multipliers=multipliers,
+                      steps_per_execution=per_call)
     defer_symbolic_build(model, strategy)
     trainable = trainable_counts(model)
     log(f"{len(train_ex)} training examples, {steps} steps/epoch x {config.train.epochs} epochs; "
@@ -192,7 +203,7 @@ def train(config, data_json, image_root, out, resume=False, log=print, val_json=
             callbacks.append(RelevanceMaps(sample_records[: config.train.relevance_maps],
                                            tokenizer, d.image_size,
                                            os.path.join(w["logs"], "relevance")))
-    callbacks += telemetry_callbacks(config, w["logs"], update_freq=50)
+    callbacks += telemetry_callbacks(config, w["logs"], update_freq=-(-50 // per_call) * per_call)
     with strategy.scope():
         history = resumable_fit(
             model, train_ds, p["state"], epochs=config.train.epochs, steps_per_epoch=steps,
