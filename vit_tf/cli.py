@@ -22,6 +22,12 @@ import argparse
 import os
 import sys
 
+QUICKSTART_TRAIN_QUESTIONS = "position=3"
+"""The quickstart's training mix (``vit-tf data shapes --train-questions``): up to 3 position
+questions per training scene, each about another object or axis. Binding a named object to
+its side is learned from these far faster than from one per scene; see experiments/README.md,
+"Fifth round". The test split always has one question per family."""
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
@@ -61,6 +67,10 @@ def build_parser():
     p.add_argument("--min-objects", type=int, default=1)
     p.add_argument("--max-objects", type=int, default=3)
     p.add_argument("--families", default=None, help="comma-separated question families")
+    p.add_argument("--train-questions", default="", metavar="FAMILY=N,...",
+                   help="up to N questions of a family per training scene, each about another "
+                        "subject, e.g. position=3 (default: one per family; the test split "
+                        "always has one)")
     for name, help_ in (("validate", "report every problem in a LLaVA JSON file"),
                         ("inspect", "print records with the trained tokens marked")):
         p = dsub.add_parser(name, help=help_)
@@ -154,6 +164,9 @@ def build_parser():
     p.add_argument("--train", type=int, default=4000, help="training scenes")
     p.add_argument("--test", type=int, default=200)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--train-questions", default=QUICKSTART_TRAIN_QUESTIONS, metavar="FAMILY=N,...",
+                   help="the training mix: up to N questions of a family per training scene "
+                        f"(default {QUICKSTART_TRAIN_QUESTIONS}; '' for one per family)")
     _add_train_args(p)
     return parser
 

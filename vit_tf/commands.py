@@ -36,12 +36,13 @@ def data_shard(args):
 
 
 def data_shapes(args):
-    from vit_tf.data.shapes import FAMILIES, ShapesConfig, write_shapes_world
+    from vit_tf.data.shapes import FAMILIES, ShapesConfig, parse_questions, write_shapes_world
 
     families = tuple(f.strip() for f in args.families.split(",")) if args.families else FAMILIES
     config = ShapesConfig(canvas_size=args.canvas_size, min_objects=args.min_objects,
                           max_objects=args.max_objects, families=families)
-    summary = write_shapes_world(args.out, args.train, args.test, seed=args.seed, config=config)
+    summary = write_shapes_world(args.out, args.train, args.test, seed=args.seed, config=config,
+                                 train_questions=parse_questions(args.train_questions))
     for split in ("train", "test"):
         s = summary[split]
         _log(f"{split}: {s['scenes']} scenes, {s['records']} records -> "
@@ -326,14 +327,15 @@ def cmd_plan(args):
 
 
 def cmd_quickstart(args):
-    from vit_tf.data.shapes import write_shapes_world
+    from vit_tf.data.shapes import parse_questions, write_shapes_world
     from vit_tf.training.train import train
 
     start = time.perf_counter()
     data_dir = os.path.join(args.out, "shapes")
     run = os.path.join(args.out, "run")
     _log(f"1/3 writing the shapes world to {data_dir}")
-    write_shapes_world(data_dir, args.train, args.test, seed=args.seed)
+    write_shapes_world(data_dir, args.train, args.test, seed=args.seed,
+                       train_questions=parse_questions(args.train_questions))
     t_data = time.perf_counter() - start
     _log(f"2/3 training experiment {args.experiment!r} into {run}")
     config = _resolve_config(args)

@@ -21,16 +21,23 @@ from vit_tf.data.shapes import (
     scene_rngs,
     write_shapes_world,
 )
+from vit_tf.data.shapes import parse_questions
+from vit_tf.data.shapes_questions import question_subject
 from vit_tf.data.shapes_scene import GAP
 
 
-def _scenes(n, config=ShapesConfig(), seed=0, split_index=0):
+MIX = {"attribute": 2, "position": 3, "existence": 2}
+"""A training mix: extra questions of these families (``scene_records(questions=...)``)."""
+
+
+def _scenes(n, config=ShapesConfig(), seed=0, split_index=0, questions=None):
     """(scene, records) for the first ``n`` scenes of a split, as the writer makes them."""
     out = []
     for index in range(n):
         scene_rng, question_rng = scene_rngs(seed, split_index, index)
         scene = generate_scene(scene_rng, config)
-        out.append((scene, scene_records(scene, question_rng, config, "train", index)))
+        out.append((scene, scene_records(scene, question_rng, config, "train", index,
+                                         questions)))
     return out
 
 
@@ -129,36 +136,97 @@ def test_every_family_appears_and_captions_list_every_object():
     assert seen == set(FAMILIES)
 
 
-def test_existence_is_balanced_and_negatives_are_absent():
+@pytest.mark.parametrize("questions", [None, MIX])
+def test_existence_is_balanced_and_negatives_are_absent(questions):
     config = ShapesConfig()
     pattern = _vocab_pattern(config)
     answers = []
-    for scene, records in _scenes(200, config):
-        prompt, answer = _first_turn(next(r for r in records if r["category"] == "existence"))
-        match = pattern.search(re.sub(r"\ban? ", "the ", prompt))
-        present = _resolve(match.groups(), scene, config)
-        assert answer == ("yes" if present else "no"), prompt
-        answers.append(answer)
+    for scene, records in _scenes(200, config, questions=questions):
+        for record in [r for r in records if r["category"] == "existence"]:
+            prompt, answer = _first_turn(record)
+            match = pattern.search(re.sub(r"\ban? ", "the ", prompt))
+            present = _resolve(match.groups(), scene, config)
+            assert answer == ("yes" if present else "no"), prompt
+            answers.append(answer)
+    assert len(answers) >= (360 if questions else 200)
     assert 0.45 <= answers.count("yes") / len(answers) <= 0.55
 
 
-def test_attribute_answers_match_scene_and_names_hide_the_answer():
+@pytest.mark.parametrize("questions", [None, MIX])
+def test_attribute_answers_match_scene_and_names_hide_the_answer(questions):
     config = ShapesConfig()
     pattern = _vocab_pattern(config)
-    for scene, records in _scenes(150, config):
-        prompt, answer = _first_turn(next(r for r in records if r["category"] == "attribute"))
-        match = pattern.search(prompt)
-        (obj,) = _resolve(match.groups(), scene, config)
-        attr = "color" if re.search("colou?r", prompt) else "shape" if "shape" in prompt else "size"
-        assert answer == getattr(obj, attr), prompt
-        assert answer not in match[0]
+    for scene, records in _scenes(150, config, questions=questions):
+        for record in [r for r in records if r["category"] == "attribute"]:
+            prompt, answer = _first_turn(record)
+            match = pattern.search(prompt)
+            (obj,) = _resolve(match.groups(), scene, config)
+            attr = ("color" if re.search("colou?r", prompt) else "shape" if "shape" in prompt
+                    else "size")
+            assert answer == getattr(obj, attr), prompt
+            assert answer not in match[0]
 
 
-def test_position_and_relation_answers_match_scene():
+def test_extra_questions_keep_every_default_record_and_ask_about_other_subjects():
+    default, mixed = _scenes(80), _scenes(80, questions=MIX)
+    extra = {family: 0 for family in MIX}
+    for (scene, plain), (_, more) in zip(default, mixed):
+        assert [r for r in more if r["id"].count("-") == 2] == plain   # unchanged, same order
+        for family, most in MIX.items():
+            asked = [r for r in more if r["category"] == family]
+            if not any(r["category"] == family for r in plain):   # nothing to ask at all
+                assert not asked
+                continue
+            assert 1 <= len(asked) <= most
+            assert [r["id"] for r in asked] == (
+                [asked[0]["id"]] + [f"{asked[0]['id']}-{k}" for k in range(2, len(asked) + 1)])
+            if family == "position":   # each about another (object, axis)
+                subjects = {(re.search(r"the (\w+ (?:circle|square|triangle))", _first_turn(r)[0])[1],
+                             _first_turn(r)[1] in ("left", "right")) for r in asked}
+                assert len(subjects) == len(asked)
+            extra[family] += len(asked) - 1
+        for family in set(FAMILIES) - set(MIX):
+            assert len([r for r in more if r["category"] == family]) <= 1
+    assert all(n >= 40 for n in extra.values()), extra     # most scenes have more to ask
+
+
+def test_a_training_mix_leaves_the_test_split_unchanged(tmp_path):
+    plain = write_shapes_world(tmp_path / "plain", n_train=6, n_test=4, seed=2)
+    mixed = write_shapes_world(tmp_path / "mixed", n_train=6, n_test=4, seed=2,
+                               train_questions={"position": 3})
+    assert ((tmp_path / "plain" / "test.json").read_bytes()
+            == (tmp_path / "mixed" / "test.json").read_bytes())
+    assert mixed["train"]["categories"]["position"] > plain["train"]["categories"]["position"]
+    assert mixed["train_questions"] == {"position": 3} and plain["train_questions"] == {}
+    saved = json.loads((tmp_path / "mixed" / "shapes_world.json").read_text())
+    assert saved["train_questions"] == {"position": 3}
+
+
+@pytest.mark.parametrize("text, message", [
+    ("position", "must look like family=N"),
+    ("position=two", "must look like family=N"),
+    ("positions=2", "unknown or disabled family 'positions'"),
+    ("position=0", "position=0 must be an int >= 1"),
+])
+def test_bad_training_mixes_are_refused_with_the_family(tmp_path, text, message):
+    with pytest.raises(ValueError, match=message):
+        write_shapes_world(tmp_path, 1, 1, train_questions=parse_questions(text))
+
+
+def test_question_subject_ignores_phrasing_and_option_order():
+    config = ShapesConfig()
+    a = [("Is the red circle on the left or the right?", "left")]
+    b = [("Which half of the image is the red circle in, the right or the left?", "left")]
+    c = [("Is the red circle at the top or the bottom?", "top")]
+    assert question_subject(a, config) == question_subject(b, config) != question_subject(c, config)
+
+
+@pytest.mark.parametrize("questions", [None, {"position": 3}])
+def test_position_and_relation_answers_match_scene(questions):
     config = ShapesConfig()
     pattern = _vocab_pattern(config)
     checked = 0
-    for scene, records in _scenes(150, config):
+    for scene, records in _scenes(150, config, questions=questions):
         half = config.canvas_size / 2
         for record in records:
             prompt, answer = _first_turn(record)

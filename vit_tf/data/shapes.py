@@ -54,6 +54,8 @@ __all__ = [
     "referent",
     "render_scene",
     "scene_records",
+    "check_questions",
+    "parse_questions",
     "scene_rngs",
     "write_shapes_world",
 ]
@@ -77,24 +79,34 @@ def write_shapes_world(
     n_test: int,
     seed: int = 0,
     config: ShapesConfig = ShapesConfig(),
+    train_questions: dict[str, int] | None = None,
 ) -> dict:
     """Write ``train.json``, ``test.json`` and ``images/<split>_<index:06d>.png`` under ``out_dir``.
 
-    Returns ``{"seed", "config", "train": {"scenes", "records", "categories"}, "test": ...}``,
-    the same summary that is written to ``out_dir/shapes_world.json`` for reproducibility.
+    ``train_questions`` ({family: n}) asks up to n questions of those families about each
+    training scene, each about another subject (``scene_records``): a training mix. The test
+    split always has one per family, so its numbers compare across mixes; every record of the
+    default mix is also in any other mix, unchanged.
+
+    Returns ``{"seed", "config", "train_questions", "train": {"scenes", "records",
+    "categories"}, "test": ...}``, the same summary that is written to
+    ``out_dir/shapes_world.json`` for reproducibility.
     """
     if seed < 0 or n_train < 0 or n_test < 0:
         raise ValueError(f"seed, n_train and n_test must be >= 0, got {seed}, {n_train}, {n_test}.")
     out = Path(out_dir)
     (out / "images").mkdir(parents=True, exist_ok=True)
-    summary: dict = {"seed": seed, "config": dataclasses.asdict(config)}
+    train_questions = check_questions(train_questions or {}, config)
+    summary: dict = {"seed": seed, "config": dataclasses.asdict(config),
+                     "train_questions": train_questions}
     for split_index, (split, count) in enumerate(zip(SPLITS, (n_train, n_test))):
         records = []
         for index in range(count):
             scene_rng, question_rng = scene_rngs(seed, split_index, index)
             scene = generate_scene(scene_rng, config)
             render_scene(scene, config).save(out / image_path(split, index), format="PNG")
-            records.extend(scene_records(scene, question_rng, config, split, index))
+            records.extend(scene_records(scene, question_rng, config, split, index,
+                                         train_questions if split == "train" else None))
         _write_json(out / f"{split}.json", records)
         categories = Counter(r["category"] for r in records)
         summary[split] = {
@@ -104,6 +116,29 @@ def write_shapes_world(
         }
     _write_json(out / "shapes_world.json", summary)
     return summary
+
+
+def check_questions(questions: dict[str, int], config: ShapesConfig) -> dict[str, int]:
+    """``{family: n}`` with every family enabled in ``config`` and every n >= 1, else ValueError."""
+    for family, n in questions.items():
+        if family not in config.families:
+            raise ValueError(f"questions per scene: unknown or disabled family {family!r}; "
+                             f"enabled: {', '.join(config.families)}")
+        if not isinstance(n, int) or n < 1:
+            raise ValueError(f"questions per scene: {family}={n!r} must be an int >= 1")
+    return {family: questions[family] for family in FAMILIES if family in questions}
+
+
+def parse_questions(text: str) -> dict[str, int]:
+    """``"position=3,attribute=2"`` -> ``{"position": 3, "attribute": 2}`` (ValueError if not)."""
+    questions = {}
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        family, sep, n = item.partition("=")
+        if not sep or not n.strip().isdigit():
+            raise ValueError(f"questions per scene: {item!r} must look like family=N, "
+                             "e.g. position=3")
+        questions[family.strip()] = int(n)
+    return questions
 
 
 def _write_json(path: Path, value) -> None:

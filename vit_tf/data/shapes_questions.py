@@ -48,23 +48,64 @@ _REFERENT_ATTRS = (
 
 
 def scene_records(
-    scene: Scene, rng: np.random.Generator, config: ShapesConfig, split: str, index: int
+    scene: Scene, rng: np.random.Generator, config: ShapesConfig, split: str, index: int,
+    questions: dict[str, int] | None = None,
 ) -> list[dict]:
     """One LLaVA record per enabled family that has an unambiguous question for ``scene``.
 
     Each family draws from its own stream derived from ``rng``, so enabling or disabling one
     family leaves the questions of the others unchanged. ``index`` names the image and record ids;
     its parity sets the existence answer, which balances yes and no exactly over a split.
+    ``questions`` ({family: n}, e.g. ``{"position": 3}``) asks up to n questions of a family
+    about the scene, each about another subject (``question_subject``); the first is the one
+    asked without it, and the extra ones draw from the family's stream after it, so every other
+    record is unchanged. Extra existence questions alternate the answer (no, yes, ...).
     """
     streams = rng.integers(0, 2**63 - 1, size=len(FAMILIES))
     records = []
     for family, stream in zip(FAMILIES, streams):
         if family not in config.families:
             continue
-        turns = _BUILDERS[family](scene, np.random.default_rng(int(stream)), config, index)
-        if turns:
-            records.append(_record(turns, split, index, family))
+        family_rng = np.random.default_rng(int(stream))
+        turns = _BUILDERS[family](scene, family_rng, config, index)
+        if not turns:
+            continue
+        records.append(_record(turns, split, index, family))
+        wanted = (questions or {}).get(family, 1)
+        seen = {question_subject(turns, config)}
+        for attempt in range(EXTRA_TRIES * (wanted - 1)):
+            if len(seen) >= wanted:
+                break
+            more = _BUILDERS[family](scene, family_rng, config, index + 1 + attempt)
+            subject = question_subject(more, config) if more else None
+            if subject is not None and subject not in seen:
+                seen.add(subject)
+                records.append(_record(more, split, index, family, number=len(seen)))
     return records
+
+
+EXTRA_TRIES = 8
+"""Draws per extra question wanted (``scene_records(questions=...)``) before giving up: a scene
+may have fewer distinct subjects than asked for (one object has two position questions)."""
+
+_ASKED_ATTRIBUTE = {"colour": "color", "color": "color", "shape": "shape", "size": "size",
+                    "big": "size", "many": "count", "count": "count"}
+_DIRECTIONS = ("left", "right", "top", "bottom", "above", "higher", "below", "lower", "beneath",
+               "closest", "nearest", "furthest", "farthest")
+
+
+def question_subject(turns: list[Turn], config: ShapesConfig) -> tuple:
+    """What a question is about, whatever its phrasing: the attribute values and directions its
+    prompts name, the attribute it asks for, and its answers.
+
+    "Is the red circle on the left or the right?" and "Which half of the image is the red
+    circle in, the right or the left?" have one subject; the same object's top-or-bottom
+    question has another.
+    """
+    names = set(config.colors) | set(config.shapes) | set(config.sizes) | set(_DIRECTIONS)
+    words = {w for prompt, _ in turns for w in prompt.lower().replace("?", " ").split()}
+    asked = {_ASKED_ATTRIBUTE[w] for w in words if w in _ASKED_ATTRIBUTE}
+    return (frozenset(words & names), frozenset(asked), tuple(answer for _, answer in turns))
 
 
 def image_path(split: str, index: int) -> str:
@@ -72,15 +113,17 @@ def image_path(split: str, index: int) -> str:
     return f"images/{split}_{index:06d}.png"
 
 
-def _record(turns: list[Turn], split: str, index: int, family: str) -> dict:
-    """A LLaVA record; ``<image>`` opens the first human turn and appears nowhere else."""
+def _record(turns: list[Turn], split: str, index: int, family: str, number: int = 1) -> dict:
+    """A LLaVA record; ``<image>`` opens the first human turn and appears nowhere else. The
+    ``number``-th question of a family about a scene (``number`` > 1) gets the id suffix
+    ``-<number>``."""
     conversations = []
     for i, (prompt, answer) in enumerate(turns):
         value = f"<image>\n{prompt}" if i == 0 else prompt
         conversations.append({"from": "human", "value": value})
         conversations.append({"from": "gpt", "value": answer})
     return {
-        "id": f"{split}-{index:06d}-{family}",
+        "id": f"{split}-{index:06d}-{family}" + (f"-{number}" if number > 1 else ""),
         "image": image_path(split, index),
         "conversations": conversations,
         "category": family,
