@@ -1,0 +1,61 @@
+"""experiments/shapes_breakdown.py: groups from rebuilt scenes, answers from eval predictions."""
+
+import json
+
+import pytest
+
+from experiments.shapes_breakdown import geometry_group, main
+from vit_tf.data.shapes import Scene, ShapeObject, write_shapes_world
+
+
+def _object(color, shape, x, y, side=12):
+    return ShapeObject(color, shape, "small", (x - side // 2, y - side // 2, x + side // 2,
+                                               y + side // 2), (float(x), float(y)))
+
+
+def _question(prompt, answer, category):
+    return {"conversations": [{"from": "human", "value": "<image>\n" + prompt},
+                              {"from": "gpt", "value": answer}], "category": category}
+
+
+def test_position_questions_are_grouped_by_objects_across_the_middle():
+    scene = Scene((_object("red", "circle", 10, 10), _object("blue", "square", 50, 12),
+                   _object("green", "triangle", 54, 50)), 64)
+    x = _question("Is the red circle on the left or the right?", "left", "position")
+    y = _question("Is the red circle at the top or the bottom?", "top", "position")
+    assert geometry_group(x, scene) == "position/opposite=2"   # both others are on the right
+    assert geometry_group(y, scene) == "position/opposite=1"   # only the triangle is below
+    sized = _question("Is there a large red circle?", "no", "existence")
+    plain = _question("Is there a red circle?", "yes", "existence")
+    assert geometry_group(sized, scene) == "existence/sized"
+    assert geometry_group(plain, scene) == "existence/plain"
+    assert geometry_group(_question("How many?", "3", "counting"), scene) is None
+
+
+def test_breakdown_of_eval_predictions(tmp_path, capsys):
+    write_shapes_world(tmp_path, n_train=1, n_test=12, seed=0)
+    records = json.loads((tmp_path / "test.json").read_text())
+    wrong = next(r["id"] for r in records if r["category"] == "position")
+    with open(tmp_path / "predictions.jsonl", "w") as f:
+        for r in records:
+            answer = r["conversations"][1]["value"]
+            f.write(json.dumps({"record_id": r["id"], "turn": 0,
+                                "prediction": "nowhere" if r["id"] == wrong else answer}) + "\n")
+    main(["--data", str(tmp_path / "test.json"), "--image-root", str(tmp_path),
+          "--predictions", str(tmp_path / "predictions.jsonl")])
+    rows = {line.split("|")[1].strip(): line.split("|")[2:4] for line in
+            capsys.readouterr().out.splitlines() if line.startswith("| ") and "group" not in line}
+    positions = sum(r["category"] == "position" for r in records)
+    assert float(rows["position"][0]) == pytest.approx(100 * (positions - 1) / positions, abs=0.05)
+    opposite = [k for k in rows if k.startswith("position/opposite=")]
+    assert opposite and sum(int(rows[k][1]) for k in opposite) == positions
+    assert sum(int(rows[k][1]) for k in rows if k.startswith("existence/") and
+               k.split("/")[1] in ("sized", "plain")) == 12
+
+
+def test_a_missing_prediction_is_named(tmp_path):
+    write_shapes_world(tmp_path, n_train=1, n_test=2, seed=0)
+    (tmp_path / "predictions.jsonl").write_text("")
+    with pytest.raises(SystemExit, match="no prediction for .* e.g. test-000000-attribute"):
+        main(["--data", str(tmp_path / "test.json"), "--image-root", str(tmp_path),
+              "--predictions", str(tmp_path / "predictions.jsonl")])
