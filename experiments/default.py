@@ -52,6 +52,9 @@ def get_config():
     config.data.batch_size = 16
     config.train.epochs = 13      # on 4000 scenes (vit-tf quickstart --train 4000)
     config.train.learning_rate = 1e-3
+    # 16 steps per compiled call: ~11% faster steps on 2 CPU cores (68 -> 61 ms, 300 steps,
+    # idle machine); an epoch is then rounded down to whole calls (the data stream goes on).
+    config.train.steps_per_execution = 16
     # The relevance-map image in TensorBoard costs ~3.5 s per epoch (gradient x input of one
     # generated answer), ~45 s of the quickstart's 15 minutes: off here, on by default elsewhere
     # (--set train.relevance_maps=1 turns it back on).

@@ -157,7 +157,8 @@ class TrainConfig:
     clipnorm: float = 1.0
     seed: int = 0
     jit_compile: bool = True          # XLA; ~2x faster on CPU
-    steps_per_epoch: int = 0          # 0: one pass over the data per epoch
+    steps_per_epoch: int = 0          # 0: one pass over the data per epoch (rounded down to
+                                      # whole calls of steps_per_execution)
     steps_per_execution: int = 1      # training steps per compiled call (Keras compile); at
                                       # most this many, a divisor of the epoch's steps
                                       # (vit_tf.training.optim.steps_per_call)

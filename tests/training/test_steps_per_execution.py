@@ -10,7 +10,7 @@ import tensorflow as tf
 
 from vit_tf.config import ConfigError
 from vit_tf.training.checkpointing import resumable_fit
-from vit_tf.training.optim import set_steps_per_execution, steps_per_call
+from vit_tf.training.optim import epoch_steps, set_steps_per_execution, steps_per_call
 from vit_tf.training.telemetry import TensorBoard
 
 STEPS, EPOCHS = 6, 2
@@ -26,6 +26,15 @@ def test_steps_per_call_divides_the_epoch_and_the_checkpoint_interval():
     assert steps_per_call(1, 640) == 1
     with pytest.raises(ConfigError, match="steps_per_execution must be >= 1"):
         steps_per_call(0, 640)
+
+
+def test_a_pass_over_the_data_is_rounded_down_to_whole_calls():
+    assert epoch_steps(0, 12376, 16, 16) == 768          # 773 batches: 48 calls of 16
+    assert epoch_steps(0, 12376, 16, 1) == 773
+    assert epoch_steps(0, 100, 16, 16) == 6              # fewer batches than one call
+    assert epoch_steps(0, 3, 16, 16) == 1
+    assert epoch_steps(50, 12376, 16, 16) == 50          # set explicitly: kept (k divides it)
+    assert steps_per_call(16, epoch_steps(0, 12376, 16, 16)) == 16
 
 
 def _dataset():

@@ -106,6 +106,16 @@ def steps_per_call(requested, steps_per_epoch, every_steps=0, profile=False):
                if steps_per_epoch % k == 0 and (not every_steps or every_steps % k == 0))
 
 
+def epoch_steps(explicit, examples, batch_size, steps_per_execution=1):
+    """Steps per epoch: ``explicit`` when set, else one pass over ``examples`` rounded down to
+    whole calls of ``steps_per_execution`` steps. The training data repeats without a break, so
+    the few batches an epoch leaves out open the next one: nothing is skipped."""
+    if explicit:
+        return explicit
+    steps = max(examples // batch_size, 1)
+    return steps - steps % min(max(steps_per_execution, 1), steps)
+
+
 def compile_model(model, train_config, total_steps, lr_multipliers=None, steps_per_execution=1):
     model.compile(
         optimizer=make_optimizer(train_config, total_steps, lr_multipliers),

@@ -26,7 +26,7 @@ import keras
 from vit_tf.config import ConfigError
 from vit_tf.training.callbacks import EpochTimer
 from vit_tf.training.nan_guard import NanGuard
-from vit_tf.training.optim import compile_model, steps_per_call
+from vit_tf.training.optim import compile_model, epoch_steps, steps_per_call
 from vit_tf.training.policy import apply_policy, resolve_policy, trainable_counts
 from vit_tf.training.telemetry import TensorBoard
 
@@ -73,7 +73,8 @@ def run_stage1(model, config, records, make_dataset, out, log=print):
         return {"resumed_from": p["model"]}
     chosen = stage1_records(records, s.categories)
     n_examples, dataset = make_dataset(chosen)
-    steps = s.steps_per_epoch or max(n_examples // d.batch_size, 1)
+    steps = epoch_steps(s.steps_per_epoch, n_examples, d.batch_size,
+                        config.train.steps_per_execution)
     stage_train = dataclasses.replace(
         config.train, epochs=s.epochs, learning_rate=s.learning_rate, warmup_steps=s.warmup_steps,
         min_learning_rate=min(config.train.min_learning_rate, s.learning_rate))

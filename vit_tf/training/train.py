@@ -29,7 +29,7 @@ from vit_tf.training.distribute import (defer_symbolic_build, discard, distribut
                                          make_strategy, write_folder)
 from vit_tf.training.lora import merge_lora
 from vit_tf.training.nan_guard import NanGuard
-from vit_tf.training.optim import compile_model, steps_per_call
+from vit_tf.training.optim import compile_model, epoch_steps, steps_per_call
 from vit_tf.training.policy import apply_policy, resolve_policy, trainable_counts
 from vit_tf.training.precision import precision_policy
 from vit_tf.training.relevance_callback import RelevanceMaps
@@ -150,7 +150,8 @@ def train(config, data_json, image_root, out, resume=False, log=print, val_json=
                         log)
     datasets = lambda: [distributable(ds, strategy) for ds in build()]  # noqa: E731
     train_ds, val_ds = datasets()
-    steps = config.train.steps_per_epoch or max(len(train_ex) // d.batch_size, 1)
+    steps = epoch_steps(config.train.steps_per_epoch, len(train_ex), d.batch_size,
+                        config.train.steps_per_execution)
     total_steps = steps * config.train.epochs
     per_call = steps_per_call(config.train.steps_per_execution, steps,
                               config.train.checkpoint_every_steps,
