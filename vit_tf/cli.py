@@ -22,11 +22,12 @@ import argparse
 import os
 import sys
 
-QUICKSTART_TRAIN_QUESTIONS = "position=3"
-"""The quickstart's training mix (``vit-tf data shapes --train-questions``): up to 3 position
-questions per training scene, each about another object or axis. Binding a named object to
-its side is learned from these far faster than from one per scene; see experiments/README.md,
-"Fifth round". The test split always has one question per family."""
+QUICKSTART_TRAIN_QUESTIONS = "position=4,attribute=2,existence=3"
+"""The quickstart's training mix (``vit-tf data shapes --train-questions``): up to 4 position,
+2 attribute and 3 existence questions per training scene, each about another subject. Binding
+a named object (its side, its colour, its size) is learned from these far faster than from
+one question per family and scene; see experiments/README.md, "Fifth round". The test split
+always has one question per family."""
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
