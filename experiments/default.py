@@ -14,17 +14,21 @@ Command (the main job of the README's quickstart):
 
 or step by step:
 
-    vit-tf data shapes --out data/shapes --train 4000 --test 200 --seed 0
+    vit-tf data shapes --out data/shapes --train 4000 --test 200 --seed 0 \
+        --train-questions position=4,attribute=2,existence=3
     vit-tf train --data data/shapes/train.json --image-root data/shapes --out runs/default
     vit-tf eval --model runs/default --data data/shapes/test.json --image-root data/shapes
 
-Result reached (fresh clone, 2 CPU cores, 12.3 min end to end: data 7 s + training 708 s +
-evaluation 23 s; exact match on the test split, majority-answer baseline in brackets): attribute
-91.5 (19.0), position 83.3 (27.6), existence 93.0 (50.0), counting 85.5 (52.0), relation 50.0
-(42.0), conversation turns 81.5 (20.4); overall short answers 82.2 (30.3). Captions BLEU-4 0.95 /
-CIDEr-D 9.65, descriptions 0.94 / 9.26. Position is still below the 90% target (three-object
-scenes); see experiments/README.md ("Third round": packing by image, images per step; "Fourth
-round": what limits position).
+The training mix (up to 4 position, 2 attribute and 3 existence questions per training scene,
+each about another subject; the test split has one per family) is the quickstart's; see
+experiments/README.md, "Fifth round".
+
+Result reached (fresh clone, 2 CPU cores, 13.4 min end to end: data 9 s + training 777 s +
+evaluation 20 s; exact match on the test split, majority-answer baseline in brackets): attribute
+96.5 (19.0), position 96.4 (27.6), existence 98.0 (50.0), counting 89.5 (52.0), relation 49.3
+(42.0), conversation turns 85.7 (20.4); overall short answers 87.1 (30.3). Captions BLEU-4 0.95 /
+CIDEr-D 9.60, descriptions 0.94 / 9.35. With one question per family and scene (the previous
+quickstart, 12.3 min) position had reached only 83.3.
 """
 
 from vit_tf.config import ExperimentConfig
