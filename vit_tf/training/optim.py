@@ -2,6 +2,8 @@
 
 import keras
 
+from vit_tf.config import ConfigError
+
 
 def make_schedule(train_config, total_steps):
     """Linear warmup to ``learning_rate``, then cosine decay to ``min_learning_rate``."""
@@ -97,8 +99,6 @@ def steps_per_call(requested, steps_per_epoch, every_steps=0, profile=False):
     Callbacks see one batch per call, so the profiler's step window needs k = 1.
     """
     if requested < 1:
-        from vit_tf.config import ConfigError
-
         raise ConfigError(f"train.steps_per_execution must be >= 1, got {requested}")
     if profile:
         return 1
