@@ -28,7 +28,7 @@ from vit_tf.training.callbacks import EpochTimer
 from vit_tf.training.nan_guard import NanGuard
 from vit_tf.training.optim import compile_model, epoch_steps, steps_per_call
 from vit_tf.training.policy import apply_policy, resolve_policy, trainable_counts
-from vit_tf.training.telemetry import TensorBoard
+from vit_tf.training.telemetry import TensorBoard, whole_calls
 
 
 def stage_paths(out):
@@ -93,7 +93,7 @@ def run_stage1(model, config, records, make_dataset, out, log=print):
             EpochTimer(),
             keras.callbacks.BackupAndRestore(p["backup"]),
             keras.callbacks.ModelCheckpoint(os.path.join(p["checkpoints"], "epoch_{epoch:03d}.keras")),
-            TensorBoard(p["logs"], update_freq=-(-50 // per_call) * per_call),
+            TensorBoard(p["logs"], update_freq=whole_calls(50, per_call)),
         ],
     )
     model.save(p["model"])

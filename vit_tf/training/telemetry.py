@@ -184,6 +184,12 @@ class TensorBoard(keras.callbacks.TensorBoard):
         super().on_train_batch_begin(batch, logs)
 
 
+def whole_calls(every, steps_per_execution):
+    """``every`` steps rounded up to whole calls of ``steps_per_execution`` steps: callbacks see
+    only a call's last step, so a batch-summary interval must be a multiple of it."""
+    return -(-every // steps_per_execution) * steps_per_execution
+
+
 def telemetry_callbacks(config, log_dir, update_freq=50):
     """[StepTelemetry, HParamsLogger, TensorBoard]: put them after callbacks that add logs."""
     return [

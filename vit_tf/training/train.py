@@ -34,7 +34,7 @@ from vit_tf.training.policy import apply_policy, resolve_policy, trainable_count
 from vit_tf.training.precision import precision_policy
 from vit_tf.training.relevance_callback import RelevanceMaps
 from vit_tf.training.telemetry import (parse_profile_steps, telemetry_callbacks,
-                                       validation_accuracy)
+                                       validation_accuracy, whole_calls)
 from vit_tf.training.run_dir import paths
 from vit_tf.training.stages import run_stage1
 
@@ -153,15 +153,15 @@ def train(config, data_json, image_root, out, resume=False, log=print, val_json=
     steps = epoch_steps(config.train.steps_per_epoch, len(train_ex), d.batch_size,
                         config.train.steps_per_execution)
     total_steps = steps * config.train.epochs
+    profiling = bool(parse_profile_steps(config.train.profile_steps))
     per_call = steps_per_call(config.train.steps_per_execution, steps,
-                              config.train.checkpoint_every_steps,
-                              profile=bool(parse_profile_steps(config.train.profile_steps)))
+                              config.train.checkpoint_every_steps, profile=profiling)
     if per_call != config.train.steps_per_execution:
         log(f"train.steps_per_execution={config.train.steps_per_execution} runs as {per_call}: "
-            f"the largest that divides the {steps} steps per epoch"
-            + (f" and train.checkpoint_every_steps={config.train.checkpoint_every_steps}"
-               if config.train.checkpoint_every_steps else "")
-            + (" (1 while profiling)" if config.train.profile_steps.strip() else ""))
+            + ("1 while profiling" if profiling else
+               f"the largest that divides the {steps} steps per epoch"
+               + (f" and train.checkpoint_every_steps={config.train.checkpoint_every_steps}"
+                  if config.train.checkpoint_every_steps else "")))
 
     if d.batch_size % strategy.num_replicas_in_sync:
         raise ValueError(f"data.batch_size={d.batch_size} (the global batch) must be a multiple of "
@@ -204,7 +204,7 @@ def train(config, data_json, image_root, out, resume=False, log=print, val_json=
             callbacks.append(RelevanceMaps(sample_records[: config.train.relevance_maps],
                                            tokenizer, d.image_size,
                                            os.path.join(w["logs"], "relevance")))
-    callbacks += telemetry_callbacks(config, w["logs"], update_freq=-(-50 // per_call) * per_call)
+    callbacks += telemetry_callbacks(config, w["logs"], update_freq=whole_calls(50, per_call))
     with strategy.scope():
         history = resumable_fit(
             model, train_ds, p["state"], epochs=config.train.epochs, steps_per_epoch=steps,
