@@ -157,13 +157,31 @@ def run_layer_test(layer, inputs, tmp_path, expected_output_shape=None):
     return output
 
 
-def write_tiny_run(run, seed=0, **overrides):
-    """A run folder (config.json, tokenizer/, model.keras) of an untrained tiny model -> config."""
-    from vit_tf.export.keras_file import save_run
-    from vit_tf.models.factory import build_model
+def tiny_preprocessor(config=None):
+    """The tiny WordPiece in our chat format, sized for ``config`` (default ``tiny_config()``)."""
+    from vit_tf.data.preprocessor import VisionLanguagePreprocessor
+
+    config = config or tiny_config()
+    return VisionLanguagePreprocessor(tiny_tokenizer(), "vit_tf", config.data.image_size,
+                                      config.data.max_text_length)
+
+
+def tiny_task(seed=0, **overrides):
+    """An untrained tiny task (model + preprocessor) -> (task, config)."""
+    from vit_tf.models.factory import build_task
 
     config = tiny_config(**overrides)
     keras.utils.set_random_seed(seed)
-    model = build_model(config, tiny_tokenizer().vocabulary_size())
-    save_run(run, model, tiny_tokenizer(), config)
+    return build_task(config, tiny_preprocessor(config)), config
+
+
+def write_tiny_run(run, seed=0, **overrides):
+    """A run folder (config.json + the preset files) of an untrained tiny task -> config."""
+    import os
+
+    from vit_tf.config import save_config
+
+    task, config = tiny_task(seed, **overrides)
+    task.save_to_preset(run, generate_config=config.generate)
+    save_config(config, os.path.join(run, "config.json"))
     return config

@@ -50,20 +50,21 @@ def data_shapes(args):
     return 0
 
 
-def _tokenizer_and_length(args, records):
-    from vit_tf.data.tokenizer import conversation_texts, load_tokenizer, train_tokenizer
-
+def _preprocessor_and_length(args, records):
+    """The model's preprocessor (``--model``), else a WordPiece trained on ``records``."""
     max_len = args.max_text_length
     if args.model:
-        from vit_tf.config import load_config
+        from vit_tf.data.preprocessor import VisionLanguagePreprocessor
 
-        config = load_config(os.path.join(args.model, "config.json"))
-        max_len = max_len or config.data.max_text_length
-        return load_tokenizer(os.path.join(args.model, "tokenizer")), max_len
-    from vit_tf.config import DataConfig
+        preprocessor = VisionLanguagePreprocessor.from_preset(args.model)
+        return preprocessor, max_len or preprocessor.max_text_length
+    from vit_tf.config import ExperimentConfig
+    from vit_tf.data.preset_tokenizer import preprocessor_for_config
+    from vit_tf.data.tokenizer import conversation_texts
 
-    d = DataConfig()
-    return train_tokenizer(conversation_texts(records), d.vocabulary_size), max_len or d.max_text_length
+    config = ExperimentConfig()
+    preprocessor = preprocessor_for_config(config, conversation_texts(records))
+    return preprocessor, max_len or config.data.max_text_length
 
 
 def data_validate(args):
@@ -71,14 +72,14 @@ def data_validate(args):
     from vit_tf.data.sources import read_llava
 
     records = read_llava(args.data, args.image_root, skip_invalid=True).records
-    tokenizer, max_len = _tokenizer_and_length(args, records)
+    preprocessor, max_len = _preprocessor_and_length(args, records)
     _, _, report = prepare_records(args.data, args.image_root, max_text_length=max_len,
-                                   tokenizer=tokenizer, skip_invalid=True)
+                                   preprocessor=preprocessor, skip_invalid=True)
     _log(report.format())
     return 0 if report.ok else 1
 
 
-def format_trained_tokens(tokenizer, ids, mask):
+def format_trained_tokens(preprocessor, ids, mask):
     """Tokens of one example with the trained (in-the-loss) runs wrapped in [[ ]]."""
     out, open_ = [], False
     for tid, trained in zip(ids, mask):
@@ -88,7 +89,7 @@ def format_trained_tokens(tokenizer, ids, mask):
         if not trained and open_:
             out.append("]]")
             open_ = False
-        out.append(tokenizer.id_to_token(int(tid)))
+        out.append(preprocessor.id_to_token(int(tid)))
     if open_:
         out.append("]]")
     return " ".join(out).replace("[[ ", "[[").replace(" ]]", "]]")
@@ -96,18 +97,16 @@ def format_trained_tokens(tokenizer, ids, mask):
 
 def data_inspect(args):
     from vit_tf.data.sources import read_llava
-    from vit_tf.data.template import conversation_segments
-    from vit_tf.data.tokenizer import SegmentEncoder
 
     records = read_llava(args.data, args.image_root, skip_invalid=True).records
-    tokenizer, _ = _tokenizer_and_length(args, records)
+    preprocessor, _ = _preprocessor_and_length(args, records)
     chosen = [r for r in records if r["id"] in set(args.ids)] if args.ids else records[: args.limit]
-    encoder = SegmentEncoder(tokenizer)
-    for r in chosen:
-        ids, mask = encoder.encode([conversation_segments(r["conversations"])])[0]
+    encoded = preprocessor.encode_conversations([r["conversations"] for r in chosen])
+    for r, (ids, mask) in zip(chosen, encoded):
+        ids, mask = ids[:-1], mask[:-1]  # the final [PAD] only shifts the labels
         _log(f"record {r['id']} (category {r['category'] or '-'}, image {r['image']}): "
-             f"{len(ids)} text tokens, {sum(mask)} trained")
-        _log("  " + format_trained_tokens(tokenizer, ids, mask) + "\n")
+             f"{len(ids)} text tokens, {int(sum(mask))} trained")
+        _log("  " + format_trained_tokens(preprocessor, ids, mask) + "\n")
     _log("[[...]] marks the tokens in the loss: the assistant's answers and their <|end|>.")
     return 0
 
@@ -144,29 +143,38 @@ def cmd_train(args):
     except NonFiniteLossError as e:  # diverged: the message names the step and the checkpoint
         print(f"error: {e}", file=sys.stderr)
         return 1
-    _log(f"trained in {summary['seconds']:.0f} s; model: {os.path.join(args.out, 'model.keras')}")
+    _log(f"trained in {summary['seconds']:.0f} s; preset: {args.out} (--model {args.out}; "
+         f"VisionLanguageModel.from_preset({args.out!r}))")
     return 0
 
 
+def _task(args):
+    """(task, GenerateConfig with the command's decoding flags) of ``--model``."""
+    from vit_tf.runs import generate_defaults, load_task
+
+    return load_task(args.model), generate_config(args, generate_defaults(args.model))
+
+
+def _generator(task, g):
+    from vit_tf.models.generation import Generator
+
+    return Generator.from_config(task, g)
+
+
 def cmd_generate(args):
-    from vit_tf.data.pipeline import load_image
     from vit_tf.data.sources import load_image_rgb
-    from vit_tf.inference.generate import Generator
-    from vit_tf.training.run_dir import load_run
 
     prompts = args.prompt * len(args.image) if len(args.prompt) == 1 else args.prompt
     if len(prompts) != len(args.image):
         raise ValueError(f"{len(args.image)} --image but {len(args.prompt)} --prompt")
-    model, tokenizer, config = load_run(args.model)
-    images = []
+    task, g = _task(args)
     for path in args.image:
         load_image_rgb(path)  # a clear error naming the file for a missing or corrupt image
-        images.append(load_image(path, config.data.image_size).numpy())
-    generator = Generator.from_config(model, tokenizer, generate_config(args, config))
+    generator = _generator(task, g)
     conversations = [[{"from": "human", "value": p}] for p in prompts]
     if getattr(args, "stream", False):
         answers = [""] * len(prompts)
-        for event in generator.stream(np.stack(images), conversations):
+        for event in generator.stream(list(args.image), conversations):
             for i, delta in enumerate(event.text_deltas):
                 answers[i] += delta
             if len(prompts) == 1 and event.text_deltas[0]:
@@ -175,17 +183,16 @@ def cmd_generate(args):
             print()
             return 0
     else:
-        answers = generator.generate(np.stack(images), conversations)
+        answers = generator.generate(list(args.image), conversations)
     for answer in answers:
         print(answer)
     return 0
 
 
-def generate_config(args, config):
-    """The run's ``GenerateConfig`` with the decoding flags of ``args`` applied."""
+def generate_config(args, g):
+    """``GenerateConfig`` ``g`` with the decoding flags of ``args`` applied."""
     import dataclasses
 
-    g = config.generate
     flags = {"max_new_tokens": "max_new_tokens", "strategy": "strategy", "num_beams": "num_beams",
              "top_k": "top_k", "top_p": "top_p", "temperature": "temperature", "seed": "seed",
              "stop_tokens": "stop_tokens"}
@@ -202,12 +209,9 @@ def cmd_chat(args):
     import sys
 
     from vit_tf.inference.chat import ChatSession, image_loader, run_chat
-    from vit_tf.inference.generate import Generator
-    from vit_tf.training.run_dir import load_run
 
-    model, tokenizer, config = load_run(args.model)
-    generator = Generator.from_config(model, tokenizer, generate_config(args, config))
-    session = ChatSession(generator, image_loader(config.data.image_size), args.image)
+    task, g = _task(args)
+    session = ChatSession(_generator(task, g), image_loader(task.preprocessor), args.image)
 
     def lines():
         while True:
@@ -226,13 +230,11 @@ def cmd_chat(args):
 
 def cmd_explain(args):
     from vit_tf.inference.chat import image_loader
-    from vit_tf.inference.explain import explain, render_overlay
-    from vit_tf.training.run_dir import load_run
+    from vit_tf.models.explain import explain, render_overlay
 
-    model, tokenizer, config = load_run(args.model)
-    image = image_loader(config.data.image_size)(args.image)
-    result = explain(model, tokenizer, image, args.prompt,
-                     args.max_new_tokens or config.generate.max_new_tokens)
+    task, g = _task(args)
+    image = image_loader(task.preprocessor)(args.image)
+    result = explain(task, image, args.prompt, args.max_new_tokens or g.max_new_tokens)
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
     render_overlay(result).save(args.out)
     _log(f"answer: {result.answer}")

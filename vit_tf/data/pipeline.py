@@ -1,7 +1,9 @@
 """tf.data pipeline: records -> ({"images", "token_ids", "padding_mask"}, labels, sample_weight).
 
-Tokenization happens once, in bulk, before ``tf.data`` (texts are tiny next to images and the
-segment-wise masks need Python); image decoding and resizing run in parallel inside ``tf.data``.
+Tokenization happens once, in bulk, before ``tf.data`` (texts are tiny next to images, and
+packing rows by image needs the ids), through the preprocessor's TF ops
+(``VisionLanguagePreprocessor.encode_conversations``); image decoding and resizing run in
+parallel inside ``tf.data`` with the preprocessor's image converter.
 
 Shapes (B = batch, L = text length, S = image size):
     images        (B, S, S, 3) float32 in [0, 255]
@@ -17,8 +19,7 @@ import numpy as np
 import tensorflow as tf
 
 from vit_tf.config import ConfigError
-from vit_tf.data.template import conversation_segments
-from vit_tf.data.tokenizer import SegmentEncoder
+from vit_tf.data.image_converter import decode_image
 
 
 @dataclass
@@ -40,13 +41,17 @@ def round_up(n, multiple=8):
     return int(-(-n // multiple) * multiple)
 
 
-def encode_records(records, tokenizer, max_text_length):
-    """Tokenize records segment by segment; raise naming the record if one is too long."""
-    encoder = SegmentEncoder(tokenizer)
-    if encoder.pad_id != 0:
-        raise ValueError("the tokenizer's [PAD] must be id 0 (batches are zero-padded)")
-    pairs = encoder.encode([conversation_segments(r["conversations"]) for r in records])
-    lengths = np.array([len(ids) for ids, _ in pairs], np.int32)
+def text_lengths(preprocessor, records):
+    """(N,) int32: text tokens of each record's conversation as trained."""
+    pairs = preprocessor.encode_conversations([r["conversations"] for r in records])
+    return np.array([len(ids) - 1 for ids, _ in pairs], np.int32)
+
+
+def encode_records(records, preprocessor, max_text_length):
+    """Tokenize records (``preprocessor.encode_conversations``); raise naming the record if one
+    is too long."""
+    pairs = preprocessor.encode_conversations([r["conversations"] for r in records])
+    lengths = np.array([len(ids) - 1 for ids, _ in pairs], np.int32)   # without the final [PAD]
     too_long = np.flatnonzero(lengths > max_text_length)
     if too_long.size:
         i = int(too_long[0])
@@ -56,33 +61,13 @@ def encode_records(records, tokenizer, max_text_length):
             "with `vit-tf data validate` or raise data.max_text_length)"
         )
     width = min(round_up(int(lengths.max()) + 1), max_text_length + 1) if len(pairs) else 8
-    token_ids = np.full((len(pairs), width), encoder.pad_id, np.int32)
+    token_ids = np.full((len(pairs), width), preprocessor.pad_id, np.int32)
     trained = np.zeros((len(pairs), width), bool)
     for i, (ids, mask) in enumerate(pairs):
         token_ids[i, : len(ids)] = ids
         trained[i, : len(mask)] = mask
     paths = np.array([r["image_path"] for r in records])
     return EncodedExamples(paths, token_ids, trained, lengths, [r["id"] for r in records])
-
-
-def text_length_fn(tokenizer):
-    """``record -> number of text tokens``, for the validator's context-length check."""
-    encoder = SegmentEncoder(tokenizer)
-
-    def length(record):
-        ids, _ = encoder.encode([conversation_segments(record["conversations"])])[0]
-        return len(ids)
-
-    return length
-
-
-def load_image(path, image_size):
-    """Decode PNG/JPEG (grayscale, palette and RGBA become RGB) and resize: (S, S, 3) float32."""
-    data = tf.io.read_file(path)
-    image = tf.io.decode_image(data, channels=3, expand_animations=False)
-    image.set_shape([None, None, 3])
-    image = tf.image.resize(image, (image_size, image_size), antialias=True)
-    return tf.clip_by_value(image, 0.0, 255.0)
 
 
 def bucket_widths(max_width, smallest=16):
@@ -97,7 +82,7 @@ def bucket_widths(max_width, smallest=16):
 def decode_images(paths, image_size):
     """Decode and resize each path once, in parallel: (N, S, S, 3) uint8 (rounded)."""
     ds = tf.data.Dataset.from_tensor_slices(np.asarray(paths)).map(
-        lambda path: tf.cast(tf.round(load_image(path, image_size)), tf.uint8),
+        lambda path: tf.cast(tf.round(decode_image(path, image_size)), tf.uint8),
         num_parallel_calls=tf.data.AUTOTUNE,
     )
     batches = [batch.numpy() for batch in ds.batch(256)]
@@ -144,7 +129,7 @@ def make_dataset(examples, image_size, batch_size, *, shuffle=False, seed=0, rep
         if cache_images:
             image = tf.cast(tf.gather(decoded, image), tf.float32)   # (S, S, 3)
         else:
-            image = load_image(image, image_size)
+            image = decode_image(image, image_size)
         inputs = {
             "images": image,
             "token_ids": ids[:length],                               # (length,)

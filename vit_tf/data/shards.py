@@ -12,8 +12,9 @@ file bytes (PNG/JPEG, never re-encoded), conversations as parallel string lists:
     extras         bytes       JSON of any other fields (VQA ``answers``, caption ``references``)
 
 ``shard_examples`` reads them back with ``interleave`` over the files (parallel, or in record
-order when ``deterministic``), tokenizes *inside* the graph (segment by segment, the same
-template as ``vit_tf.data.template``, so the loss mask is exact) and yields exactly the examples
+order when ``deterministic``), runs the preprocessor on each record *inside* the graph
+(``VisionLanguagePreprocessor``: the same template, tokenizer and image converter as every
+other path, so the loss mask is exact) and yields exactly the examples
 ``vit_tf.data.pipeline.make_dataset`` makes from the same records; ``shard_dataset`` adds
 shuffling, repetition and the same length bucketing. Nothing is held in memory, so data far
 larger than RAM streams. Under ``tf.distribute``, pass the ``tf.distribute.InputContext`` (as
@@ -22,8 +23,8 @@ files; without one, the dataset's auto-shard policy is ``FILE``.
 
 Example:
     >>> write_shards(read_llava("train.json", "images").records, "shards/", num_shards=8)
-    >>> ds = shard_dataset("shards/", tokenizer, image_size=64, batch_size=32,
-    ...                    max_text_length=160, shuffle=True, repeat=True)
+    >>> ds = shard_dataset("shards/", preprocessor, batch_size=32, max_text_length=160,
+    ...                    shuffle=True, repeat=True)
 """
 
 import glob
@@ -33,8 +34,6 @@ import os
 import tensorflow as tf
 
 from vit_tf.data.pipeline import bucket_batch
-from vit_tf.data.template import ASSISTANT, END, PAD, USER
-from vit_tf.data.tokenizer import special_ids
 
 MANIFEST = "manifest.json"
 _CORE_FIELDS = ("id", "image", "image_path", "conversations", "category")
@@ -169,7 +168,7 @@ def _file_dataset(source, input_context, shuffle, seed):
     return ds, len(files)
 
 
-def shard_examples(source, tokenizer, image_size, *, ids=None, input_context=None,
+def shard_examples(source, preprocessor, *, ids=None, input_context=None,
                    shuffle_files=False, shuffle_buffer=0, seed=0, deterministic=True):
     """Unbatched ``(inputs, labels, sample_weight)`` examples streamed from the shards.
 
@@ -179,6 +178,7 @@ def shard_examples(source, tokenizer, image_size, *, ids=None, input_context=Non
     record ids) only those records are read, e.g. a training or validation split. A
     ``shuffle_buffer`` shuffles records while their images are still encoded (a PNG of the
     shapes world is ~300 bytes, the decoded float image 48 KB), so a large buffer stays cheap.
+    Too long conversations are left for ``shard_dataset`` to check (it names the source).
     """
     files, n_files = _file_dataset(source, input_context, shuffle_files, seed)
     ds = files.interleave(tf.data.TFRecordDataset, cycle_length=n_files, block_length=1,
@@ -194,52 +194,13 @@ def shard_examples(source, tokenizer, image_size, *, ids=None, input_context=Non
         ds = ds.filter(lambda ex: table.lookup(ex["id"]) > 0)
     if shuffle_buffer:
         ds = ds.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
-    encode = in_graph_encoder(tokenizer)
-
-    def to_example(ex):
-        ids_, trained = encode(ex["roles"], ex["values"])
-        length = tf.shape(ids_)[0] - 1
-        inputs = {"images": load_image_bytes(ex["image"], image_size),
-                  "token_ids": ids_[:length],                          # (length,)
-                  "padding_mask": tf.ones([length], tf.bool)}
-        return inputs, ids_[1:], tf.cast(trained[1:], tf.float32)    # position t predicts t + 1
-
-    return ds.map(to_example, num_parallel_calls=tf.data.AUTOTUNE, deterministic=deterministic)
+    # The length check is shard_dataset's (skip or fail, naming the source).
+    return ds.map(lambda ex: preprocessor.preprocess(
+        {"images": ex["image"], "roles": ex["roles"], "values": ex["values"], "id": ex["id"]},
+        check_length=False), num_parallel_calls=tf.data.AUTOTUNE, deterministic=deterministic)
 
 
-def in_graph_encoder(tokenizer):
-    """``(roles (T,), values (T,)) -> (token_ids (L + 1,), trained (L + 1,))`` as TF ops.
-
-    The same segments as ``conversation_segments`` (role token, text, ``<|end|>`` per turn;
-    the assistant's text and its end token trained) plus one ``[PAD]`` so that labels are the
-    ids shifted by one, as in ``encode_records`` (whose rows are padded with [PAD]).
-    """
-    if hasattr(tokenizer, "special_sequences"):
-        raise ValueError("TFRecord shards tokenize in the graph with vit_tf's WordPiece; a keras-hub "
-                         "preset tokenizer (model.decoder.preset / model.text_embedding.preset) "
-                         "needs a LLaVA JSON file as --data")
-    special = special_ids(tokenizer)
-    user, assistant, end, pad = (special[t] for t in (USER, ASSISTANT, END, PAD))
-
-    def encode(roles, values):
-        texts = tf.strings.strip(tf.strings.regex_replace(values, "<image>", ""))
-        tokens = tf.cast(tokenizer(texts), tf.int32)                          # (T, None) ragged
-        is_gpt = tf.equal(roles, "gpt")                                        # (T,)
-        role_ids = tf.where(is_gpt, assistant, user)[:, None]                  # (T, 1)
-        turns = tf.concat([tf.RaggedTensor.from_tensor(role_ids), tokens,
-                           tf.RaggedTensor.from_tensor(tf.fill(tf.shape(role_ids), end))],
-                          axis=1)                                              # (T, None)
-        text_mask = tf.ones_like(tokens, tf.bool) & is_gpt[:, None]
-        masks = tf.concat([tf.RaggedTensor.from_tensor(tf.zeros_like(role_ids, tf.bool)),
-                           text_mask, tf.RaggedTensor.from_tensor(is_gpt[:, None])], axis=1)
-        ids = tf.concat([turns.flat_values, [pad]], axis=0)                    # (L + 1,)
-        trained = tf.concat([masks.flat_values, [False]], axis=0)              # (L + 1,)
-        return ids, trained
-
-    return encode
-
-
-def shard_dataset(source, tokenizer, image_size, batch_size, max_text_length, *, shuffle=False,
+def shard_dataset(source, preprocessor, batch_size, max_text_length, *, shuffle=False,
                   seed=0, repeat=False, drop_remainder=False, shuffle_buffer=1024,
                   input_context=None, skip_too_long=False, ids=None, widths=None):
     """Batched, bucketed, prefetched training data streamed from shards (see ``make_dataset``;
@@ -249,7 +210,7 @@ def shard_dataset(source, tokenizer, image_size, batch_size, max_text_length, *,
     unless ``skip_too_long``. With ``input_context`` the batch size is per replica
     (``input_context.get_per_replica_batch_size`` is the caller's job, as in tf.distribute).
     """
-    ds = shard_examples(source, tokenizer, image_size, ids=ids, input_context=input_context,
+    ds = shard_examples(source, preprocessor, ids=ids, input_context=input_context,
                         shuffle_files=shuffle, shuffle_buffer=shuffle_buffer if shuffle else 0,
                         seed=seed, deterministic=not shuffle)
     too_long = lambda inputs, labels, weights: tf.shape(labels)[0] > max_text_length  # noqa: E731
@@ -269,22 +230,14 @@ def shard_dataset(source, tokenizer, image_size, batch_size, max_text_length, *,
     return bucket_batch(ds, max_text_length, batch_size, drop_remainder, widths)
 
 
-def distributed_shard_dataset(strategy, source, tokenizer, image_size, global_batch_size,
+def distributed_shard_dataset(strategy, source, preprocessor, global_batch_size,
                               max_text_length, **kwargs):
     """``strategy.distribute_datasets_from_function`` over :func:`shard_dataset`: each input
     pipeline reads its own shard files, with the per-replica batch size."""
     def dataset_fn(input_context):
         batch = input_context.get_per_replica_batch_size(global_batch_size)
-        return shard_dataset(source, tokenizer, image_size, batch, max_text_length,
+        return shard_dataset(source, preprocessor, batch, max_text_length,
                              input_context=input_context, **kwargs)
 
     return strategy.distribute_datasets_from_function(dataset_fn)
-
-
-def load_image_bytes(data, image_size):
-    """Decode encoded image bytes exactly as ``pipeline.load_image`` decodes a file."""
-    image = tf.io.decode_image(data, channels=3, expand_animations=False)
-    image.set_shape([None, None, 3])
-    image = tf.image.resize(image, (image_size, image_size), antialias=True)
-    return tf.clip_by_value(image, 0.0, 255.0)
 

@@ -1,4 +1,4 @@
-"""Export a run as a SavedModel that serves text from image bytes with TensorFlow alone.
+"""Export a task as a SavedModel that serves text from image bytes with TensorFlow alone.
 
 The serving signature ``serving_default``:
 
@@ -8,20 +8,21 @@ The serving signature ``serving_default``:
     outputs  text            (batch,) string   the answers
              num_tokens      (batch,) int32    generated tokens per answer (stop token excluded)
 
-Inside the graph: image decode + resize (as ``vit_tf.data.pipeline.load_image``), the chat
-template (``<|user|> prompt <|end|> <|assistant|>``), WordPiece tokenization in core TF ops
-(``GraphWordPiece``), KV-cached greedy decoding (the same ``Generator`` loop as ``vit-tf
-generate``, traced without XLA so the batch and lengths stay dynamic) and detokenization. No
-``vit_tf``, ``keras``, ``keras_hub`` or ``tensorflow_text`` import is needed to serve it:
+Inside the graph the task's own preprocessor (``vit_tf.data.preprocessor``) converts the images
+and writes the prompts in its chat format, so any tokenizer exports (our WordPiece, a preset's
+SentencePiece or BPE); then KV-cached greedy decoding (the same ``Generator`` loop as ``vit-tf
+generate``, traced without XLA so the batch and lengths stay dynamic) and detokenization. The
+tokenizers run ``tensorflow_text`` ops, so the serving process needs ``tensorflow`` and
+``tensorflow-text`` (no ``vit_tf``, ``keras`` or ``keras_hub``):
 
-    import tensorflow as tf
+    import tensorflow as tf, tensorflow_text  # noqa: F401  (registers the tokenizer ops)
     serve = tf.saved_model.load("exported").signatures["serving_default"]
     serve(images=tf.constant([open("cat.png", "rb").read()]),
           prompts=tf.constant(["What colour is the circle?"]),
           max_new_tokens=tf.constant(16))["text"]
 
-Bad image bytes raise ``tf.errors.InvalidArgumentError`` ("image 0 of the batch is not a PNG,
-JPEG, GIF or BMP image ...") from the call; the serving process keeps running.
+Bad image bytes raise ``tf.errors.InvalidArgumentError`` ("not a PNG, JPEG, GIF or BMP image")
+from the call; the serving process keeps running.
 Inspect with ``saved_model_cli show --dir exported --tag_set serve --signature_def serving_default``.
 """
 
@@ -29,66 +30,31 @@ import os
 
 import tensorflow as tf
 
-from vit_tf.data.template import ASSISTANT, END, USER
-from vit_tf.export.graph_tokenizer import GraphWordPiece
-from vit_tf.inference.generate import Generator
+from vit_tf.models.generation import Generator
 
 SIGNATURE = "serving_default"
-# Magic numbers of the formats tf.io.decode_image reads (bytes, compared as bytes).
-_IMAGE_MAGIC = (b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff", b"GIF87a", b"GIF89a", b"BM")
-
-
-def _is_image(data):
-    return tf.reduce_any(tf.stack(
-        [tf.equal(tf.strings.substr(data, 0, len(m)), tf.constant(m)) for m in _IMAGE_MAGIC]))
 
 
 class ServingModule(tf.Module):
-    """A ``tf.Module`` holding the model, the vocabulary and the serving function."""
+    """A ``tf.Module`` holding the task (model + preprocessor) and the serving function."""
 
-    def __init__(self, model, tokenizer, image_size):
+    def __init__(self, task):
         super().__init__(name="vit_tf_serving")
-        if hasattr(tokenizer, "special_sequences"):
-            raise ValueError(
-                f"vit-tf export serves vit_tf's own WordPiece tokenizer in core TF ops; this model "
-                f"uses a keras-hub preset tokenizer ({tokenizer.chat_format}), which is not "
-                "exported yet: use the .keras run folder with vit-tf generate / Generator")
-        self.model = model
-        self.model_variables = list(model.variables)  # tracked, so they are saved
-        self.image_size = image_size
-        self.wordpiece = GraphWordPiece(tokenizer.get_vocabulary())
-        self.generator = Generator(model, tokenizer, max_new_tokens=1, jit_compile=False)
-        self.ids = {t: tokenizer.token_to_id(t) for t in (USER, END, ASSISTANT)}
-        self.pad_id = self.generator.encoder.pad_id
+        self.model = task
+        self.model_variables = list(task.variables)  # tracked, so they are saved
+        self.preprocessor = task.preprocessor
+        self.generator = Generator(task, max_new_tokens=1, jit_compile=False)
+        self.pad_id = self.preprocessor.pad_id
+        self.stop_id = self.preprocessor.stop_id
         self.max_text_length = self.generator.max_text_length
-
-    def decode_images(self, images):
-        """(batch,) bytes -> (batch, S, S, 3) float32 in [0, 255]; a clear error on bad bytes."""
-        def decode(args):
-            data, i = args
-            check = tf.debugging.Assert(_is_image(data), [
-                "image", i, "of the batch is not a PNG, JPEG, GIF or BMP image (", tf.strings.length(data),
-                "bytes)"])
-            with tf.control_dependencies([check]):
-                image = tf.io.decode_image(data, channels=3, expand_animations=False)
-            image.set_shape([None, None, 3])
-            image = tf.image.resize(image, (self.image_size, self.image_size), antialias=True)
-            return tf.clip_by_value(image, 0.0, 255.0)
-
-        index = tf.range(tf.shape(images)[0])
-        return tf.map_fn(decode, (images, index), fn_output_signature=tf.TensorSpec(
-            [self.image_size, self.image_size, 3], tf.float32))
 
     def encode_prompts(self, prompts, max_new_tokens):
         """As ``Generator.encode_prompts``: (batch, width) ids, prompt mask, lengths."""
-        text = tf.strings.strip(tf.strings.regex_replace(prompts, "<image>", ""))
-        words = self.wordpiece.tokenize(text)                                # (batch, None)
-        batch = tf.shape(prompts)[0]
-
-        def column(token):
-            return tf.RaggedTensor.from_tensor(tf.fill([batch, 1], self.ids[token]))
-
-        ids = tf.concat([column(USER), words, column(END), column(ASSISTANT)], axis=1)
+        batch = tf.shape(prompts, out_type=tf.int64)[0]
+        roles = tf.RaggedTensor.from_row_lengths(tf.fill([batch], "human"), tf.ones([batch], tf.int64))
+        values = tf.RaggedTensor.from_row_lengths(prompts, tf.ones([batch], tf.int64))
+        ids, _ = self.preprocessor.tokenize_conversations(roles, values,
+                                                          add_generation_prompt=True)
         lengths = tf.cast(ids.row_lengths(), tf.int32)                       # (batch,)
         longest = tf.reduce_max(lengths)
         check = tf.debugging.assert_less(
@@ -110,30 +76,32 @@ class ServingModule(tf.Module):
         tf.debugging.assert_equal(tf.shape(images)[0], tf.shape(prompts)[0],
                                   message="images and prompts must have the same batch size")
         tf.debugging.assert_positive(max_new_tokens, message="max_new_tokens must be >= 1")
-        pixels = self.decode_images(images)
+        pixels = self.preprocessor.convert_images(images)
         token_ids, mask, lengths = self.encode_prompts(prompts, max_new_tokens)
         out = self.generator._generate_ids(pixels, token_ids, mask, tf.reduce_min(lengths))
         positions = tf.range(tf.shape(out)[1])[None, :]
         region = (positions >= lengths[:, None]) & (positions < (lengths + max_new_tokens)[:, None])
-        is_stop = region & (out == self.ids[END])
-        keep = region & (tf.cumsum(tf.cast(is_stop, tf.int32), axis=1) == 0)  # before the first end
+        is_stop = region & tf.reduce_any(out[..., None] == list(self.generator.stop_ids), -1)
+        keep = region & (tf.cumsum(tf.cast(is_stop, tf.int32), axis=1) == 0)  # before the first stop
         new_ids = tf.ragged.boolean_mask(out, keep)                           # (batch, None)
-        return {"text": self.wordpiece.detokenize(new_ids),
+        return {"text": self.preprocessor.detokenize_graph(new_ids),
                 "num_tokens": tf.cast(new_ids.row_lengths(), tf.int32)}
 
 
-def export_model(model, tokenizer, image_size, out):
-    """Write the SavedModel to ``out`` (which must not exist yet); returns ``out``."""
+def export_model(task, out):
+    """Write the SavedModel of ``task`` to ``out`` (which must not exist yet); returns ``out``."""
     if os.path.exists(out):
         raise FileExistsError(f"{out} already exists; choose another --out")
-    module = ServingModule(model, tokenizer, image_size)
+    if task.preprocessor is None:
+        raise ValueError("export needs the task's preprocessor (tokenizer, chat format, image "
+                         "size): build it with preprocessor=... or load a preset")
+    module = ServingModule(task)
     tf.saved_model.save(module, out, signatures={SIGNATURE: module.serve.get_concrete_function()})
     return out
 
 
-def export_run(run, out):
-    """Export the model of a run folder (``RUN/model.keras``, tokenizer, config)."""
-    from vit_tf.training.run_dir import load_run
+def export_run(path, out):
+    """Export the task of a preset folder, run folder or ``.keras`` file."""
+    from vit_tf.runs import load_task
 
-    model, tokenizer, config = load_run(run)
-    return export_model(model, tokenizer, config.data.image_size, out)
+    return export_model(load_task(path), out)

@@ -14,25 +14,23 @@ Before each answer the oldest (question, answer) pairs are dropped until the pro
 for ``max_new_tokens`` fits the text context, and the session says how many it dropped.
 
 Example:
-    >>> session = ChatSession(generator, image_loader(64), "scene.png")
+    >>> session = ChatSession(task.generator(), image_loader(task.preprocessor), "scene.png")
     >>> session.ask("What colour is the circle?")
     'red'
 """
-
-from vit_tf.data.template import prompt_segments
 
 HELP = ("commands: /image PATH (switch image, new conversation), /reset (forget the conversation), "
         "/history (turns the model sees), /help, /quit")
 
 
-def image_loader(image_size):
-    """``path -> (S, S, 3) float32`` as training loads images; ``ValueError`` naming a bad file."""
+def image_loader(preprocessor):
+    """``path -> (S, S, 3) float32`` through the preprocessor (as training loads images);
+    ``ValueError`` naming a missing or corrupt file."""
     def load(path):
-        from vit_tf.data.pipeline import load_image
         from vit_tf.data.sources import load_image_rgb
 
         load_image_rgb(path)  # raises ValueError naming the file if it is missing or corrupt
-        return load_image(path, image_size).numpy()
+        return preprocessor.convert_images(path).numpy()
 
     return load
 
@@ -41,7 +39,7 @@ class ChatSession:
     """A conversation about one image.
 
     Args:
-        generator: a ``vit_tf.inference.generate.Generator``.
+        generator: a ``vit_tf.models.generation.Generator`` (``task.generator(...)``).
         load_image: ``path -> (S, S, 3) float32`` image (raises naming the file if it can't).
         image_path: the first image.
         write: where notices (dropped turns) go; ``print`` by default.
@@ -67,8 +65,7 @@ class ChatSession:
         self.history = []
 
     def _length(self, conversation):
-        ids, _ = self.generator.encoder.encode([prompt_segments(conversation)])[0]
-        return len(ids)
+        return len(self.generator.prompt_ids([conversation])[0])
 
     def fit(self, question):
         """History + question, oldest pairs dropped to leave room for the answer -> turns."""

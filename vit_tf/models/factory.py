@@ -94,3 +94,16 @@ def build_model(config, vocabulary_size, max_text_length=None, special_token_ids
         **decoder_options,
     )
     return VisionLanguageModel(encoder, projector, decoder, image_size, name="vlm")
+
+
+def build_task(config, preprocessor):
+    """``build_model`` sized for ``preprocessor`` (vocabulary, chat markers, text context),
+    with the preprocessor attached: a task that takes raw inputs."""
+    if preprocessor.image_size != config.data.image_size:
+        raise ConfigError(f"data.image_size={config.data.image_size} but the preprocessor makes "
+                          f"{preprocessor.image_size}px images")
+    model = build_model(config, preprocessor.vocabulary_size,
+                        max_text_length=preprocessor.max_text_length,
+                        special_token_ids=preprocessor.special_ids())
+    model.preprocessor = preprocessor
+    return model

@@ -3,13 +3,18 @@
 import keras
 from keras import ops
 
+from vit_tf.models.task import TaskMixin
+
 # Metrics only a training step produces; dropped from evaluation logs (no ``val_grad_norm``).
 TRAIN_ONLY_METRICS = ("grad_norm", "examples", "text_tokens", "padded_tokens")
 
 
 @keras.saving.register_keras_serializable(package="vit_tf")
-class VisionLanguageModel(keras.Model):
-    """A Keras functional model composed of three parts passed as objects.
+class VisionLanguageModel(TaskMixin, keras.Model):
+    """A Keras functional model composed of three parts passed as objects, and the task around
+    it: with a ``preprocessor`` (``vit_tf.data.preprocessor.VisionLanguagePreprocessor``) it
+    trains on raw examples, generates from raw images and prompts and saves as a preset
+    (``vit_tf.models.task``).
 
     The decoder receives the projected image tokens and its fusion decides how they enter:
     concatenated before the text embeddings (LLaVA, the default), resampled, cross-attended or
@@ -23,11 +28,14 @@ class VisionLanguageModel(keras.Model):
     Output: logits (batch, text_len, vocabulary_size) float32.
 
     Example:
-        >>> model = build_model(ExperimentConfig(), vocabulary_size=100, max_text_length=32)
-        >>> model.save("model.keras"); keras.saving.load_model("model.keras")
+        >>> task = build_model(config, preprocessor=preprocessor)
+        >>> task.compile(); task.fit(raw_ds.batch(16), epochs=1)
+        >>> task.generate("scene.png", "What colour is the circle?")
+        >>> task.save_to_preset("my_model"); VisionLanguageModel.from_preset("my_model")
     """
 
-    def __init__(self, image_encoder, projector, decoder, image_size, **kwargs):
+    def __init__(self, image_encoder, projector, decoder, image_size, preprocessor=None,
+                 **kwargs):
         images = keras.Input((image_size, image_size, 3), name="images")
         token_ids = keras.Input((None,), dtype="int32", name="token_ids")
         padding_mask = keras.Input((None,), dtype="bool", name="padding_mask")
@@ -42,6 +50,10 @@ class VisionLanguageModel(keras.Model):
         self.projector = projector
         self.decoder = decoder
         self.image_size = image_size
+        if preprocessor is not None and preprocessor.image_size != image_size:
+            raise ValueError(f"the preprocessor makes {preprocessor.image_size}px images but the "
+                             f"model takes {image_size}px")
+        self.preprocessor = preprocessor
         self.grad_norm_tracker = keras.metrics.Mean(name="grad_norm")
         self.step_counts = StepCounts(name="step_counts")
 
@@ -153,13 +165,16 @@ class VisionLanguageModel(keras.Model):
             "projector": keras.saving.serialize_keras_object(self.projector),
             "decoder": keras.saving.serialize_keras_object(self.decoder),
             "image_size": self.image_size,
+            "preprocessor": (None if self.preprocessor is None
+                             else keras.saving.serialize_keras_object(self.preprocessor)),
         }
 
     @classmethod
     def from_config(cls, config):
         config = dict(config)
-        for key in ("image_encoder", "projector", "decoder"):
-            config[key] = keras.saving.deserialize_keras_object(config[key])
+        for key in ("image_encoder", "projector", "decoder", "preprocessor"):
+            if config.get(key) is not None:
+                config[key] = keras.saving.deserialize_keras_object(config[key])
         return cls(**config)
 
 

@@ -9,8 +9,10 @@ LLaVA data without categories). It writes into the run folder:
 
     RUN/stage1/checkpoints/epoch_XXX.keras   RUN/stage1/logs/   RUN/stage1/model.keras
 
-and its history goes into ``train_summary.json`` under ``stages.stage1``. On ``--resume`` a
-finished stage 1 (``stage1/model.keras``) is loaded instead of being trained again.
+and its history goes into ``train_summary.json`` under ``stages.stage1``. It trains through the
+same ``resumable_fit`` as the main run (atomic step checkpoints in ``RUN/stage1/state/``), so a
+run killed during stage 1 resumes inside it; a finished stage 1 (``stage1/model.keras``) is
+loaded instead of being trained again.
 
 Example:
     >>> cfg = apply_overrides(load_experiment("default"), ["train.stage1.epochs=2"])
@@ -21,10 +23,9 @@ import dataclasses
 import os
 import time
 
-import keras
-
 from vit_tf.config import ConfigError
 from vit_tf.training.callbacks import EpochTimer
+from vit_tf.training.checkpointing import AtomicModelCheckpoint, resumable_fit
 from vit_tf.training.nan_guard import NanGuard
 from vit_tf.training.optim import compile_model, epoch_steps, steps_per_call
 from vit_tf.training.policy import apply_policy, resolve_policy, trainable_counts
@@ -34,7 +35,7 @@ from vit_tf.training.telemetry import TensorBoard, whole_calls
 def stage_paths(out):
     root = os.path.join(out, "stage1")
     return {"root": root, "checkpoints": os.path.join(root, "checkpoints"),
-            "logs": os.path.join(root, "logs"), "backup": os.path.join(root, "backup"),
+            "logs": os.path.join(root, "logs"), "state": os.path.join(root, "state"),
             "model": os.path.join(root, "model.keras")}
 
 
@@ -54,11 +55,13 @@ def stage1_records(records, categories):
     return chosen
 
 
-def run_stage1(model, config, records, make_dataset, out, log=print):
+def run_stage1(model, config, records, make_dataset, out, log=print, read_dir=None):
     """Train stage 1 on ``model`` in place; returns its summary dict.
 
     ``make_dataset(records) -> (number of examples, repeated training dataset)``: the caller's
-    pipeline (in-memory or shards), so stage 1 batches exactly like the main run.
+    pipeline (in-memory or shards), so stage 1 batches exactly like the main run. ``read_dir``:
+    where a resume reads the stage's state (default ``out``; a non-chief worker writes to a
+    temporary ``out`` but resumes from the chief's folder).
     """
     s, d = config.train.stage1, config.data
     p = stage_paths(out)
@@ -86,13 +89,14 @@ def run_stage1(model, config, records, make_dataset, out, log=print):
         f"{steps} steps/epoch x {s.epochs} epochs; trainable parameters {counts}")
     os.makedirs(p["checkpoints"], exist_ok=True)
     start = time.perf_counter()
-    history = model.fit(
-        dataset, epochs=s.epochs, steps_per_epoch=steps, verbose=2, shuffle=False,
+    history = resumable_fit(
+        model, dataset, stage_paths(read_dir or out)["state"], epochs=s.epochs,
+        steps_per_epoch=steps, save_dir=p["state"], log=log,
+        make_train_ds=lambda: make_dataset(chosen)[1],
         callbacks=[
             NanGuard(p["checkpoints"], stage="stage 1"),
             EpochTimer(),
-            keras.callbacks.BackupAndRestore(p["backup"]),
-            keras.callbacks.ModelCheckpoint(os.path.join(p["checkpoints"], "epoch_{epoch:03d}.keras")),
+            AtomicModelCheckpoint(p["checkpoints"]),
             TensorBoard(p["logs"], update_freq=whole_calls(50, per_call)),
         ],
     )
@@ -103,5 +107,5 @@ def run_stage1(model, config, records, make_dataset, out, log=print):
         "steps": steps * s.epochs,
         "trainable_parameters": counts,
         "seconds": round(time.perf_counter() - start, 1),
-        "history": {k: [float(v) for v in vals] for k, vals in history.history.items()},
+        "history": history,
     }

@@ -143,23 +143,13 @@ class HParamsLogger(keras.callbacks.Callback):
         self.writer.flush()
 
 
-def validation_accuracy(records, tokenizer, data_config, data_source, log_dir):
-    """``AnswerAccuracy`` on held-out records (the ``data.validation_fraction`` slice).
-
-    Records streamed from TFRecord shards have no image files: their images are extracted once
-    to ``<log_dir>/validation_images``.
-    """
-    import os
-
+def validation_accuracy(records, preprocessor, data_config):
+    """``AnswerAccuracy`` on held-out records (the ``data.validation_fraction`` slice; records
+    streamed from shards come with their images extracted: ``TrainingData.with_images``)."""
     from vit_tf.data.pipeline import encode_records
-    from vit_tf.data.shards import is_shard_source
-    from vit_tf.data.shards_train import extract_images
     from vit_tf.training.callbacks import AnswerAccuracy
 
-    if is_shard_source(data_source):
-        records = extract_images(data_source, [dict(r) for r in records],
-                                 os.path.join(log_dir, "validation_images"))
-    examples = encode_records(records, tokenizer, data_config.max_text_length)
+    examples = encode_records(records, preprocessor, data_config.max_text_length)
     categories = [r.get("category") or "all" for r in records]
     return AnswerAccuracy(examples, categories, data_config.image_size)
 

@@ -1,28 +1,26 @@
 """``train``: LLaVA JSON + image root (or a TFRecord shard folder) + config -> a trained run.
 
+It reads as its parts: the data (``vit_tf.data.training_data``: records -> preprocessor and
+tf.data), the task (``vit_tf.models.factory.build_task``), optional stage 1, then
+``resumable_fit``; the run folder ends as a preset (``vit_tf.runs``).
+
 Example:
-    >>> from vit_tf.config import load_experiment
+    >>> from vit_tf.experiments import load_experiment
     >>> train(load_experiment("default"), "shapes/train.json", "shapes", "runs/default")
 """
 
 import json
 import os
 import time
-from functools import partial
 
 import keras
-import numpy as np
 
-from vit_tf.config import ConfigError, save_config, load_config, to_dict
-from vit_tf.data.packing import pack_by_image
-from vit_tf.data.pipeline import cached_image_bytes, encode_records, make_dataset, parse_widths
-from vit_tf.data.prepare import prepare_records
-from vit_tf.data.shards import is_shard_source
-from vit_tf.data.shards_train import extract_images, prepare_shard_records, shard_training_data
-from vit_tf.data.preset_tokenizer import tokenizer_for_config
-from vit_tf.data.tokenizer import load_tokenizer, save_tokenizer, special_ids
-from vit_tf.models.factory import build_model
+from vit_tf.config import load_config, save_config, to_dict
+from vit_tf.data.preprocessor import VisionLanguagePreprocessor
+from vit_tf.data.training_data import prepare_training_data
+from vit_tf.models.factory import build_task
 from vit_tf.models.vlm import count_params
+from vit_tf.runs import is_finished, paths
 from vit_tf.training.callbacks import AnswerAccuracy, EpochTimer, SampleAnswers
 from vit_tf.training.checkpointing import AtomicModelCheckpoint, resumable_fit
 from vit_tf.training.distribute import (defer_symbolic_build, discard, distributable,
@@ -33,53 +31,58 @@ from vit_tf.training.optim import compile_model, epoch_steps, steps_per_call
 from vit_tf.training.policy import apply_policy, resolve_policy, trainable_counts
 from vit_tf.training.precision import precision_policy
 from vit_tf.training.relevance_callback import RelevanceMaps
+from vit_tf.training.stages import run_stage1
 from vit_tf.training.telemetry import (parse_profile_steps, telemetry_callbacks,
                                        validation_accuracy, whole_calls)
-from vit_tf.training.run_dir import paths
-from vit_tf.training.stages import run_stage1
 
 
-def _split(records, fraction, seed):
-    if fraction <= 0:
-        return records, []
-    order = np.random.default_rng(seed).permutation(len(records))
-    n_val = max(1, int(round(fraction * len(records))))
-    return [records[i] for i in order[n_val:]], [records[i] for i in order[:n_val]]
+def _answer_accuracy(val_json, image_root, preprocessor, d):
+    from vit_tf.data.pipeline import encode_records
+    from vit_tf.data.prepare import prepare_records
 
-
-def _in_memory_data(train_ex, val_records, tokenizer, d, seed, log):
-    """(train, validation or None) datasets from encoded examples and image files."""
-    cache = d.cache_images
-    if cache and cached_image_bytes(train_ex, d.image_size) > d.cache_images_max_gb * 2**30:
-        log(f"decoded images would take {cached_image_bytes(train_ex, d.image_size) / 2**30:.1f} "
-            f"GiB > data.cache_images_max_gb={d.cache_images_max_gb}; streaming them from disk")
-        cache = False
-    # Repeated, full batches only: every step has one of a few XLA shapes, and an "epoch" is a
-    # fixed number of steps (the data position simply carries on into the next one).
-    widths = parse_widths(d.pad_widths, int(np.max(train_ex.lengths, initial=1)))
-    train_ds = make_dataset(train_ex, d.image_size, d.batch_size, shuffle=True, seed=seed,
-                            repeat=True, drop_remainder=True, cache_images=cache, widths=widths)
-    val_ds = None
-    if val_records:
-        val_ds = make_dataset(encode_records(val_records, tokenizer, d.max_text_length),
-                              d.image_size, d.batch_size)
-    return train_ds, val_ds
-
-
-def _stage_data(data_json, tokenizer, d, seed, log, records):
-    """(examples, repeated training dataset) of ``records``: the main run's pipeline."""
-    if is_shard_source(data_json):
-        return len(records), shard_training_data(data_json, tokenizer, d, records, [], seed)[0]
-    examples = encode_records(records, tokenizer, d.max_text_length)
-    return len(examples), _in_memory_data(examples, [], tokenizer, d, seed, log)[0]
-
-
-def _answer_accuracy(val_json, image_root, tokenizer, d):
-    records, _, report = prepare_records(val_json, image_root, max_text_length=d.max_text_length,
-                                         tokenizer=tokenizer, skip_invalid=d.skip_invalid)
-    examples = encode_records(records, tokenizer, d.max_text_length)
+    records, _, _ = prepare_records(val_json, image_root, max_text_length=d.max_text_length,
+                                    preprocessor=preprocessor, skip_invalid=d.skip_invalid)
+    examples = encode_records(records, preprocessor, d.max_text_length)
     categories = [r.get("category") or "all" for r in records]
     return AnswerAccuracy(examples, categories, d.image_size)
+
+
+def _steps(config, data, log):
+    """(steps per epoch, steps per compiled call), with a note when the call size is lowered."""
+    t = config.train
+    steps = epoch_steps(t.steps_per_epoch, data.num_examples, config.data.batch_size,
+                        t.steps_per_execution)
+    profiling = bool(parse_profile_steps(t.profile_steps))
+    per_call = steps_per_call(t.steps_per_execution, steps, t.checkpoint_every_steps,
+                              profile=profiling)
+    if per_call != t.steps_per_execution:
+        log(f"train.steps_per_execution={t.steps_per_execution} runs as {per_call}: "
+            + ("1 while profiling" if profiling else
+               f"the largest that divides the {steps} steps per epoch"
+               + (f" and train.checkpoint_every_steps={t.checkpoint_every_steps}"
+                  if t.checkpoint_every_steps else "")))
+    return steps, per_call
+
+
+def _callbacks(config, data, model, w, val_json, val_image_root, image_root, per_call):
+    """Checkpoints, NaN guard, validation, samples, relevance maps and telemetry."""
+    d = config.data
+    callbacks = [NanGuard(w["checkpoints"]), EpochTimer(), AtomicModelCheckpoint(w["checkpoints"])]
+    if val_json:
+        callbacks.append(_answer_accuracy(val_json, val_image_root or image_root,
+                                          data.preprocessor, d))
+    elif data.val_records:  # the data.validation_fraction slice
+        records = data.with_images(data.val_records, os.path.join(w["logs"], "validation_images"))
+        callbacks.append(validation_accuracy(records, data.preprocessor, d))
+    n_samples = config.train.num_samples_to_log
+    if n_samples:
+        samples = data.with_images((data.val_records or data.train_records)[:n_samples],
+                                   os.path.join(w["logs"], "sample_images"))
+        callbacks.append(SampleAnswers(samples, os.path.join(w["logs"], "samples")))
+        if config.train.relevance_maps:
+            callbacks.append(RelevanceMaps(samples[: config.train.relevance_maps],
+                                           os.path.join(w["logs"], "relevance")))
+    return callbacks + telemetry_callbacks(config, w["logs"], update_freq=whole_calls(50, per_call))
 
 
 def train(config, data_json, image_root, out, resume=False, log=print, val_json=None,
@@ -97,8 +100,9 @@ def train(config, data_json, image_root, out, resume=False, log=print, val_json=
     if resume:
         if not os.path.exists(p["config"]):
             raise FileNotFoundError(f"{out}: nothing to resume (no config.json)")
-        if os.path.exists(p["model"]):
-            raise FileExistsError(f"{out} has finished training (model.keras exists); nothing to resume")
+        if is_finished(out):
+            raise FileExistsError(f"{out} has finished training (its preset metadata.json "
+                                  "exists); nothing to resume")
         config = load_config(p["config"])
     strategy = make_strategy(config.train)   # before any other TensorFlow work
     out_w = write_folder(out, strategy)      # `out` on the chief, else a temporary folder
@@ -113,69 +117,34 @@ def train(config, data_json, image_root, out, resume=False, log=print, val_json=
     keras.utils.set_random_seed(config.train.seed)
     start = time.perf_counter()
 
-    d = config.data
-    # A keras-hub LM decoder or BERT text embedding brings its preset's tokenizer; else None:
-    # prepare() trains our WordPiece on the data.
-    tokenizer = load_tokenizer(p["tokenizer"]) if resume else tokenizer_for_config(config)
-    prepare = prepare_shard_records if is_shard_source(data_json) else partial(
-        prepare_records, image_root=image_root)
-    records, tokenizer, report = prepare(
-        data_json, max_text_length=d.max_text_length, tokenizer=tokenizer,
-        vocabulary_size=d.vocabulary_size, skip_invalid=d.skip_invalid,
-    )
+    # The data: validated records, the preprocessor (reused on resume) and the datasets.
+    data = prepare_training_data(
+        config, data_json, image_root, log=log,
+        preprocessor=VisionLanguagePreprocessor.from_preset(out) if resume else None)
     with open(w["report"], "w") as f:
-        f.write(report.format() + "\n")
-    if not report.ok:
-        log(f"skipped {report.n_invalid} of {report.n_records} records ({report.summary()}); "
-            f"details in {w['report']}")
+        f.write(data.report.format() + "\n")
+    if not data.report.ok:
+        log(f"skipped {data.report.n_invalid} of {data.report.n_records} records "
+            f"({data.report.summary()}); details in {w['report']}")
     if not resume:
         save_config(config, w["config"])
-        save_tokenizer(tokenizer, w["tokenizer"])
-
-    train_records, val_records = _split(records, d.validation_fraction, config.train.seed)
-    if is_shard_source(data_json):  # streamed from TFRecord shards (vit_tf.data.shards)
-        if d.pack_by_image:
-            raise ConfigError(f"{data_json}: data.pack_by_image needs a LLaVA JSON source, not "
-                              "TFRecord shards")
-        train_ex = train_records
-        build = partial(shard_training_data, data_json, tokenizer, d, train_records,
-                        val_records, config.train.seed)
-    else:
-        train_ex = encode_records(train_records, tokenizer, d.max_text_length)
-        if d.pack_by_image:  # one row per image, examples walled off (vit_tf.data.packing)
-            n = len(train_ex)
-            train_ex = pack_by_image(train_ex, d.pack_length, config.train.seed)
-            log(f"packed {n} examples into {len(train_ex)} rows by image (data.pack_by_image)")
-        build = partial(_in_memory_data, train_ex, val_records, tokenizer, d, config.train.seed,
-                        log)
-    datasets = lambda: [distributable(ds, strategy) for ds in build()]  # noqa: E731
-    train_ds, val_ds = datasets()
-    steps = epoch_steps(config.train.steps_per_epoch, len(train_ex), d.batch_size,
-                        config.train.steps_per_execution)
+        data.preprocessor.save_to_preset(out_w)
+    steps, per_call = _steps(config, data, log)
     total_steps = steps * config.train.epochs
-    profiling = bool(parse_profile_steps(config.train.profile_steps))
-    per_call = steps_per_call(config.train.steps_per_execution, steps,
-                              config.train.checkpoint_every_steps, profile=profiling)
-    if per_call != config.train.steps_per_execution:
-        log(f"train.steps_per_execution={config.train.steps_per_execution} runs as {per_call}: "
-            + ("1 while profiling" if profiling else
-               f"the largest that divides the {steps} steps per epoch"
-               + (f" and train.checkpoint_every_steps={config.train.checkpoint_every_steps}"
-                  if config.train.checkpoint_every_steps else "")))
+    if config.data.batch_size % strategy.num_replicas_in_sync:
+        raise ValueError(f"data.batch_size={config.data.batch_size} (the global batch) must be a "
+                         f"multiple of the {strategy.num_replicas_in_sync} replicas of "
+                         "train.strategy")
 
-    if d.batch_size % strategy.num_replicas_in_sync:
-        raise ValueError(f"data.batch_size={d.batch_size} (the global batch) must be a multiple of "
-                         f"the {strategy.num_replicas_in_sync} replicas of train.strategy")
-    # Layers take their dtype policy when built; variables are placed by the strategy.
+    # The task. Layers take their dtype policy when built; variables are placed by the strategy.
     with strategy.scope(), precision_policy(config.train.precision):
-        model = build_model(config, tokenizer.vocabulary_size(),
-                            special_token_ids=special_ids(tokenizer))
+        model = build_task(config, data.preprocessor)
     stage1 = None
     if config.train.stage1.epochs:
         with strategy.scope():
-            stage1 = run_stage1(model, config, train_records,
-                                partial(_stage_data, data_json, tokenizer, d, config.train.seed,
-                                        log), out_w, log)
+            stage1 = run_stage1(model, config, data.train_records,
+                                lambda records: data.train_dataset(records), out_w, log,
+                                read_dir=out)
     with strategy.scope():
         multipliers = apply_policy(model, resolve_policy(config.train.policy, config.model),
                                    config.train.lora)
@@ -183,28 +152,14 @@ def train(config, data_json, image_root, out, resume=False, log=print, val_json=
                       steps_per_execution=per_call)
     defer_symbolic_build(model, strategy)
     trainable = trainable_counts(model)
-    log(f"{len(train_ex)} training examples, {steps} steps/epoch x {config.train.epochs} epochs; "
-        f"{count_params(model):,} parameters (trainable per part: {trainable}); "
+    log(f"{data.num_examples} training examples, {steps} steps/epoch x {config.train.epochs} "
+        f"epochs; {count_params(model):,} parameters (trainable per part: {trainable}); "
         f"{strategy.num_replicas_in_sync} replica(s); TensorBoard: tensorboard --logdir {w['logs']}")
 
-    callbacks = [NanGuard(w["checkpoints"]), EpochTimer(), AtomicModelCheckpoint(w["checkpoints"])]
-    if val_json:
-        callbacks.append(_answer_accuracy(val_json, val_image_root or image_root, tokenizer, d))
-    elif val_records:  # the data.validation_fraction slice
-        callbacks.append(validation_accuracy(val_records, tokenizer, d, data_json, w["logs"]))
-    n_samples = config.train.num_samples_to_log
-    if n_samples:
-        sample_records = (val_records or train_records)[:n_samples]
-        if is_shard_source(data_json):
-            sample_records = extract_images(data_json, [dict(r) for r in sample_records],
-                                            os.path.join(w["logs"], "sample_images"))
-        callbacks.append(SampleAnswers(sample_records, tokenizer, d.image_size,
-                                       os.path.join(w["logs"], "samples")))
-        if config.train.relevance_maps:
-            callbacks.append(RelevanceMaps(sample_records[: config.train.relevance_maps],
-                                           tokenizer, d.image_size,
-                                           os.path.join(w["logs"], "relevance")))
-    callbacks += telemetry_callbacks(config, w["logs"], update_freq=whole_calls(50, per_call))
+    datasets = lambda: (distributable(data.train_dataset()[1], strategy),  # noqa: E731
+                        distributable(data.validation_dataset(), strategy))
+    train_ds, val_ds = datasets()
+    callbacks = _callbacks(config, data, model, w, val_json, val_image_root, image_root, per_call)
     with strategy.scope():
         history = resumable_fit(
             model, train_ds, p["state"], epochs=config.train.epochs, steps_per_epoch=steps,
@@ -212,11 +167,12 @@ def train(config, data_json, image_root, out, resume=False, log=print, val_json=
             every_steps=config.train.checkpoint_every_steps, make_train_ds=lambda: datasets()[0],
         )
     model = merge_lora(model)  # LoRA factors folded into the kernels: a plain model
-    model.save(w["model"])
+    model.save_to_preset(out_w, generate_config=config.generate,
+                         extra_metadata={"experiment": config.name})
 
     summary = {
-        "examples": len(train_ex),
-        "skipped_records": report.n_invalid,
+        "examples": data.num_examples,
+        "skipped_records": data.report.n_invalid,
         "steps": total_steps,
         "parameters": {
             "total": count_params(model),

@@ -17,15 +17,18 @@ fixed seed it gives exactly the tokens ``generate`` gives). Beam search ranks wh
 so it is batched only; rows are grouped by prompt length because keras-hub's beam sampler would
 score the prompt tokens of longer prompts as if they were choices.
 
+Usually reached through the task (``VisionLanguageModel.generate`` / ``generate_stream``), which
+keeps one ``Generator`` per setting; the preprocessor (``vit_tf.data.preprocessor``) writes the
+prompts and reads the answers back, as in training.
+
 Example:
-    >>> gen = Generator(model, tokenizer, max_new_tokens=16, sampler="top_p")
+    >>> gen = Generator(model, max_new_tokens=16, sampler="top_p")
     >>> gen.generate(images, [[{"from": "human", "value": "What colour is the circle?"}]])
     ['red']
     >>> for event in gen.stream(images[:1], [[{"from": "human", "value": "Describe it."}]]):
     ...     print(event.text_deltas[0], end="", flush=True)
 """
 
-import re
 from dataclasses import dataclass
 
 import keras_hub
@@ -33,13 +36,12 @@ import numpy as np
 import tensorflow as tf
 from keras import ops
 
-from vit_tf.data.pipeline import round_up
-from vit_tf.data.template import prompt_segments
-from vit_tf.data.tokenizer import SegmentEncoder
-from vit_tf.inference.samplers import freeze_finished, make_sampler, reset_seed, sampler_from_config
-from vit_tf.inference.samplers import stop_token_ids as _stop_token_ids
+from vit_tf.models.samplers import freeze_finished, make_sampler, reset_seed, sampler_from_config
+from vit_tf.models.samplers import stop_token_ids as _stop_token_ids
 
-_SPACE_BEFORE_PUNCT = re.compile(r"\s+([.,!?;:])")
+
+def round_up(n, multiple=8):
+    return int(-(-n // multiple) * multiple)
 
 
 @dataclass
@@ -62,7 +64,7 @@ class Generator:
 
     Args:
         model: a ``VisionLanguageModel``.
-        tokenizer: its WordPiece tokenizer.
+        preprocessor: its ``VisionLanguagePreprocessor`` (default ``model.preprocessor``).
         max_new_tokens: tokens generated at most per answer.
         use_cache: KV-cached decoding (default) or full recomputation each step.
         jit_compile: compile the whole loop with XLA.
@@ -70,28 +72,32 @@ class Generator:
         stop_tokens: extra stop tokens (vocabulary entries or ids); ``<|end|>`` always stops.
     """
 
-    def __init__(self, model, tokenizer, max_new_tokens=48, use_cache=True, jit_compile=True,
-                 sampler="greedy", stop_tokens=()):
+    def __init__(self, model, preprocessor=None, max_new_tokens=48, use_cache=True,
+                 jit_compile=True, sampler="greedy", stop_tokens=()):
         self.model = model
-        self.tokenizer = tokenizer
+        self.preprocessor = preprocessor or model.preprocessor
+        if self.preprocessor is None:
+            raise ValueError("generation needs a preprocessor: build the model with "
+                             "preprocessor=VisionLanguagePreprocessor(...) or pass one")
         self.max_new_tokens = max_new_tokens
         self.use_cache = use_cache
-        self.encoder = SegmentEncoder(tokenizer)
+        self.pad_id = self.preprocessor.pad_id
         self.sampler = make_sampler(sampler) if isinstance(sampler, str) else sampler
-        self.stop_ids = _stop_token_ids(tokenizer, self.encoder.end_id, stop_tokens)
+        self.stop_ids = _stop_token_ids(self.preprocessor, self.preprocessor.stop_id, stop_tokens)
         self.max_text_length = model.decoder.max_sequence_length - model.num_image_tokens
         self._compiled = tf.function(self._generate_ids, jit_compile=jit_compile, reduce_retracing=True)
         self._prefill = tf.function(self._start, jit_compile=jit_compile, reduce_retracing=True)
         self._step = tf.function(self._one_step, jit_compile=jit_compile, reduce_retracing=True)
 
     @classmethod
-    def from_config(cls, model, tokenizer, config, **kwargs):
+    def from_config(cls, model, config, preprocessor=None, **kwargs):
         """From a ``GenerateConfig`` (strategy, beams, top-k/p, temperature, seed, stop tokens)."""
         stops = tuple(s for s in config.stop_tokens.split(",") if s.strip())
         kwargs.setdefault("max_new_tokens", config.max_new_tokens)
         kwargs.setdefault("use_cache", config.use_cache)
         kwargs.setdefault("jit_compile", config.jit_compile)
-        return cls(model, tokenizer, sampler=sampler_from_config(config), stop_tokens=stops, **kwargs)
+        return cls(model, preprocessor, sampler=sampler_from_config(config), stop_tokens=stops,
+                   **kwargs)
 
     @property
     def is_beam(self):
@@ -151,7 +157,7 @@ class Generator:
             next, cache = self._next_cached(images, token_ids, start_index)
         else:
             next, cache = self._next_uncached(images, token_ids)
-        next = freeze_finished(next, prompt_mask, self.stop_ids, self.encoder.pad_id)
+        next = freeze_finished(next, prompt_mask, self.stop_ids, self.pad_id)
         return self.sampler(
             next, token_ids, cache=cache, index=start_index, mask=prompt_mask,
             stop_token_ids=self.stop_ids,
@@ -169,10 +175,18 @@ class Generator:
 
     # ----- prompts in, ids and text out -----
 
+    def prompt_ids(self, conversations):
+        """The preprocessor's prompt ids of each conversation (ending with a human turn)."""
+        for i, c in enumerate(conversations):
+            if not c or c[-1].get("from") != "human":
+                raise ValueError(f"conversation {i}: a generation prompt must end with a human turn")
+        return [ids for ids, _ in self.preprocessor.encode_conversations(
+            conversations, add_generation_prompt=True)]
+
     def encode_prompts(self, conversations):
         """Right-padded prompt buffer: token ids (batch, L), prompt mask (batch, L), lengths."""
-        pairs = self.encoder.encode([prompt_segments(c) for c in conversations])
-        lengths = np.array([len(ids) for ids, _ in pairs], np.int32)
+        pairs = self.prompt_ids(conversations)
+        lengths = np.array([len(ids) for ids in pairs], np.int32)
         width = round_up(int(lengths.max()), 16) + self.max_new_tokens
         if int(lengths.max()) >= self.max_text_length:
             raise ValueError(
@@ -180,8 +194,8 @@ class Generator:
                 f"{self.max_text_length} tokens"
             )
         width = min(width, self.max_text_length)
-        token_ids = np.full((len(pairs), width), self.encoder.pad_id, np.int32)
-        for i, (ids, _) in enumerate(pairs):
+        token_ids = np.full((len(pairs), width), self.pad_id, np.int32)
+        for i, ids in enumerate(pairs):
             token_ids[i, : len(ids)] = ids
         mask = np.arange(width)[None, :] < lengths[:, None]
         return token_ids, mask, lengths
@@ -201,10 +215,22 @@ class Generator:
         )
         return [self._cut(row, n) for row, n in zip(np.asarray(out), lengths)]
 
+    def pixels(self, images):
+        """The model's (batch, S, S, 3) float32 input from any images the preprocessor accepts
+        (already converted float32 batches pass through unchanged)."""
+        size = self.preprocessor.image_size
+        if (isinstance(images, np.ndarray) and images.dtype == np.float32
+                and images.shape[1:] == (size, size, 3)):
+            return images
+        pixels = np.asarray(self.preprocessor.convert_images(images))
+        return pixels[None] if pixels.ndim == 3 else pixels
+
     def generate_ids(self, images, conversations):
         """-> list of generated token-id lists (without the prompt and the stop token)."""
         token_ids, mask, lengths = self.encode_prompts(conversations)
-        images = np.asarray(images, np.float32)
+        images = self.pixels(images)
+        if len(images) != len(conversations):
+            raise ValueError(f"{len(images)} images but {len(conversations)} conversations")
         if not self.is_beam:
             return self._run(images, token_ids, mask, lengths)
         results = [None] * len(lengths)
@@ -215,11 +241,7 @@ class Generator:
         return results
 
     def detokenize(self, ids):
-        if not ids:
-            return ""
-        text = self.tokenizer.detokenize(tf.constant([ids], tf.int32))[0]
-        text = text.numpy().decode("utf-8") if hasattr(text, "numpy") else str(text)
-        return _SPACE_BEFORE_PUNCT.sub(r"\1", text).strip()
+        return self.preprocessor.detokenize(ids)
 
     def generate(self, images, conversations):
         """Answer the last human turn of each conversation about its image -> list of str."""
@@ -235,6 +257,7 @@ class Generator:
             raise ValueError("beam search cannot stream: its best sequence is known only at the "
                              "end; use generate() or a greedy/top_k/top_p strategy")
         token_ids, mask, lengths = self.encode_prompts(conversations)
+        images = self.pixels(images)
         reset_seed(self.sampler)
         batch, width = token_ids.shape
         prompt, mask_t = tf.constant(token_ids), tf.constant(mask)
@@ -266,6 +289,6 @@ class Generator:
 
     def stream_text(self, image, conversation):
         """Text pieces of one answer as they are produced (``image`` (S, S, 3))."""
-        for event in self.stream(np.asarray(image)[None], [conversation]):
+        for event in self.stream([image], [conversation]):
             if event.text_deltas[0]:
                 yield event.text_deltas[0]

@@ -62,10 +62,12 @@ def reset_seed(sampler):
     generator.state.assign(sampler._vit_tf_initial_state)
 
 
-def stop_token_ids(tokenizer, end_id, stop_tokens=()):
+def stop_token_ids(preprocessor, end_id, stop_tokens=()):
     """``(end_id, *ids)`` for extra stop tokens given as vocabulary entries (words or ids)."""
     ids = [end_id]
-    vocab_size = tokenizer.vocabulary_size()
+    vocab_size = preprocessor.vocabulary_size
+    vocab = {t: i for i, t in enumerate(preprocessor.tokenizer.get_vocabulary())}
+    vocab.update(preprocessor.chat.added)
     for token in stop_tokens:
         if isinstance(token, (int, np.integer)) or (isinstance(token, str) and token.isdigit()):
             tid = int(token)
@@ -73,7 +75,7 @@ def stop_token_ids(tokenizer, end_id, stop_tokens=()):
                 raise ValueError(f"stop token id {tid} is outside the vocabulary (size {vocab_size})")
         else:
             token = token.strip()
-            tid = tokenizer.token_to_id(token) if token in tokenizer.get_vocabulary() else None
+            tid = vocab.get(token)
             if tid is None:
                 raise ValueError(
                     f"stop token {token!r} is not one vocabulary entry (a stop token must be a "

@@ -18,7 +18,7 @@ weaknesses: it is a local, linear estimate (saturated units under-report), and b
 regions get little relevance because of the grey baseline.
 
 Example (works in a notebook):
-    >>> result = explain(model, tokenizer, image, "What colour is the circle?")
+    >>> result = explain(task, "scene.png", "What colour is the circle?")
     >>> result.answer, result.tokens, result.relevance.shape    # (tokens, grid, grid)
     >>> render_overlay(result).save("relevance.png")
 """
@@ -29,7 +29,6 @@ import numpy as np
 import tensorflow as tf
 from PIL import Image, ImageDraw
 
-from vit_tf.data.template import END, prompt_segments
 
 BASELINE = 127.5
 
@@ -71,23 +70,22 @@ def patch_relevance(model, image, prompt_ids, answer_ids, patch_size, baseline=B
     return np.abs(per_patch)                                                   # (t, grid, grid)
 
 
-def explain(model, tokenizer, image, prompt, max_new_tokens=16, generator=None, patch_size=None):
-    """Generate a greedy answer to ``prompt`` about ``image`` and explain each of its tokens."""
-    from vit_tf.inference.generate import Generator
-
-    generator = generator or Generator(model, tokenizer, max_new_tokens, jit_compile=False)
+def explain(model, image, prompt, max_new_tokens=16, generator=None, patch_size=None):
+    """Generate a greedy answer to ``prompt`` about ``image`` (any image the preprocessor
+    accepts) and explain each of its tokens."""
+    generator = generator or model.generator(max_new_tokens, jit_compile=False)
     conversation = [{"from": "human", "value": prompt}]
-    image = np.asarray(image, np.float32)
+    image = generator.pixels([image])[0]                                      # (S, S, 3)
     answer_ids = generator.generate_ids(image[None], [conversation])[0]
-    prompt_ids, _ = generator.encoder.encode([prompt_segments(conversation)])[0]
+    prompt_ids = generator.prompt_ids([conversation])[0]
     explained = list(answer_ids)
     if len(answer_ids) < generator.max_new_tokens:
-        explained.append(generator.encoder.end_id)  # the answer stopped: explain the stop too
+        explained.append(generator.preprocessor.stop_id)  # the answer stopped: explain it too
     patch_size = patch_size or default_patch_size(model)
     relevance = patch_relevance(model, image, prompt_ids, explained, patch_size)
-    return Explanation(image, prompt, generator.detokenize(answer_ids),
-                       [tokenizer.id_to_token(int(i)) for i in explained], explained, relevance,
-                       patch_size)
+    tokens = [generator.preprocessor.id_to_token(int(i)) for i in explained]
+    return Explanation(image, prompt, generator.detokenize(answer_ids), tokens, explained,
+                       relevance, patch_size)
 
 
 def _heat(values):
