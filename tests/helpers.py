@@ -157,13 +157,19 @@ def run_layer_test(layer, inputs, tmp_path, expected_output_shape=None):
     return output
 
 
+_PREPROCESSORS = {}
+
+
 def tiny_preprocessor(config=None):
-    """The tiny WordPiece in our chat format, sized for ``config`` (default ``tiny_config()``)."""
+    """The tiny WordPiece in our chat format, sized for ``config`` (default ``tiny_config()``);
+    one object per size and context, so its tokenization is traced once per test process."""
     from vit_tf.data.preprocessor import VisionLanguagePreprocessor
 
     config = config or tiny_config()
-    return VisionLanguagePreprocessor(tiny_tokenizer(), "vit_tf", config.data.image_size,
-                                      config.data.max_text_length)
+    key = (config.data.image_size, config.data.max_text_length)
+    if key not in _PREPROCESSORS:
+        _PREPROCESSORS[key] = VisionLanguagePreprocessor(tiny_tokenizer(), "vit_tf", *key)
+    return _PREPROCESSORS[key]
 
 
 def tiny_task(seed=0, **overrides):

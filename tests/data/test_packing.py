@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from tests.helpers import TINY_TEXTS, tiny_config, tiny_tokenizer
+from tests.helpers import TINY_TEXTS, tiny_config, tiny_preprocessor
 from vit_tf.config import ConfigError
 from vit_tf.data.packing import pack_by_image
 from vit_tf.data.pipeline import encode_records, make_dataset
@@ -31,7 +31,7 @@ def _records(tmp_path, n_images=2, per_image=3):
 
 
 def test_pack_keeps_every_trained_token_and_one_image_per_row(tmp_path):
-    examples = encode_records(_records(tmp_path), tiny_tokenizer(), 32)
+    examples = encode_records(_records(tmp_path), tiny_preprocessor(), 32)
     packed = pack_by_image(examples, max_length=128, seed=0)
     assert len(packed) == 2                                     # one row per image
     assert packed.trained.sum() == examples.trained.sum()
@@ -48,10 +48,10 @@ def test_pack_keeps_every_trained_token_and_one_image_per_row(tmp_path):
 
 def test_packed_rows_give_each_example_its_unpacked_logits_and_loss(tmp_path):
     """The wall: logits and loss of a packed batch equal the one-example-per-row batch's."""
-    tokenizer = tiny_tokenizer()
-    examples = encode_records(_records(tmp_path), tokenizer, 32)
+    preprocessor = tiny_preprocessor()
+    examples = encode_records(_records(tmp_path), preprocessor, 32)
     packed = pack_by_image(examples, max_length=128, seed=3)
-    model = build_model(tiny_config(), tokenizer.vocabulary_size(), max_text_length=32)
+    model = build_model(tiny_config(), preprocessor.vocabulary_size, max_text_length=32)
 
     def batches(ex, batch_size):
         ds = make_dataset(ex, IMAGE_SIZE, batch_size)

@@ -5,12 +5,17 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-from tests.helpers import tiny_tokenizer, write_image
+from tests.helpers import tiny_preprocessor, write_image
 from vit_tf.config import ConfigError
-from vit_tf.data.pipeline import (cached_image_bytes, encode_records, load_image, make_dataset,
+from vit_tf.data.pipeline import (cached_image_bytes, encode_records, make_dataset,
                                     parse_widths)
-from vit_tf.data.template import conversation_segments
-from vit_tf.data.tokenizer import encode_segments, special_ids
+from vit_tf.data.image_converter import decode_image
+
+
+def encode(conversation):
+    """The preprocessor's (ids, trained) as trained, without the final label-shift [PAD]."""
+    ids, mask = tiny_preprocessor().encode_conversations([conversation])[0]
+    return ids[:-1], mask[:-1]
 
 IMAGE_SIZE = 16
 MAX_TEXT_LENGTH = 32
@@ -62,7 +67,7 @@ def _rows(records, batch_size=None, cache_images=False, widths=None):
     weights}, list of batches). Rows are matched by their unpadded token ids, so the tests hold
     whatever order or padding width (bucketing) the pipeline uses.
     """
-    examples = encode_records(records, tiny_tokenizer(), MAX_TEXT_LENGTH)
+    examples = encode_records(records, tiny_preprocessor(), MAX_TEXT_LENGTH)
     ds = make_dataset(examples, IMAGE_SIZE, batch_size or len(records), cache_images=cache_images,
                       widths=widths)
     batches = list(ds)
@@ -140,10 +145,9 @@ def test_images_are_resized_to_image_size_and_stay_in_0_255(records):
 
 def test_token_ids_are_the_encoded_segments_right_padded_with_pad(records):
     examples, rows, _ = _rows(records)
-    tok = tiny_tokenizer()
-    pad = special_ids(tok)["[PAD]"]
+    pad = tiny_preprocessor().pad_id
     for i, record in enumerate(records):
-        ids, mask = encode_segments(tok, conversation_segments(record["conversations"]))
+        ids, mask = encode(record["conversations"])
         n = len(ids)
         assert examples.lengths[i] == n
         np.testing.assert_array_equal(rows[i]["token_ids"][:n], ids)
@@ -155,7 +159,7 @@ def test_token_ids_are_the_encoded_segments_right_padded_with_pad(records):
 
 def test_labels_are_token_ids_shifted_left_by_one(records):
     _, rows, _ = _rows(records)
-    pad = special_ids(tiny_tokenizer())["[PAD]"]
+    pad = tiny_preprocessor().pad_id
     for row in rows.values():
         np.testing.assert_array_equal(row["labels"][:-1], row["token_ids"][1:])
         assert row["labels"][-1] == pad
@@ -187,31 +191,31 @@ def test_record_longer_than_max_text_length_raises_naming_the_record(records):
         {"from": "gpt", "value": "yes"},
     ]
     with pytest.raises(ValueError, match="'too_long_one'.*max_text_length=32"):
-        encode_records([records[0], long], tiny_tokenizer(), MAX_TEXT_LENGTH)
+        encode_records([records[0], long], tiny_preprocessor(), MAX_TEXT_LENGTH)
 
 
 def test_record_of_exactly_max_text_length_keeps_its_last_label(records):
-    tok = tiny_tokenizer()
-    n = len(encode_segments(tok, conversation_segments(records[0]["conversations"]))[0])
-    examples = encode_records([records[0]], tok, n)
+    pre = tiny_preprocessor()
+    n = len(encode(records[0]["conversations"])[0])
+    examples = encode_records([records[0]], pre, n)
     assert examples.token_ids.shape[1] == n + 1
     _, labels, weights = next(iter(make_dataset(examples, IMAGE_SIZE, 1)))
-    end_id = special_ids(tok)["<|end|>"]
+    end_id = pre.stop_id
     assert labels.numpy()[0, n - 2] == end_id and weights.numpy()[0, n - 2] == 1.0
 
 
-def test_images_inside_tf_data_equal_load_image_outside_it(records):
+def test_images_inside_tf_data_equal_the_preprocessor_outside_it(records):
     _, rows, _ = _rows(records)
     for i, record in enumerate(records):
-        outside = load_image(record["image_path"], IMAGE_SIZE).numpy()
+        outside = tiny_preprocessor().convert_images(record["image_path"]).numpy()
         np.testing.assert_array_equal(rows[i]["images"], outside)
 
 
 @pytest.mark.parametrize("mode", ["L", "RGBA", "P"])
-def test_load_image_converts_to_the_same_rgb_pixels_as_pil(tmp_path, mode):
+def test_decode_image_converts_to_the_same_rgb_pixels_as_pil(tmp_path, mode):
     path = write_image(tmp_path / f"{mode}.png", size=(IMAGE_SIZE, IMAGE_SIZE), mode=mode)
     expected = np.asarray(Image.open(path).convert("RGB"), np.float32)
-    np.testing.assert_allclose(load_image(path, IMAGE_SIZE).numpy(), expected, atol=1e-3)
+    np.testing.assert_allclose(decode_image(path, IMAGE_SIZE).numpy(), expected, atol=1e-3)
 
 
 def test_cached_images_give_the_same_rows_as_streamed_images_up_to_rounding(records, tmp_path):

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tests.helpers import tiny_config, tiny_tokenizer
+from tests.helpers import tiny_config, tiny_preprocessor
 from vit_tf.cli import main
 from vit_tf.data.pipeline import encode_records, make_dataset
 from vit_tf.data.shapes import ShapesConfig, write_shapes_world
@@ -34,10 +34,10 @@ def world(tmp_path_factory):
 
 def test_sharded_reading_yields_exactly_the_in_memory_examples(world):
     out, records = world
-    tokenizer = tiny_tokenizer()
-    memory = list(make_dataset(encode_records(records, tokenizer, 200), IMAGE_SIZE, 1)
+    preprocessor = tiny_preprocessor()
+    memory = list(make_dataset(encode_records(records, preprocessor, 200), IMAGE_SIZE, 1)
                   .as_numpy_iterator())
-    sharded = list(shard_examples(out / "shards", tokenizer, IMAGE_SIZE).as_numpy_iterator())
+    sharded = list(shard_examples(out / "shards", preprocessor).as_numpy_iterator())
     assert len(sharded) == len(memory) == len(records)
     for (m_in, m_labels, m_weights), (s_in, s_labels, s_weights) in zip(memory, sharded):
         n = int(m_in["padding_mask"].sum())        # make_dataset pads to its bucket width
@@ -63,34 +63,33 @@ def test_shards_keep_records_and_encoded_image_bytes(world):
 
 def test_each_input_pipeline_reads_its_own_shards_under_tf_distribute(world):
     out, records = world
-    tokenizer = tiny_tokenizer()
+    preprocessor = tiny_preprocessor()
     seen = []
     for worker in range(3):
         context = tf.distribute.InputContext(num_input_pipelines=3, input_pipeline_id=worker)
-        ds = shard_examples(out / "shards", tokenizer, IMAGE_SIZE, input_context=context)
+        ds = shard_examples(out / "shards", preprocessor, input_context=context)
         seen.append([tuple(ex[0]["token_ids"]) for ex in ds.as_numpy_iterator()])
     # round-robin writing: worker k reads exactly records k, k + 3, k + 6, ...
     assert [len(s) for s in seen] == [len(records[k::3]) for k in range(3)]
-    encoded = encode_records(records, tokenizer, 200)
+    encoded = encode_records(records, preprocessor, 200)
     for k in range(3):
         expected = [tuple(encoded.token_ids[i, :encoded.lengths[i]])
                     for i in range(k, len(records), 3)]
         assert seen[k] == expected
     context = tf.distribute.InputContext(num_input_pipelines=4, input_pipeline_id=0)
     with pytest.raises(ValueError, match="3 shard files for 4 input pipelines"):
-        shard_examples(out / "shards", tokenizer, IMAGE_SIZE, input_context=context)
+        shard_examples(out / "shards", preprocessor, input_context=context)
     strategy = tf.distribute.MirroredStrategy(["/cpu:0"])
-    batches = list(distributed_shard_dataset(strategy, out / "shards", tokenizer, IMAGE_SIZE, 4,
-                                             200))
+    batches = list(distributed_shard_dataset(strategy, out / "shards", preprocessor, 4, 200))
     assert sum(int(b[0]["token_ids"].shape[0]) for b in batches) == len(records)
 
 
 def test_records_longer_than_the_context_fail_or_are_skipped(world):
     out, _ = world
-    tokenizer = tiny_tokenizer()
+    preprocessor = tiny_preprocessor()
     with pytest.raises(tf.errors.InvalidArgumentError, match="longer than data.max_text_length=8"):
-        list(shard_dataset(out / "shards", tokenizer, IMAGE_SIZE, 4, 8))
-    assert list(shard_dataset(out / "shards", tokenizer, IMAGE_SIZE, 4, 8,
+        list(shard_dataset(out / "shards", preprocessor, 4, 8))
+    assert list(shard_dataset(out / "shards", preprocessor, 4, 8,
                               skip_too_long=True)) == []
 
 
@@ -122,4 +121,7 @@ def test_training_streams_from_shards(world, tmp_path):
     assert summary["examples"] == len(records) - round(0.2 * len(records))
     assert np.isfinite(summary["history"]["loss"]).all()
     assert np.isfinite(summary["history"]["val_loss"]).all()
-    assert (tmp_path / "run" / "model.keras").exists()
+    from vit_tf.runs import load_task
+
+    task = load_task(str(tmp_path / "run"))   # the run folder is a preset
+    assert task.preprocessor.image_size == config.data.image_size

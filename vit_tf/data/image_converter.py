@@ -41,13 +41,21 @@ def resize(image, image_size):
     return tf.clip_by_value(image, 0.0, 255.0)
 
 
-def decode_image(data, image_size, name=None):
-    """Encoded bytes (or, when they are not an image, a file path) -> (S, S, 3) float32.
+def decode_image(data, image_size, name=None, kind="auto"):
+    """Encoded bytes or a file path -> (S, S, 3) float32.
 
+    ``kind``: "bytes", "path", or "auto" (bytes when they look like an image, else a path).
     ``name`` (a string tensor, e.g. the record id) is put in the error for bad bytes.
     """
-    data = tf.cond(_is_image_bytes(data), lambda: data, lambda: tf.io.read_file(data))
-    label = data if name is None else name
+    source = data
+    is_bytes = {"bytes": tf.constant(True), "path": tf.constant(False)}.get(kind)
+    if is_bytes is None:
+        is_bytes = _is_image_bytes(data)
+    data = tf.cond(is_bytes, lambda: data, lambda: tf.io.read_file(data))
+    if name is None:   # the error names the file, or the size of the bytes
+        size = tf.strings.join(["(", tf.strings.as_string(tf.strings.length(source)), " bytes)"])
+        name = tf.where(is_bytes, size, source)
+    label = name
     check = tf.debugging.Assert(is_encoded_image(data), [
         "not a PNG, JPEG, GIF or BMP image:", tf.strings.substr(label, 0, 200)])
     with tf.control_dependencies([check]):
@@ -70,8 +78,10 @@ def _to_rgb(images):
 
 def convert_images(images, image_size):
     """Any accepted images -> float32 (S, S, 3), or (batch, S, S, 3) for a batch."""
-    if isinstance(images, (str, bytes)):
-        images = tf.constant(images)
+    if isinstance(images, bytes):   # Python bytes are never a path
+        return decode_image(tf.constant(images), image_size, kind="bytes")
+    if isinstance(images, str):
+        return decode_image(tf.constant(images), image_size, kind="path")
     elif isinstance(images, (list, tuple)) and images and isinstance(images[0], (str, bytes)):
         images = tf.constant(list(images))
     elif isinstance(images, (list, tuple)):

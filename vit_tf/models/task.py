@@ -126,6 +126,10 @@ class TaskMixin:
         super().compile(optimizer=optimizer, loss=loss, weighted_metrics=weighted_metrics,
                         jit_compile=jit_compile, **kwargs)
 
+    def compile_from_config(self, config):
+        """Keras' own (a saved compile config holds every argument explicitly)."""
+        return keras.Model.compile_from_config(self, config)
+
     def _preprocessed(self, data, batch_size=32):
         """A tf.data of raw examples -> (inputs, labels, sample_weight) batches; anything else
         (already preprocessed data, arrays) unchanged."""
