@@ -1,8 +1,10 @@
-"""Run in a FRESH Python process by test_saved_model.py: serve an exported model with TF only.
+"""Run in a FRESH Python process by test_saved_model.py: serve an exported model with TensorFlow
+and tensorflow-text only.
 
-Blocks ``vit_tf``, ``keras_hub`` and ``tensorflow_text`` before anything is imported, proves the
-block works, then loads the SavedModel and prints JSON: the answers, the error of bad image
-bytes (and that the process still serves afterwards), and the error of a too-long prompt.
+Blocks ``vit_tf`` and ``keras_hub`` before anything is imported (``keras`` comes with
+``tensorflow``, which depends on it), proves the block works, imports ``tensorflow_text`` (it registers the tokenizer ops the graph uses), then loads
+the SavedModel and prints JSON: the answers, the error of bad image bytes (and that the process
+still serves afterwards), and the error of a too-long prompt.
 Usage: python serve_check.py SAVED_MODEL_DIR IMAGE [IMAGE ...] -- PROMPT [PROMPT ...]
 """
 
@@ -10,7 +12,7 @@ import importlib.abc
 import json
 import sys
 
-BLOCKED = ("vit_tf", "keras_hub", "tensorflow_text")
+BLOCKED = ("vit_tf", "keras_hub")
 
 
 class _Blocker(importlib.abc.MetaPathFinder):
@@ -31,6 +33,7 @@ for name in BLOCKED:
         blocked[name] = True
 
 import tensorflow as tf  # noqa: E402
+import tensorflow_text  # noqa: E402,F401  (registers the tokenizer ops)
 
 args = sys.argv[1:]
 split = args.index("--")

@@ -41,11 +41,12 @@ def resize(image, image_size):
     return tf.clip_by_value(image, 0.0, 255.0)
 
 
-def decode_image(data, image_size, name=None, kind="auto"):
+def decode_image(data, image_size, name=None, kind="auto", index=None):
     """Encoded bytes or a file path -> (S, S, 3) float32.
 
     ``kind``: "bytes", "path", or "auto" (bytes when they look like an image, else a path).
-    ``name`` (a string tensor, e.g. the record id) is put in the error for bad bytes.
+    ``name`` (a string tensor, e.g. the record id) is put in the error for bad bytes; else the
+    error names the file, or the bytes' size (and ``index``, the image's place in its batch).
     """
     source = data
     is_bytes = {"bytes": tf.constant(True), "path": tf.constant(False)}.get(kind)
@@ -54,6 +55,8 @@ def decode_image(data, image_size, name=None, kind="auto"):
     data = tf.cond(is_bytes, lambda: data, lambda: tf.io.read_file(data))
     if name is None:   # the error names the file, or the size of the bytes
         size = tf.strings.join(["(", tf.strings.as_string(tf.strings.length(source)), " bytes)"])
+        if index is not None:
+            size = tf.strings.join(["image ", tf.strings.as_string(index), " of the batch ", size])
         name = tf.where(is_bytes, size, source)
     label = name
     check = tf.debugging.Assert(is_encoded_image(data), [
@@ -76,8 +79,9 @@ def _to_rgb(images):
     raise ValueError(f"an image array needs 1, 3 or 4 channels, got shape {images.shape}")
 
 
-def convert_images(images, image_size):
-    """Any accepted images -> float32 (S, S, 3), or (batch, S, S, 3) for a batch."""
+def convert_images(images, image_size, kind="auto"):
+    """Any accepted images -> float32 (S, S, 3), or (batch, S, S, 3) for a batch. ``kind``
+    for string tensors: "bytes", "path" or "auto" (see ``decode_image``)."""
     if isinstance(images, bytes):   # Python bytes are never a path
         return decode_image(tf.constant(images), image_size, kind="bytes")
     if isinstance(images, str):
@@ -93,8 +97,10 @@ def convert_images(images, image_size):
         images = tf.constant(np.asarray(images))
     if images.dtype == tf.string:
         if images.shape.rank == 0:
-            return decode_image(images, image_size)
-        return tf.map_fn(lambda d: decode_image(d, image_size), images,
+            return decode_image(images, image_size, kind=kind)
+        index = tf.range(tf.shape(images)[0])
+        return tf.map_fn(lambda a: decode_image(a[0], image_size, kind=kind, index=a[1]),
+                         (images, index),
                          fn_output_signature=tf.TensorSpec([image_size, image_size, 3], tf.float32))
     if images.shape.rank not in (3, 4):
         raise ValueError(f"image arrays must be (H, W, C) or (batch, H, W, C), got {images.shape}")

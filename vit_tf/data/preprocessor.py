@@ -217,8 +217,10 @@ class VisionLanguagePreprocessor(keras.layers.Layer):
 
     # ----- images -----
 
-    def convert_images(self, images):
-        return convert_images(images, self.image_size)
+    def convert_images(self, images, kind="auto"):
+        """Any accepted images -> (S, S, 3) / (batch, S, S, 3) float32 in [0, 255]
+        (``vit_tf.data.image_converter``; ``kind`` says whether strings are bytes or paths)."""
+        return convert_images(images, self.image_size, kind)
 
     # ----- the training call -----
 

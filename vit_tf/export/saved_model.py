@@ -76,7 +76,7 @@ class ServingModule(tf.Module):
         tf.debugging.assert_equal(tf.shape(images)[0], tf.shape(prompts)[0],
                                   message="images and prompts must have the same batch size")
         tf.debugging.assert_positive(max_new_tokens, message="max_new_tokens must be >= 1")
-        pixels = self.preprocessor.convert_images(images)
+        pixels = self.preprocessor.convert_images(images, kind="bytes")
         token_ids, mask, lengths = self.encode_prompts(prompts, max_new_tokens)
         out = self.generator._generate_ids(pixels, token_ids, mask, tf.reduce_min(lengths))
         positions = tf.range(tf.shape(out)[1])[None, :]
