@@ -87,6 +87,10 @@ def convert_images(images, image_size, kind="auto"):
     if isinstance(images, str):
         return decode_image(tf.constant(images), image_size, kind="path")
     elif isinstance(images, (list, tuple)) and images and isinstance(images[0], (str, bytes)):
+        kinds = {type(i) for i in images}
+        if len(kinds) > 1 or not kinds <= {str, bytes}:   # mixed: each as what it is
+            return tf.stack([convert_images(i, image_size) for i in images])
+        kind = "bytes" if kinds == {bytes} else "path"
         images = tf.constant(list(images))
     elif isinstance(images, (list, tuple)):
         images = [np.asarray(i) for i in images]

@@ -278,7 +278,7 @@ class VisionLanguagePreprocessor(keras.layers.Layer):
         """Images + conversations ending with a human turn -> (pixels (B, S, S, 3), list of
         prompt id arrays). Raises ``ValueError`` naming a bad conversation."""
         for i, c in enumerate(conversations):
-            if not c or c[-1].get("from") != "human":
+            if not c or c[-1].get("from") == "gpt":
                 raise ValueError(f"conversation {i}: a generation prompt must end with a human turn")
         pixels = self.convert_images(images)
         prompts = [ids for ids, _ in self.encode_conversations(conversations,

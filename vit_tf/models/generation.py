@@ -177,8 +177,8 @@ class Generator:
 
     def prompt_ids(self, conversations):
         """The preprocessor's prompt ids of each conversation (ending with a human turn)."""
-        for i, c in enumerate(conversations):
-            if not c or c[-1].get("from") != "human":
+        for i, c in enumerate(conversations):  # (unknown roles: named by the preprocessor)
+            if not c or c[-1].get("from") == "gpt":
                 raise ValueError(f"conversation {i}: a generation prompt must end with a human turn")
         return [ids for ids, _ in self.preprocessor.encode_conversations(
             conversations, add_generation_prompt=True)]

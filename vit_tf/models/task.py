@@ -127,8 +127,12 @@ class TaskMixin:
                         jit_compile=jit_compile, **kwargs)
 
     def compile_from_config(self, config):
-        """Keras' own (a saved compile config holds every argument explicitly)."""
-        return keras.Model.compile_from_config(self, config)
+        """As Keras' own, which skips a custom ``compile`` (a saved compile config holds every
+        argument explicitly, so it passes through ours unchanged)."""
+        config = keras.saving.deserialize_keras_object(config)
+        self.compile(**config)
+        if getattr(self, "optimizer", None) is not None and self.built:
+            self.optimizer.build(self.trainable_variables)
 
     def _preprocessed(self, data, batch_size=32):
         """A tf.data of raw examples -> (inputs, labels, sample_weight) batches; anything else
