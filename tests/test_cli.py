@@ -40,8 +40,9 @@ def run(shapes, tmp_path_factory):
     return out
 
 
-def test_train_writes_model_config_tokenizer_checkpoints_and_tensorboard_logs(run):
-    for name in ("model.keras", "config.json", "tokenizer/vocabulary.txt", "train_summary.json",
+def test_train_writes_a_preset_config_checkpoints_and_tensorboard_logs(run):
+    for name in ("metadata.json", "task.json", "task.weights.h5", "preprocessor.json",
+                 "assets/tokenizer/vocabulary.txt", "config.json", "train_summary.json",
                  "checkpoints/epoch_001.keras", "checkpoints/epoch_002.keras"):
         assert (run / name).exists(), name
     config = json.loads((run / "config.json").read_text())

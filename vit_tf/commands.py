@@ -6,8 +6,6 @@ import os
 import sys
 import time
 
-import numpy as np
-
 
 def _log(msg):
     print(msg, flush=True)
@@ -260,18 +258,18 @@ def cmd_export(args):
 def run_eval(model_dir, data, image_root, out, limit=None, skip_invalid=False):
     from vit_tf.data.prepare import prepare_records
     from vit_tf.eval.evaluate import evaluate, format_table
-    from vit_tf.training.run_dir import load_run
+    from vit_tf.runs import generate_defaults, load_task
 
-    model, tokenizer, config = load_run(model_dir)
-    records, _, report = prepare_records(data, image_root, max_text_length=config.data.max_text_length,
-                                         tokenizer=tokenizer, skip_invalid=skip_invalid)
+    task, g = load_task(model_dir), generate_defaults(model_dir)
+    records, _, report = prepare_records(data, image_root,
+                                         max_text_length=task.preprocessor.max_text_length,
+                                         preprocessor=task.preprocessor, skip_invalid=skip_invalid)
     if not report.ok:
         _log(f"skipped {report.n_invalid} invalid records: {report.summary()}")
     records = records[:limit] if limit else records
     out = out or os.path.join(model_dir, "eval")
-    metrics, items = evaluate(model, tokenizer, records, out, image_size=config.data.image_size,
-                              batch_size=config.generate.batch_size,
-                              max_new_tokens=config.generate.max_new_tokens)
+    metrics, items = evaluate(task, records, out, batch_size=g.batch_size,
+                              max_new_tokens=g.max_new_tokens)
     _log(format_table(metrics))
     _log(f"predictions: {os.path.join(out, 'predictions.jsonl')}  metrics: "
          f"{os.path.join(out, 'metrics.json')}")

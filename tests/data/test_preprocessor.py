@@ -134,7 +134,6 @@ def test_human_text_role_tokens_and_user_end_are_never_trained():
 
 
 def test_image_placeholder_leaves_no_tokens():
-    tok = tiny_tokenizer()
     with_image = [{"from": "human", "value": "<image>\nIs it big"}, {"from": "gpt", "value": "yes"}]
     without = [{"from": "human", "value": "Is it big"}, {"from": "gpt", "value": "yes"}]
     a, _ = encode(with_image)

@@ -146,7 +146,7 @@ def test_multi_worker_trains_with_two_processes_and_only_the_chief_writes(tmp_pa
 
     # The chief (worker 0) wrote a complete run, the same files as one process writes...
     assert _tree(run) == _tree(single)
-    assert {"model.keras", "checkpoints/epoch_002.keras", "state/step_000004/state.json",
+    assert {"metadata.json", "task.weights.h5", "checkpoints/epoch_002.keras", "state/step_000004/state.json",
             "logs/train/events", "train_summary.json"} <= _tree(run)
     assert sorted(os.listdir(run / "state")) == ["step_000003", "step_000004"]
     # ...and worker 1 wrote none of it: every TensorBoard file is the chief's (the writer's

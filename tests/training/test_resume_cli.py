@@ -63,7 +63,7 @@ def _kill_after_first_checkpoint(argv, state_dir, log_path, timeout=1200):
 def test_kill_9_then_resume_gives_the_loss_curve_of_an_uninterrupted_run(shapes, tmp_path, capsys):
     killed = tmp_path / "killed"
     _kill_after_first_checkpoint(_args(shapes, killed), killed / "state", tmp_path / "log.txt")
-    assert not (killed / "model.keras").exists(), "the run finished before it was killed"
+    assert not (killed / "metadata.json").exists(), "the run finished before it was killed"
     assert main(_args(shapes, tmp_path / "full")) == 0
     capsys.readouterr()
 

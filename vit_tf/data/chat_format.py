@@ -139,3 +139,15 @@ def resolve_chat_format(name, tokenizer):
             ids.extend([lookup(item)] if item in fmt["special"] else _text_ids(tokenizer, item))
         markers[marker] = ids
     return ChatIds(name, base, [lookup(t) for t in fmt["begin"]], markers, added)
+
+
+def describe(name):
+    """The layout of chat format ``name`` as text, for reports: markers and {human} / {gpt}."""
+    fmt = CHAT_FORMATS[name]
+
+    def marker(m):
+        return "".join(fmt[m]).encode("unicode_escape").decode()
+
+    begin = "".join(fmt["begin"])
+    return (f"{begin + ' ' if begin else ''}{marker(USER)} {{human}} {marker(END)} "
+            f"{marker(ASSISTANT)} {{gpt}} {marker(END)} (chat format {name})")

@@ -19,7 +19,6 @@ import os
 
 import numpy as np
 
-from vit_tf.data.pipeline import load_image
 from vit_tf.eval.metrics import (
     cider_d,
     corpus_bleu,
@@ -28,7 +27,6 @@ from vit_tf.eval.metrics import (
     rouge_l,
     vqa_accuracy,
 )
-from vit_tf.inference.generate import Generator
 
 FREE_FORM_MIN_WORDS = 3
 
@@ -58,15 +56,16 @@ def expand_turns(records):
     return items
 
 
-def predict(generator, items, image_size, batch_size, progress=None):
-    """Fill ``item["prediction"]`` for every item, batch by batch (images decoded once each)."""
+def predict(generator, items, batch_size, progress=None):
+    """Fill ``item["prediction"]`` for every item, batch by batch (each image converted once,
+    by the model's preprocessor)."""
     images = {}
     order = sorted(range(len(items)), key=lambda i: len(items[i]["prompt"]))
     for start in range(0, len(order), batch_size):
         batch = [items[i] for i in order[start:start + batch_size]]
         for it in batch:
             if it["image_path"] not in images:
-                images[it["image_path"]] = load_image(it["image_path"], image_size).numpy()
+                images[it["image_path"]] = generator.pixels([it["image_path"]])[0]
         pixels = np.stack([images[it["image_path"]] for it in batch])
         for it, answer in zip(batch, generator.generate(pixels, [it["prompt"] for it in batch])):
             it["prediction"] = answer
@@ -138,14 +137,15 @@ def format_table(metrics):
     return "\n".join(lines)
 
 
-def evaluate(model, tokenizer, records, out_dir, *, image_size, batch_size=64,
-             max_new_tokens=48, jit_compile=True, progress=None):
+def evaluate(task, records, out_dir, *, batch_size=64, max_new_tokens=48, jit_compile=True,
+             progress=None):
     """Predict and score ``records``; writes predictions.jsonl and metrics.json to ``out_dir``."""
-    generator = Generator(model, tokenizer, max_new_tokens=max_new_tokens, jit_compile=jit_compile)
-    items = predict(generator, expand_turns(records), image_size, batch_size, progress)
+    generator = task.generator(max_new_tokens, jit_compile=jit_compile)
+    items = predict(generator, expand_turns(records), batch_size, progress)
     metrics = score(items)
     metrics["decoding"] = {"strategy": "greedy", "max_new_tokens": max_new_tokens,
-                           "history": "ground truth", "template": "vit_tf chat v1"}
+                           "history": "ground truth",
+                           "chat_format": task.preprocessor.chat_format}
     os.makedirs(out_dir, exist_ok=True)
     with open(os.path.join(out_dir, "predictions.jsonl"), "w") as f:
         for it in items:

@@ -26,12 +26,11 @@ import hashlib
 import json
 import os
 
-from vit_tf.data.template import ASSISTANT, END, USER
+from vit_tf.data.chat_format import describe
 from vit_tf.eval.evaluate import expand_turns, format_table, predict, score
 
 BENCHMARKS = ("shapes", "pope")
 FORMATS = ("llava", "coco_captions", "vqa", "tfds")
-CHAT_TEMPLATE = f"{USER} {{human}} {END} {ASSISTANT} {{gpt}} {END} (vit_tf chat v1)"
 
 
 def _sha256_file(path, cache):
@@ -55,9 +54,9 @@ def dataset_sha256(items):
     return digest.hexdigest()
 
 
-def _records_from_file(data, data_format, image_root, annotations, tokenizer, max_text_length,
+def _records_from_file(data, data_format, image_root, annotations, preprocessor, max_text_length,
                        skip_invalid, log, tfds_data_dir=None):
-    from vit_tf.data.pipeline import text_length_fn
+    from vit_tf.data.pipeline import text_lengths
     from vit_tf.data.prepare import prepare_records
     from vit_tf.data.sources import DataValidationError, Problem
     from vit_tf.data.sources.readers import read_data_argument
@@ -66,13 +65,13 @@ def _records_from_file(data, data_format, image_root, annotations, tokenizer, ma
         raise ValueError(f"unknown data format {data_format!r}; known: {', '.join(FORMATS)}")
     if data_format == "llava":
         records, _, report = prepare_records(data, image_root, max_text_length=max_text_length,
-                                             tokenizer=tokenizer, skip_invalid=skip_invalid)
+                                             preprocessor=preprocessor,
+                                             skip_invalid=skip_invalid)
     else:
         dataset = read_data_argument(data_format, data, image_root, annotations=annotations,
                                      tfds_data_dir=tfds_data_dir, skip_invalid=True)
-        report, length, records = dataset.report, text_length_fn(tokenizer), []
-        for record in dataset.records:
-            n = length(record)
+        report, records = dataset.report, []
+        for record, n in zip(dataset.records, text_lengths(preprocessor, dataset.records)):
             if n > max_text_length:
                 report.problems.append(Problem(str(data), record["id"], "conversations",
                                                f"text is {n} tokens, longer than the context "
@@ -88,6 +87,13 @@ def _records_from_file(data, data_format, image_root, annotations, tokenizer, ma
     return records
 
 
+def _model_pin(path):
+    """Where the evaluated model came from and a SHA-256 of its weights."""
+    weights = path if str(path).endswith(".keras") else os.path.join(path, "task.weights.h5")
+    return {"run": os.path.abspath(path), "file": os.path.abspath(weights),
+            "sha256": _sha256_file(weights, {})}
+
+
 def run_benchmark(model_dir, *, image_root, benchmark=None, data=None, data_format="llava",
                   annotations=None, tfds_data_dir=None, out=None, limit=None, seed=0,
                   skip_invalid=False,
@@ -97,18 +103,20 @@ def run_benchmark(model_dir, *, image_root, benchmark=None, data=None, data_form
     ``jit_compile`` (XLA for the decoding loop) defaults to the run's ``train.jit_compile``;
     it is recorded with the other decoding settings.
     """
-    from vit_tf.inference.generate import Generator
-    from vit_tf.training.run_dir import latest_model_file, load_run
+    from vit_tf.runs import generate_defaults, load_task, run_config
 
     if (benchmark is None) == (data is None):
         raise ValueError("give either a benchmark (--benchmark shapes|pope) or a data file "
                          "(--data), not both")
     if benchmark is not None and benchmark not in BENCHMARKS:
         raise ValueError(f"unknown benchmark {benchmark!r}; known: {', '.join(BENCHMARKS)}")
-    model, tokenizer, config = load_run(model_dir)
-    max_new_tokens = max_new_tokens or config.generate.max_new_tokens
-    jit_compile = config.train.jit_compile if jit_compile is None else jit_compile
-    batch_size = batch_size or config.generate.batch_size
+    task = load_task(model_dir)
+    g, config = generate_defaults(model_dir), run_config(model_dir)
+    max_new_tokens = max_new_tokens or g.max_new_tokens
+    if jit_compile is None:
+        jit_compile = config.train.jit_compile if config is not None else g.jit_compile
+    batch_size = batch_size or g.batch_size
+    max_text_length = task.preprocessor.max_text_length
     name = benchmark or os.path.splitext(os.path.basename(str(data)))[0].replace(":", "_")
     prompt_template = "the dataset's own questions"
     if benchmark == "pope":
@@ -121,8 +129,8 @@ def run_benchmark(model_dir, *, image_root, benchmark=None, data=None, data_form
         if benchmark == "shapes":
             data = os.path.join(image_root, "test.json")
             data_format = "llava"
-        records = _records_from_file(data, data_format, image_root, annotations, tokenizer,
-                                     config.data.max_text_length, skip_invalid, log,
+        records = _records_from_file(data, data_format, image_root, annotations,
+                                     task.preprocessor, max_text_length, skip_invalid, log,
                                      tfds_data_dir)
         items = expand_turns(records)
         files = [str(data)] + ([str(annotations)] if annotations else [])
@@ -135,8 +143,8 @@ def run_benchmark(model_dir, *, image_root, benchmark=None, data=None, data_form
     items = items[:limit] if limit else items
     if not items:
         raise ValueError(f"{name}: nothing to evaluate")
-    generator = Generator(model, tokenizer, max_new_tokens=max_new_tokens, jit_compile=jit_compile)
-    predict(generator, items, config.data.image_size, batch_size)
+    generator = task.generator(max_new_tokens, jit_compile=jit_compile)
+    predict(generator, items, batch_size)
     if benchmark == "pope":
         from vit_tf.eval.pope import format_pope_table, score_pope
 
@@ -147,21 +155,19 @@ def run_benchmark(model_dir, *, image_root, benchmark=None, data=None, data_form
         table = format_table(metrics)
     report = {
         "benchmark": name,
-        "model": {"run": os.path.abspath(model_dir),
-                  "file": os.path.abspath(latest_model_file(model_dir)),
-                  "sha256": _sha256_file(latest_model_file(model_dir), {})},
+        "model": _model_pin(model_dir),
         "dataset": {
             "files": [f if f.startswith("tfds:") else os.path.abspath(f) for f in files],
             "format": "shapes world" if benchmark == "pope" else data_format,
             "n_items": len(items), "limit": limit, "seed": seed if benchmark == "pope" else None,
             "sha256": dataset_sha256(items),
         },
-        "prompt": {"chat_template": CHAT_TEMPLATE, "prompt_template": prompt_template,
+        "prompt": {"chat_template": describe(task.preprocessor.chat_format), "prompt_template": prompt_template,
                    "history": "ground truth"},
         "decoding": {"strategy": "greedy", "max_new_tokens": max_new_tokens,
                      "use_cache": True, "jit_compile": jit_compile, "batch_size": batch_size,
-                     "image_size": config.data.image_size,
-                     "history": "ground truth", "template": "vit_tf chat v1"},
+                     "image_size": task.preprocessor.image_size,
+                     "history": "ground truth", "chat_format": task.preprocessor.chat_format},
         **metrics,
     }
     out = out or os.path.join(model_dir, "eval", name)
