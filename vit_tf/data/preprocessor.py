@@ -47,16 +47,18 @@ _SPACE_BEFORE_PUNCT = re.compile(r"\s+([.,!?;:])")
 def conversation_tensors(conversations):
     """Python conversations (lists of {"from", "value"}) -> (roles, values) ragged (B, None),
     with a ``ValueError`` naming the turn for an unknown role."""
-    roles, values = [], []
+    roles, values, lengths = [], [], []
     for c, conversation in enumerate(conversations):
         for t, turn in enumerate(conversation):
             if turn.get("from") not in ROLES:
                 raise ValueError(f"conversation {c} turn {t} field from: unknown role "
                                  f"{turn.get('from')!r} (expected 'human' or 'gpt')")
-        roles.append([turn["from"] for turn in conversation])
-        values.append([str(turn["value"]) for turn in conversation])
-    return (tf.ragged.constant(roles, dtype=tf.string, ragged_rank=1),
-            tf.ragged.constant(values, dtype=tf.string, ragged_rank=1))
+            roles.append(turn["from"])
+            values.append(str(turn["value"]))
+        lengths.append(len(conversation))
+    lengths = tf.constant(lengths, tf.int64)
+    return (tf.RaggedTensor.from_row_lengths(tf.constant(roles, tf.string), lengths),
+            tf.RaggedTensor.from_row_lengths(tf.constant(values, tf.string), lengths))
 
 
 def _constant_rows(rows):
@@ -151,6 +153,18 @@ class VisionLanguagePreprocessor(keras.layers.Layer):
         parts_mask.append(tf.zeros_like(tail, tf.bool))
         return tf.concat(parts_ids, axis=1), tf.concat(parts_mask, axis=1)
 
+    def _traced_tokenize(self, add_generation_prompt):
+        """``tokenize_conversations`` as one traced function (eager ragged ops cost ~10x)."""
+        cache = self.__dict__.setdefault("_traced", {})
+        if add_generation_prompt not in cache:
+            spec = tf.RaggedTensorSpec([None, None], tf.string, ragged_rank=1,
+                                       row_splits_dtype=tf.int64)
+            cache[add_generation_prompt] = tf.function(
+                lambda roles, values: self.tokenize_conversations(roles, values,
+                                                                  add_generation_prompt),
+                input_signature=[spec, spec])
+        return cache[add_generation_prompt]
+
     def _tokenize(self, texts):
         """(N,) strings -> ragged (N, None) int32. Eagerly keras-hub returns Python lists, so
         eager calls go through a traced function (the same ops as inside tf.data)."""
@@ -169,16 +183,27 @@ class VisionLanguagePreprocessor(keras.layers.Layer):
 
     def encode_conversations(self, conversations, add_generation_prompt=False, chunk=2048):
         """Python conversations -> list of (ids, trained) int32 / bool numpy arrays, eagerly and
-        in bulk (without the training ``[PAD]`` and with it: see ``tokenize_conversations``)."""
-        out = []
-        for start in range(0, len(conversations), chunk):
-            roles, values = conversation_tensors(conversations[start:start + chunk])
-            ids, trained = self.tokenize_conversations(roles, values, add_generation_prompt)
+        in bulk (with the training ``[PAD]``, or the generation prompt: see
+        ``tokenize_conversations``). Results are kept per distinct conversation, so validating
+        and then encoding the same records tokenizes them once."""
+        cache = self.__dict__.setdefault("_encoded", {})
+        if len(cache) > 500_000:
+            cache.clear()
+        keys = [(add_generation_prompt,
+                 tuple((t.get("from"), str(t.get("value"))) for t in c)) for c in conversations]
+        todo = list(dict.fromkeys(k for k in keys if k not in cache))
+        traced = self._traced_tokenize(add_generation_prompt)
+        for start in range(0, len(todo), chunk):
+            batch = todo[start:start + chunk]
+            roles, values = conversation_tensors(
+                [[{"from": r, "value": v} for r, v in key[1]] for key in batch])
+            ids, trained = traced(roles, values)
             lengths = ids.row_lengths().numpy()
             flat_ids, flat_mask = ids.flat_values.numpy(), trained.flat_values.numpy()
             offsets = np.concatenate([[0], np.cumsum(lengths)])
-            out.extend((flat_ids[a:b], flat_mask[a:b]) for a, b in zip(offsets[:-1], offsets[1:]))
-        return out
+            for key, a, b in zip(batch, offsets[:-1], offsets[1:]):
+                cache[key] = (flat_ids[a:b], flat_mask[a:b])
+        return [cache[k] for k in keys]
 
     def text_length(self, conversation):
         """Text tokens of one conversation as trained (the validator's context check)."""
