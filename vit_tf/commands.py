@@ -113,7 +113,8 @@ def data_inspect(args):
 
 
 def _resolve_config(args):
-    from vit_tf.config import apply_overrides, load_experiment
+    from vit_tf.config import apply_overrides
+    from vit_tf.experiments import load_experiment
 
     return apply_overrides(load_experiment(args.experiment), args.overrides)
 
@@ -315,12 +316,14 @@ def sample_conversations(items, n=3):
 
 
 def cmd_plan(args):
-    from vit_tf.planner import calibrated, format_plan, make_plan, to_json
+    from vit_tf.experiments import load_experiment
+    from vit_tf.planning.planner import calibrated, format_plan, make_plan, to_json
 
     config = _resolve_config(args)
     calibration = None
     if not args.no_calibration:
-        calibration = calibrated(config.train.jit_compile, recalibrate=args.calibrate, log=_log)
+        calibration = calibrated(load_experiment("default"), config.train.jit_compile,
+                                 recalibrate=args.calibrate, log=_log)
     plan = make_plan(config, text_length=args.text_length, calibration=calibration)
     _log(json.dumps(to_json(plan), indent=2) if args.json else format_plan(plan))
     return 0
