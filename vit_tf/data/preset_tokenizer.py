@@ -37,6 +37,11 @@ from vit_tf.data.template import ASSISTANT, END, PAD, UNK, USER
 CHAT_FORMAT_FILE = "chat_format.json"
 TOKENIZER_FILE = "tokenizer.json"  # written by keras-hub's save_to_preset
 
+# keras-hub causal-LM decoders (``model.decoder.name``, vit_tf.models.hub_lm_decoder) -> their
+# chat format (a key of CHAT_FORMATS). Kept on the data side: the tokenizer needs it, and the
+# models import it from here (vit_tf.models.compat), not the reverse.
+HUB_LM_CHAT_FORMATS = {"gemma": "gemma", "llama": "llama3"}
+
 # Per family: ids placed before every text ("begin"), and each marker as a list of items. An item
 # in "special" is looked up as one vocabulary entry (it must exist); any other item is tokenized.
 CHAT_FORMATS = {
@@ -191,8 +196,6 @@ def tokenizer_for_config(config):
     A keras-hub LM decoder brings its tokenizer (``model.decoder.preset``); a pretrained text
     embedding brings BERT's (``model.text_embedding.preset``).
     """
-    from vit_tf.models.compat import HUB_LM_CHAT_FORMATS
-
     m = config.model
     if m.decoder.name in HUB_LM_CHAT_FORMATS:
         return PresetTokenizer.from_preset(m.decoder.preset, HUB_LM_CHAT_FORMATS[m.decoder.name])
