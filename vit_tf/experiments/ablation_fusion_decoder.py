@@ -122,8 +122,8 @@ def main(argv=None):
     parser.add_argument("--decoders", default=",".join(DECODERS))
     args = parser.parse_args(argv)
 
-    from vit_tf.commands import run_eval
     from vit_tf.data.shapes import write_shapes_world
+    from vit_tf.eval.evaluate import evaluate_run
     from vit_tf.training.train import train
 
     data = os.path.join(args.out, "shapes")
@@ -140,8 +140,8 @@ def main(argv=None):
             start = time.perf_counter()
             summary = train(get_config(fusion, decoder, args.epochs),
                             os.path.join(data, "train.json"), data, run)
-            metrics, _ = run_eval(run, os.path.join(data, "test.json"), data,
-                                  os.path.join(run, "eval"))
+            metrics, _ = evaluate_run(run, benchmark="shapes", image_root=data,
+                                      out=os.path.join(run, "eval"))
             rows.append(_row(fusion, decoder, summary, metrics))
             print(f"{fusion} x {decoder}: {time.perf_counter() - start:.0f} s", flush=True)
             with open(results_path, "w") as f:
