@@ -15,7 +15,7 @@ from vit_tf.eval.metrics import vqa_accuracy
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
-    return _tiny_run(tmp_path_factory.mktemp("harness") / "run", data__max_text_length=64)
+    return _tiny_run(tmp_path_factory.mktemp("evaluate_run") / "run", data__max_text_length=64)
 
 
 def test_eval_on_a_vqa_file_reports_soft_accuracy_per_answer_type(run, tmp_path):
