@@ -1,4 +1,4 @@
-"""vit_tf/experiments/shapes_breakdown.py: groups from rebuilt scenes, answers from eval predictions."""
+"""vit_tf.experiments.shapes_breakdown: groups from rebuilt scenes, answers from eval output."""
 
 import json
 

@@ -33,7 +33,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
 def _add_train_args(p):
-    p.add_argument("--experiment", default="default", help="vit_tf/experiments/<NAME>.py (default: default)")
+    p.add_argument("--experiment", default="default",
+                   help="vit_tf/experiments/<NAME>.py (default: default)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config value, e.g. --set train.epochs=3 (repeatable)")
 
@@ -140,7 +141,8 @@ def build_parser():
     p.add_argument("--tfds-data-dir", default=None, help="tfds data_dir for --format tfds "
                    "(--data NAME:SPLIT; images are written under --image-root)")
     p.add_argument("--image-root", required=True)
-    p.add_argument("--out", default=None, help="default: RUN/eval/<benchmark or data name>")
+    p.add_argument("--out", default=None, help="default: RUN/eval/<benchmark>; RUN/eval for "
+                   "a LLaVA --data file, RUN/eval/<data name> for another format")
     p.add_argument("--limit", type=int, default=None, help="evaluate the first N items only")
     p.add_argument("--seed", type=int, default=0, help="seed of the POPE question draw")
     p.add_argument("--max-new-tokens", type=int, default=None)

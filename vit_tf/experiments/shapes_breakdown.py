@@ -7,7 +7,8 @@ The object count is read from the scene's description record ("there are N objec
 
 Command:
 
-    python -m vit_tf.experiments.shapes_breakdown --model RUN --data DATA/test.json --image-root DATA
+    python -m vit_tf.experiments.shapes_breakdown --model RUN --data DATA/test.json \\
+        --image-root DATA
 
 Result (8-epoch probes on the quickstart data, see vit_tf/experiments/README.md): the conv stem with
 BatchNorm raised shape questions from 46.8% to 62.0%; attribute questions on 1-object scenes
@@ -21,7 +22,7 @@ asked axis (answering from the scene's overall layout instead of the named objec
 there), and existence questions that name a size or not ("Is there a small red circle?" needs
 colour, shape and size bound to one object):
 
-    python -m vit_tf.experiments.shapes_breakdown --data DATA/test.json --image-root DATA \
+    python -m vit_tf.experiments.shapes_breakdown --data DATA/test.json --image-root DATA \\
         --predictions RUN/eval/predictions.jsonl
 
 Result (fifth round, vit_tf/experiments/README.md): with one position question per training scene,

@@ -87,9 +87,9 @@ def measure_in_subprocess(config, text_length, steps=10, timeout=900):
         root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
         env = dict(os.environ, PYTHONPATH=os.pathsep.join([root, os.environ.get("PYTHONPATH", "")]),
                    TF_CPP_MIN_LOG_LEVEL="3")
-        out = subprocess.run([sys.executable, "-m", "vit_tf.planning.measure", path, str(text_length),
-                              str(steps)], capture_output=True, text=True, env=env,
-                             timeout=timeout)
+        out = subprocess.run([sys.executable, "-m", "vit_tf.planning.measure", path,
+                              str(text_length), str(steps)], capture_output=True, text=True,
+                             env=env, timeout=timeout)
     finally:
         os.remove(path)
     if out.returncode != 0:

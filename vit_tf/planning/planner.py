@@ -37,6 +37,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
+
 def cache_path():
     """``$VIT_TF_PLAN_CACHE`` or ``~/.cache/vit_tf/plan_calibration.json``."""
     return os.environ.get("VIT_TF_PLAN_CACHE") or os.path.join(
