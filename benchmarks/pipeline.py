@@ -32,10 +32,11 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
 from benchmarks._results import write_section  # noqa: E402
-from vit_tf.config import apply_overrides, load_experiment  # noqa: E402
+from vit_tf.config import apply_overrides  # noqa: E402
 from vit_tf.data.pipeline import encode_records, make_dataset  # noqa: E402
 from vit_tf.data.prepare import prepare_records  # noqa: E402
 from vit_tf.data.shapes import write_shapes_world  # noqa: E402
+from vit_tf.experiments import load_experiment  # noqa: E402
 from vit_tf.models.factory import build_model  # noqa: E402
 from vit_tf.training.optim import compile_model  # noqa: E402
 

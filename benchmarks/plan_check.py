@@ -8,13 +8,15 @@ compile and run), XLA on):
   * ``default``  : the default experiment (width 64, patch 16 -> 16 image tokens);
   * ``width128`` : default with encoder and decoder width 128 (intermediate 256 / 512);
   * ``patch8``   : default with patch 8 (64 image tokens).
-None of them is a calibration model (those are widths 32 and 96, ``planner.calibration_configs``).
+None of them is a calibration model (those are widths 32 and 96,
+``vit_tf.planning.planner.calibration_configs``).
 
-Each measurement runs in a fresh process (``vit_tf.plan_measure``): median wall and CPU seconds
-over ``--steps`` steps after two warm-up steps, and the resident-memory high-water mark during
-those steps minus the process's resident memory after importing TensorFlow. Prints a markdown
-table and writes it into the ``plan_check`` section of benchmarks/results.md with the machine's
-load (``uptime``) before and after: the machine is shared, wall-clock numbers move with its load.
+Each measurement runs in a fresh process (``vit_tf.planning.measure``): median wall and CPU
+seconds over ``--steps`` steps after two warm-up steps, and the resident-memory high-water mark
+during those steps minus the process's resident memory after importing TensorFlow. Prints a
+markdown table and writes it into the ``plan_check`` section of benchmarks/results.md with the
+machine's load (``uptime``) before and after: the machine is shared, wall-clock numbers move with
+its load.
 """
 
 import argparse
@@ -26,9 +28,10 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 from benchmarks._results import write_section  # noqa: E402
-from vit_tf.config import apply_overrides, load_experiment  # noqa: E402
-from vit_tf.plan_measure import measure_in_subprocess  # noqa: E402
-from vit_tf.planner import calibrated, make_plan  # noqa: E402
+from vit_tf.config import apply_overrides  # noqa: E402
+from vit_tf.experiments import load_experiment  # noqa: E402
+from vit_tf.planning.measure import measure_in_subprocess  # noqa: E402
+from vit_tf.planning.planner import calibrated, make_plan  # noqa: E402
 
 CONFIGS = {
     "default": [],
@@ -55,7 +58,8 @@ def main(argv=None):
     args = p.parse_args(argv)
 
     load_before = uptime()
-    calibration = calibrated(True, recalibrate=args.recalibrate, steps=args.steps)
+    calibration = calibrated(load_experiment("default"), True, recalibrate=args.recalibrate,
+                             steps=args.steps)
     mib = 2.0**20
     lines = ["| config | GFLOP/step | est. step s (wall) | measured (median) | error | "
              "est. CPU-s | measured | error | est. peak MiB | measured | error |",

@@ -1,7 +1,6 @@
 """Tests for the typed config: type-checked ``--set`` overrides, clear errors, JSON round trip."""
 
 import dataclasses
-import importlib.util
 import json
 
 import pytest
@@ -14,7 +13,6 @@ from vit_tf.config import (
     apply_overrides,
     from_dict,
     load_config,
-    load_experiment,
     save_config,
     to_dict,
 )
@@ -127,12 +125,3 @@ def test_load_config_rejects_invalid_json(tmp_path):
     path.write_text("{not json")
     with pytest.raises(ConfigError, match="not valid JSON"):
         load_config(path)
-
-
-def test_load_unknown_experiment_raises_listing_known_experiments():
-    if importlib.util.find_spec("experiments.default") is None:
-        pytest.skip("experiments/default.py does not exist yet")
-    with pytest.raises(ConfigError) as info:
-        load_experiment("nope")
-    assert "'nope'" in str(info.value)
-    assert "default" in str(info.value)

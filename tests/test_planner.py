@@ -9,7 +9,7 @@ from tests.helpers import TINY_OVERRIDES, tiny_config
 from vit_tf.cli import main
 from vit_tf.models.factory import build_model
 from vit_tf.models.vlm import count_params
-from vit_tf.planner import _fit_line, count_parts, graph_costs, machine_key, op_flops
+from vit_tf.planning.planner import _fit_line, count_parts, graph_costs, machine_key, op_flops
 from vit_tf.training.optim import make_loss
 
 

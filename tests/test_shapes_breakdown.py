@@ -1,11 +1,11 @@
-"""experiments/shapes_breakdown.py: groups from rebuilt scenes, answers from eval predictions."""
+"""vit_tf.experiments.shapes_breakdown: groups from rebuilt scenes, answers from eval output."""
 
 import json
 
 import pytest
 
-from experiments.shapes_breakdown import geometry_group, main
 from vit_tf.data.shapes import Scene, ShapeObject, write_shapes_world
+from vit_tf.experiments.shapes_breakdown import geometry_group, main
 
 
 def _object(color, shape, x, y, side=12):

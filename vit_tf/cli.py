@@ -26,14 +26,15 @@ QUICKSTART_TRAIN_QUESTIONS = "position=4,attribute=2,existence=3"
 """The quickstart's training mix (``vit-tf data shapes --train-questions``): up to 4 position,
 2 attribute and 3 existence questions per training scene, each about another subject. Binding
 a named object (its side, its colour, its size) is learned from these far faster than from
-one question per family and scene; see experiments/README.md, "Fifth round". The test split
+one question per family and scene; see vit_tf/experiments/README.md, "Fifth round". The test split
 always has one question per family."""
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
 def _add_train_args(p):
-    p.add_argument("--experiment", default="default", help="experiments/<NAME>.py (default: default)")
+    p.add_argument("--experiment", default="default",
+                   help="vit_tf/experiments/<NAME>.py (default: default)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config value, e.g. --set train.epochs=3 (repeatable)")
 
@@ -140,7 +141,8 @@ def build_parser():
     p.add_argument("--tfds-data-dir", default=None, help="tfds data_dir for --format tfds "
                    "(--data NAME:SPLIT; images are written under --image-root)")
     p.add_argument("--image-root", required=True)
-    p.add_argument("--out", default=None, help="default: RUN/eval/<benchmark or data name>")
+    p.add_argument("--out", default=None, help="default: RUN/eval/<benchmark>; RUN/eval for "
+                   "a LLaVA --data file, RUN/eval/<data name> for another format")
     p.add_argument("--limit", type=int, default=None, help="evaluate the first N items only")
     p.add_argument("--seed", type=int, default=0, help="seed of the POPE question draw")
     p.add_argument("--max-new-tokens", type=int, default=None)

@@ -110,7 +110,8 @@ def data_inspect(args):
 
 
 def _resolve_config(args):
-    from vit_tf.config import apply_overrides, load_experiment
+    from vit_tf.config import apply_overrides
+    from vit_tf.experiments import load_experiment
 
     return apply_overrides(load_experiment(args.experiment), args.overrides)
 
@@ -255,43 +256,22 @@ def cmd_export(args):
     return 0
 
 
-def run_eval(model_dir, data, image_root, out, limit=None, skip_invalid=False):
-    from vit_tf.data.prepare import prepare_records
-    from vit_tf.eval.evaluate import evaluate, format_table
-    from vit_tf.runs import generate_defaults, load_task
-
-    task, g = load_task(model_dir), generate_defaults(model_dir)
-    records, _, report = prepare_records(data, image_root,
-                                         max_text_length=task.preprocessor.max_text_length,
-                                         preprocessor=task.preprocessor, skip_invalid=skip_invalid)
-    if not report.ok:
-        _log(f"skipped {report.n_invalid} invalid records: {report.summary()}")
-    records = records[:limit] if limit else records
-    out = out or os.path.join(model_dir, "eval")
-    metrics, items = evaluate(task, records, out, batch_size=g.batch_size,
-                              max_new_tokens=g.max_new_tokens)
-    _log(format_table(metrics))
-    _log(f"predictions: {os.path.join(out, 'predictions.jsonl')}  metrics: "
-         f"{os.path.join(out, 'metrics.json')}")
-    return metrics, items
-
-
 def cmd_eval(args):
-    from vit_tf.eval.harness import run_benchmark
+    from vit_tf.eval.evaluate import evaluate_run
 
     out = args.out
     if out is None and args.benchmark is None and args.format == "llava":
-        out = os.path.join(args.model, "eval")  # where quickstart and earlier versions wrote
-    run_benchmark(args.model, image_root=args.image_root, benchmark=args.benchmark,
-                  data=args.data, data_format=args.format, annotations=args.annotations,
-                  tfds_data_dir=args.tfds_data_dir,
-                  out=out, limit=args.limit, seed=args.seed, skip_invalid=args.skip_invalid,
-                  max_new_tokens=args.max_new_tokens, log=_log)
+        out = os.path.join(args.model, "eval")  # where earlier versions wrote
+    evaluate_run(args.model, image_root=args.image_root, benchmark=args.benchmark,
+                 data=args.data, data_format=args.format, annotations=args.annotations,
+                 tfds_data_dir=args.tfds_data_dir,
+                 out=out, limit=args.limit, seed=args.seed, skip_invalid=args.skip_invalid,
+                 max_new_tokens=args.max_new_tokens, log=_log)
     return 0
 
 
 def cmd_compare(args):
-    from vit_tf.eval.harness import compare_runs
+    from vit_tf.eval.compare import compare_runs
 
     print(compare_runs(args.runs))
     return 0
@@ -315,12 +295,14 @@ def sample_conversations(items, n=3):
 
 
 def cmd_plan(args):
-    from vit_tf.planner import calibrated, format_plan, make_plan, to_json
+    from vit_tf.experiments import load_experiment
+    from vit_tf.planning.planner import calibrated, format_plan, make_plan, to_json
 
     config = _resolve_config(args)
     calibration = None
     if not args.no_calibration:
-        calibration = calibrated(config.train.jit_compile, recalibrate=args.calibrate, log=_log)
+        calibration = calibrated(load_experiment("default"), config.train.jit_compile,
+                                 recalibrate=args.calibrate, log=_log)
     plan = make_plan(config, text_length=args.text_length, calibration=calibration)
     _log(json.dumps(to_json(plan), indent=2) if args.json else format_plan(plan))
     return 0
@@ -328,6 +310,7 @@ def cmd_plan(args):
 
 def cmd_quickstart(args):
     from vit_tf.data.shapes import parse_questions, write_shapes_world
+    from vit_tf.eval.evaluate import evaluate_run
     from vit_tf.training.train import train
 
     start = time.perf_counter()
@@ -341,8 +324,9 @@ def cmd_quickstart(args):
     config = _resolve_config(args)
     train(config, os.path.join(data_dir, "train.json"), data_dir, run, log=_log)
     t_train = time.perf_counter() - start - t_data
-    _log("3/3 evaluating on the held-out test split")
-    metrics, items = run_eval(run, os.path.join(data_dir, "test.json"), data_dir, None)
+    _log("3/3 evaluating on the held-out test split (benchmark shapes)")
+    _, items = evaluate_run(run, benchmark="shapes", image_root=data_dir,
+                            out=os.path.join(run, "eval"), log=_log)
     t_eval = time.perf_counter() - start - t_data - t_train
     _log("\nthree sample conversations (test split):")
     _log(sample_conversations(items))

@@ -308,23 +308,3 @@ def load_config(path):
             raise ConfigError(f"{path}: not valid JSON ({e})") from None
     return from_dict(ExperimentConfig, data, prefix="")
 
-
-def load_experiment(name):
-    """Import ``experiments/<name>.py`` and return its ``get_config()``."""
-    import importlib
-
-    try:
-        module = importlib.import_module(f"experiments.{name}")
-    except ModuleNotFoundError as e:
-        if e.name not in (f"experiments.{name}", "experiments"):
-            raise
-        import pkgutil
-
-        import experiments
-
-        known = sorted(m.name for m in pkgutil.iter_modules(experiments.__path__))
-        raise ConfigError(f"unknown experiment {name!r}; known: {', '.join(known)}") from None
-    config = module.get_config()
-    if not isinstance(config, ExperimentConfig):
-        raise ConfigError(f"experiments/{name}.py: get_config() must return an ExperimentConfig")
-    return config

@@ -1,8 +1,11 @@
-"""Evaluation items, per-category scoring and the majority baseline."""
+"""Evaluation items, per-category scoring, the majority baseline and the chat-format pin."""
 
 import pytest
 
-from vit_tf.eval.evaluate import expand_turns, format_table, score
+from vit_tf.data.preset_tokenizer import CHAT_FORMATS
+from vit_tf.eval.evaluate import chat_template
+from vit_tf.eval.items import expand_turns
+from vit_tf.eval.scoring import format_table, score
 
 
 def _record(rid, category, turns):
@@ -46,3 +49,28 @@ def test_free_form_categories_get_bleu_and_cider_and_stay_out_of_overall():
     assert cap["free_form"] and cap["bleu4"] > 0.99 and cap["cider_d"] > 0
     assert metrics["overall"]["n"] == 1 and metrics["overall"]["exact_match"] == 0.0
     assert "caption" in format_table(metrics)
+
+
+def test_format_table_keeps_its_columns():
+    metrics = score([{"category": "counting", "reference": "2", "prediction": "two"}])
+    lines = format_table(metrics).split("\n")
+    assert lines[0] == "category            n  exact%  major%  BLEU-4 CIDEr-D ROUGE-L   VQA%"
+    assert lines[1] == "counting            1   100.0   100.0     -       -       -      -  "
+    assert lines[2] == "overall (short)     1   100.0   100.0"
+
+
+class _PresetLike:
+    def __init__(self, chat_format):
+        self.chat_format = chat_format
+
+
+def test_the_chat_template_pin_is_the_tokenizers_own_format():
+    assert chat_template(object()) == ("vit_tf",
+                                       "<|user|> {human} <|end|> <|assistant|> {gpt} <|end|>")
+    name, template = chat_template(_PresetLike("gemma"))
+    assert name == "gemma"
+    assert template == ("<bos><start_of_turn>user\n{human}<end_of_turn>\n"
+                        "<start_of_turn>model\n{gpt}<end_of_turn>\n")
+    for chat_format in CHAT_FORMATS:
+        name, template = chat_template(_PresetLike(chat_format))
+        assert name == chat_format and "{human}" in template and "{gpt}" in template

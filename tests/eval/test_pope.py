@@ -1,4 +1,4 @@
-"""POPE-style hallucination questions on the shapes world, their scoring, and the harness."""
+"""POPE on the shapes world: the questions, their scoring and `vit-tf eval --benchmark pope`."""
 
 import collections
 import json

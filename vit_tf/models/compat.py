@@ -7,10 +7,7 @@ Example:
 """
 
 from vit_tf.config import ConfigError
-
-# keras-hub causal-LM decoders (vit_tf.models.hub_lm_decoder) -> their chat format
-# (vit_tf.data.preset_tokenizer.CHAT_FORMATS).
-HUB_LM_CHAT_FORMATS = {"gemma": "gemma", "llama": "llama3"}
+from vit_tf.data.preset_tokenizer import HUB_LM_CHAT_FORMATS
 
 
 def check_model_config(config):

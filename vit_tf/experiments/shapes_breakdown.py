@@ -7,9 +7,10 @@ The object count is read from the scene's description record ("there are N objec
 
 Command:
 
-    python experiments/shapes_breakdown.py --model RUN --data DATA/test.json --image-root DATA
+    python -m vit_tf.experiments.shapes_breakdown --model RUN --data DATA/test.json \\
+        --image-root DATA
 
-Result (8-epoch probes on the quickstart data, see experiments/README.md): the conv stem with
+Result (8-epoch probes on the quickstart data, see vit_tf/experiments/README.md): the conv stem with
 BatchNorm raised shape questions from 46.8% to 62.0%; attribute questions on 1-object scenes
 reached 96.8%, on 3-object scenes 55.7%.
 
@@ -21,10 +22,10 @@ asked axis (answering from the scene's overall layout instead of the named objec
 there), and existence questions that name a size or not ("Is there a small red circle?" needs
 colour, shape and size bound to one object):
 
-    python experiments/shapes_breakdown.py --data DATA/test.json --image-root DATA \
+    python -m vit_tf.experiments.shapes_breakdown --data DATA/test.json --image-root DATA \\
         --predictions RUN/eval/predictions.jsonl
 
-Result (fifth round, experiments/README.md): with one position question per training scene,
+Result (fifth round, vit_tf/experiments/README.md): with one position question per training scene,
 position was 100% when no other object was on the opposite side, 72.5% with one and 50.0%
 (chance) with two; three position questions per training scene lifted position to ~96%.
 """

@@ -1,6 +1,6 @@
 """Measure one config's training step in a fresh process: step time and peak resident memory.
 
-    python -m vit_tf.plan_measure CONFIG.json TEXT_LENGTH STEPS   # prints one JSON line
+    python -m vit_tf.planning.measure CONFIG.json TEXT_LENGTH STEPS   # prints one JSON line
 
 Used by the planner's calibration (``vit-tf plan --calibrate``) and ``benchmarks/plan_check.py``.
 
@@ -84,12 +84,12 @@ def measure_in_subprocess(config, text_length, steps=10, timeout=900):
         path = f.name
     try:
         save_config(config, path)
-        root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+        root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
         env = dict(os.environ, PYTHONPATH=os.pathsep.join([root, os.environ.get("PYTHONPATH", "")]),
                    TF_CPP_MIN_LOG_LEVEL="3")
-        out = subprocess.run([sys.executable, "-m", "vit_tf.plan_measure", path, str(text_length),
-                              str(steps)], capture_output=True, text=True, env=env,
-                             timeout=timeout)
+        out = subprocess.run([sys.executable, "-m", "vit_tf.planning.measure", path,
+                              str(text_length), str(steps)], capture_output=True, text=True,
+                             env=env, timeout=timeout)
     finally:
         os.remove(path)
     if out.returncode != 0:

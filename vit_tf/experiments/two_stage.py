@@ -6,7 +6,7 @@ and the decoder too (``train.policy`` stays ``full``); with a pretrained encoder
 ``train.policy.image_encoder=frozen`` (or ``lora``) and ``train.policy.decoder=lora``.
 
 Command (an equal budget of 768 optimizer steps against the default experiment with
-``--set train.epochs=6 --set train.steps_per_epoch=128``; see experiments/README.md, "Two
+``--set train.epochs=6 --set train.steps_per_epoch=128``; see vit_tf/experiments/README.md, "Two
 stages vs one"):
 
     vit-tf data shapes --out data/s800 --train 800 --test 200 --seed 0
@@ -20,7 +20,7 @@ the single-stage arm (attribute 40.0 vs 45.0, position 58.3 vs 51.6, existence 5
 stage 1 barely learns (loss 4.94 -> 4.85) because encoder and decoder both start random.
 """
 
-from experiments.default import get_config as default_config
+from vit_tf.experiments.default import get_config as default_config
 
 
 def get_config():

@@ -21,7 +21,7 @@ or step by step:
 
 The training mix (up to 4 position, 2 attribute and 3 existence questions per training scene,
 each about another subject; the test split has one per family) is the quickstart's; see
-experiments/README.md, "Fifth round".
+vit_tf/experiments/README.md, "Fifth round".
 
 Result reached (fresh clone, 2 CPU cores, 13.4 min end to end: data 9 s + training 777 s +
 evaluation 20 s; exact match on the test split, majority-answer baseline in brackets): attribute
@@ -50,7 +50,7 @@ def get_config():
     # and one set of image tokens per row). 16 rows = 16 images and ~48 questions per step:
     # the same step time as 32 unpacked questions, twice the questions, and grounding is
     # learned much faster than with one row per image (8 images per step); see
-    # experiments/README.md, "Third round".
+    # vit_tf/experiments/README.md, "Third round".
     config.data.pack_by_image = True
     config.data.pack_length = 96
     config.data.batch_size = 16

@@ -23,8 +23,11 @@ How each number is obtained:
   calibration (the resident-memory growth of a training process beyond those two terms).
 
 Example:
-    >>> from vit_tf.config import load_experiment
+    >>> from vit_tf.experiments import load_experiment
     >>> print(format_plan(make_plan(load_experiment("default"))))
+
+The calibration models are derived from a base config the caller passes (``vit-tf plan`` passes
+the ``default`` experiment), so the library does not import the experiments.
 """
 
 import json
@@ -33,6 +36,7 @@ import socket
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
+
 
 def cache_path():
     """``$VIT_TF_PLAN_CACHE`` or ``~/.cache/vit_tf/plan_calibration.json``."""
@@ -242,33 +246,37 @@ def calibrate(configs, measure, log=print):
 CALIBRATION_TEXT_LENGTH = 64
 
 
-def calibration_configs(jit_compile):
-    """The two calibration models: the default experiment at widths 32 and 96 (measured at text
-    length 64), XLA as the planned config. Neither is a config ``benchmarks/plan_check.py``
-    checks."""
-    from experiments.default import get_config
+def calibration_configs(base_config, jit_compile):
+    """The two calibration models: ``base_config`` (the default experiment, as ``vit-tf plan``
+    passes it) at widths 32 and 96 (measured at text length 64), XLA as the planned config.
+    Neither is a config ``benchmarks/plan_check.py`` checks."""
     from vit_tf.config import apply_overrides
 
     configs = []
     for width in (32, 96):
-        configs.append(apply_overrides(get_config(), [
+        configs.append(apply_overrides(base_config, [
             f"model.encoder.hidden_dim={width}", f"model.encoder.intermediate_dim={2 * width}",
             f"model.decoder.hidden_dim={width}", f"model.decoder.intermediate_dim={4 * width}",
             f"train.jit_compile={str(jit_compile).lower()}"]))
     return configs
 
 
-def calibrated(jit_compile, recalibrate=False, steps=10, log=print, path=None):
+def calibrated(base_config, jit_compile, recalibrate=False, steps=10, log=print, path=None):
     """The cached calibration of this machine, measuring it first when missing (a few minutes,
-    two fresh processes) or when ``recalibrate``."""
-    from vit_tf.plan_measure import measure_in_subprocess
+    two fresh processes) or when ``recalibrate``.
+
+    ``base_config``: what the calibration models are derived from (``calibration_configs``);
+    pass the same one every time (``vit-tf plan`` and ``benchmarks/plan_check.py`` pass the
+    ``default`` experiment): the cache is kept per machine and XLA setting, not per base.
+    """
+    from vit_tf.planning.measure import measure_in_subprocess
 
     path = path or cache_path()
     calibration = None if recalibrate else load_calibration(jit_compile, path)
     if calibration is None:
         log(f"calibrating step time and memory on this machine (once; cached in {path}) ...")
         calibration = calibrate(
-            calibration_configs(jit_compile),
+            calibration_configs(base_config, jit_compile),
             lambda cfg, plan: measure_in_subprocess(cfg, plan.text_length, steps), log=log)
         save_calibration(calibration, jit_compile, path)
     return calibration

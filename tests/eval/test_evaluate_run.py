@@ -1,4 +1,5 @@
-"""The harness on data files: VQA soft accuracy and caption references reach the report."""
+"""``vit-tf eval`` / ``evaluate_run`` on data files and benchmarks: one report schema for every
+path (quickstart included), VQA soft accuracy and caption references in it."""
 
 import json
 
@@ -7,13 +8,14 @@ import pytest
 from tests.data.test_sources import _coco, _vqa
 from tests.eval.test_pope import _tiny_run
 from vit_tf.cli import main
-from vit_tf.eval.harness import dataset_sha256, flatten_metrics
+from vit_tf.eval.compare import flatten_metrics
+from vit_tf.eval.items import dataset_sha256
 from vit_tf.eval.metrics import vqa_accuracy
 
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
-    return _tiny_run(tmp_path_factory.mktemp("harness") / "run", data__max_text_length=64)
+    return _tiny_run(tmp_path_factory.mktemp("evaluate_run") / "run", data__max_text_length=64)
 
 
 def test_eval_on_a_vqa_file_reports_soft_accuracy_per_answer_type(run, tmp_path):
@@ -69,3 +71,62 @@ def test_eval_and_shard_read_tfds_datasets_by_name_and_split(run, tmp_path):
     assert main(["data", "shard", "--data", "coco_captions", "--format", "tfds",
                  "--image-root", str(tmp_path), "--out", str(tmp_path / "t"),
                  "--shards", "1"]) == 2
+
+
+PINS = {"schema_version", "benchmark", "model", "dataset", "prompt", "decoding"}
+
+
+def _report_shape(report):
+    """The schema's keys: top level and each pinned section's."""
+    return {key: sorted(report[key]) if isinstance(report[key], dict) else None for key in PINS}
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    from vit_tf.data.shapes import ShapesConfig, write_shapes_world
+
+    out = tmp_path_factory.mktemp("world")
+    write_shapes_world(out, n_train=8, n_test=2, seed=1,
+                       config=ShapesConfig(canvas_size=32, max_objects=2))
+    return out
+
+
+def test_every_eval_path_writes_one_schema_with_its_pins(run, world, tmp_path, monkeypatch):
+    import vit_tf.training.train as train_module
+
+    reports = {}
+    for name, argv in (("data", ["--data", str(world / "test.json")]),
+                       ("shapes", ["--benchmark", "shapes"]),
+                       ("pope", ["--benchmark", "pope", "--limit", "6"])):
+        out = tmp_path / name
+        assert main(["eval", "--model", str(run), *argv, "--image-root", str(world),
+                     "--out", str(out), "--skip-invalid"]) == 0
+        reports[name] = json.loads((out / "metrics.json").read_text())
+        assert (out / "report.txt").exists() and (out / "predictions.jsonl").exists()
+
+    def fake_train(config, data, image_root, out, **kwargs):   # the quickstart, minus training
+        _tiny_run(tmp_path / "quick" / "run", data__max_text_length=160)
+
+    monkeypatch.setattr(train_module, "train", fake_train)
+    assert main(["quickstart", "--out", str(tmp_path / "quick"), "--train", "3",
+                 "--test", "1"]) == 0
+    reports["quickstart"] = json.loads(
+        (tmp_path / "quick" / "run" / "eval" / "metrics.json").read_text())
+
+    shapes = {name: _report_shape(r) for name, r in reports.items()}
+    assert all(shape == shapes["data"] for shape in shapes.values()), shapes
+    for name, report in reports.items():
+        assert report["schema_version"] == 1
+        assert report["prompt"]["chat_format"] == "vit_tf"
+        assert report["prompt"]["chat_template"] == (
+            "<|user|> {human} <|end|> <|assistant|> {gpt} <|end|>")
+        assert report["prompt"]["history"] == "ground truth"
+        assert len(report["dataset"]["sha256"]) == 64 and len(report["model"]["sha256"]) == 64
+        assert report["decoding"]["strategy"] == "greedy"
+        assert report["decoding"]["max_new_tokens"] == 8 and report["decoding"]["use_cache"]
+        assert ("settings" in report) == (name == "pope")
+        assert ("categories" in report and "overall" in report) == (name != "pope")
+    assert reports["quickstart"]["benchmark"] == "shapes"
+    # A data file and the benchmark reading the same file are the same evaluation.
+    assert reports["data"]["dataset"]["sha256"] == reports["shapes"]["dataset"]["sha256"]
+    assert reports["data"]["categories"] == reports["shapes"]["categories"]

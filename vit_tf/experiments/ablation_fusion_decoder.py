@@ -8,7 +8,7 @@ seed). Only ``model.fusion.name`` and ``model.decoder.name`` change.
 Command (writes runs/ablation/results.{json,md}; one cell takes ~4-5 min of training plus
 ~2-5 min of evaluation on 2 idle CPU cores, far more on a shared machine):
 
-    python -m experiments.ablation_fusion_decoder --out runs/ablation [--epochs 4]
+    python -m vit_tf.experiments.ablation_fusion_decoder --out runs/ablation [--epochs 4]
 
 Cells can run in separate processes (``--decoders lstm`` / ``--fusions ...`` with another
 ``--out``); ``merge_tables(a/results.json, b/results.json)`` joins their tables.
@@ -18,7 +18,7 @@ One cell on its own, on any data:
     vit-tf train --experiment ablation_fusion_decoder --set model.fusion.name=attention_pooling \\
         --set model.decoder.name=lstm --data DATA.json --image-root DIR --out runs/NAME
 
-The measured table is in experiments/README.md ("Fusion x decoder ablation").
+The measured table is in vit_tf/experiments/README.md ("Fusion x decoder ablation").
 """
 
 import argparse
@@ -122,8 +122,8 @@ def main(argv=None):
     parser.add_argument("--decoders", default=",".join(DECODERS))
     args = parser.parse_args(argv)
 
-    from vit_tf.commands import run_eval
     from vit_tf.data.shapes import write_shapes_world
+    from vit_tf.eval.evaluate import evaluate_run
     from vit_tf.training.train import train
 
     data = os.path.join(args.out, "shapes")
@@ -140,8 +140,8 @@ def main(argv=None):
             start = time.perf_counter()
             summary = train(get_config(fusion, decoder, args.epochs),
                             os.path.join(data, "train.json"), data, run)
-            metrics, _ = run_eval(run, os.path.join(data, "test.json"), data,
-                                  os.path.join(run, "eval"))
+            metrics, _ = evaluate_run(run, benchmark="shapes", image_root=data,
+                                      out=os.path.join(run, "eval"))
             rows.append(_row(fusion, decoder, summary, metrics))
             print(f"{fusion} x {decoder}: {time.perf_counter() - start:.0f} s", flush=True)
             with open(results_path, "w") as f:

@@ -1,0 +1,46 @@
+"""``vit_tf.experiments``: experiments load by name, with clear errors for anything else."""
+
+import sys
+
+import pytest
+
+import vit_tf.experiments as experiments
+from vit_tf.config import ConfigError, ExperimentConfig
+from vit_tf.experiments import known_experiments, load_experiment
+
+
+def test_every_known_experiment_loads_an_experiment_config():
+    names = known_experiments()
+    assert {"default", "two_stage", "ablation_fusion_decoder"} <= set(names)
+    assert "shapes_breakdown" not in names   # a script over runs, not a config
+    for name in names:
+        assert isinstance(load_experiment(name), ExperimentConfig), name
+
+
+def test_an_unknown_experiment_is_refused_listing_the_known_ones():
+    for name in ("nope", "../default", ""):
+        with pytest.raises(ConfigError) as info:
+            load_experiment(name)
+        assert f"unknown experiment {name!r}" in str(info.value)
+        assert "known: ablation_fusion_decoder, default, two_stage" in str(info.value)
+
+
+def test_a_module_without_get_config_is_not_an_experiment():
+    with pytest.raises(ConfigError, match="shapes_breakdown.py has no get_config()"):
+        load_experiment("shapes_breakdown")
+
+
+def test_a_get_config_that_returns_something_else_is_refused(tmp_path, monkeypatch):
+    (tmp_path / "returns_a_dict.py").write_text("def get_config():\n    return {'name': 'x'}\n")
+    monkeypatch.setattr(experiments, "__path__", [*experiments.__path__, str(tmp_path)])
+    monkeypatch.delitem(sys.modules, "vit_tf.experiments.returns_a_dict", raising=False)
+    with pytest.raises(ConfigError, match="get_config\\(\\) must return an ExperimentConfig, "
+                                          "got dict"):
+        load_experiment("returns_a_dict")
+    sys.modules.pop("vit_tf.experiments.returns_a_dict", None)
+
+
+def test_experiments_live_in_the_package_namespace():
+    assert experiments.__name__ == "vit_tf.experiments"
+    assert load_experiment("two_stage").name == "two_stage"   # imports vit_tf.experiments.default
+    assert "experiments" not in sys.modules   # no top-level package of that generic name
