@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from tests.helpers import run_layer_test
-from vit_tf.models.transformer_decoder import TransformerDecoderLM
+from vit_tf.models.decoders.transformer import TransformerDecoderLM
 
 VOCAB, HIDDEN, PREFIX, TEXT = 40, 16, 3, 7
 

@@ -8,7 +8,7 @@ Example:
 
 from vit_tf.config import ConfigError
 
-# keras-hub causal-LM decoders (vit_tf.models.hub_lm_decoder) -> their chat format
+# keras-hub causal-LM decoders (vit_tf.models.decoders.hub_lm) -> their chat format
 # (vit_tf.data.preset_tokenizer.CHAT_FORMATS).
 HUB_LM_CHAT_FORMATS = {"gemma": "gemma", "llama": "llama3"}
 

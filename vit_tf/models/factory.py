@@ -8,19 +8,19 @@ import vit_tf.layers.cross_attention  # noqa: F401
 import vit_tf.layers.fusion  # noqa: F401
 import vit_tf.layers.projector  # noqa: F401  (registers projectors)
 import vit_tf.layers.resampler  # noqa: F401
-import vit_tf.models.cnn_encoders  # noqa: F401  (registers image encoders)
-import vit_tf.models.hub_lm_decoder  # noqa: F401  (registers gemma, llama)
-import vit_tf.models.keras_hub_encoders  # noqa: F401
-import vit_tf.models.lstm_decoder  # noqa: F401  (registers decoders)
-import vit_tf.models.saved_model_encoder  # noqa: F401
-import vit_tf.models.transformer_decoder  # noqa: F401
-import vit_tf.models.vit  # noqa: F401
+import vit_tf.models.encoders.cnn  # noqa: F401  (registers image encoders)
+import vit_tf.models.decoders.hub_lm  # noqa: F401  (registers gemma, llama)
+import vit_tf.models.encoders.hub_vision  # noqa: F401
+import vit_tf.models.decoders.lstm  # noqa: F401  (registers decoders)
+import vit_tf.models.encoders.saved_model  # noqa: F401
+import vit_tf.models.decoders.transformer  # noqa: F401
+import vit_tf.models.encoders.vit  # noqa: F401
 from vit_tf.layers.text_embedding import PretrainedTokenEmbedding
 from vit_tf.models.compat import check_model_config
-from vit_tf.models.hub_lm_decoder import HubCausalLMDecoder, load_lm_backbone
+from vit_tf.models.decoders.hub_lm import HubCausalLMDecoder, load_lm_backbone
 from vit_tf.config import ConfigError
 from vit_tf.data.template import ASSISTANT, SPECIAL_TOKENS
-from vit_tf.models.transformer_decoder import ATTENTION_MODES
+from vit_tf.models.decoders.transformer import ATTENTION_MODES
 from vit_tf.models.vlm import VisionLanguageModel
 from vit_tf.registry import DECODERS, FUSIONS, IMAGE_ENCODERS, PROJECTORS
 

@@ -1,0 +1,1 @@
+"""Language decoders: token ids (+ image tokens through a fusion) -> next-token logits."""
