@@ -11,6 +11,8 @@ import keras
 import numpy as np
 import pytest
 
+from vit_tf.models.decoders import LanguageDecoder
+from vit_tf.models.encoders import ImageEncoder
 from vit_tf.models.vlm import VisionLanguageModel
 
 DATA = Path(__file__).parent / "data"
@@ -24,5 +26,7 @@ def test_model_saved_before_the_move_loads_and_gives_the_same_logits(name):
     saved = np.load(DATA / f"{name}.npz")
     model = keras.saving.load_model(DATA / f"{name}.keras")
     assert isinstance(model, VisionLanguageModel)
+    assert isinstance(model.decoder, LanguageDecoder)
+    assert isinstance(model.image_encoder, ImageEncoder)
     inputs = {k: saved[k] for k in ("images", "token_ids", "padding_mask")}
     np.testing.assert_allclose(np.asarray(model(inputs)), saved["logits"], rtol=0, atol=1e-5)
