@@ -7,8 +7,8 @@ import pytest
 from tests.helpers import tiny_config
 from vit_tf.layers.projector import LinearProjector, MLPProjector
 from vit_tf.models.factory import build_model
-from vit_tf.models.transformer_decoder import TransformerDecoderLM
-from vit_tf.models.vit import ViTEncoder
+from vit_tf.models.decoders.transformer import TransformerDecoderLM
+from vit_tf.models.encoders.vit import ViTEncoder
 from vit_tf.models.vlm import VisionLanguageModel
 
 VOCAB, TEXT = 50, 12

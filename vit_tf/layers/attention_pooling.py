@@ -63,6 +63,11 @@ class AttentionPoolingFusion(Fusion):
         super().__init__(hidden_dim, num_layers, **kwargs)
         self.pooling = AttentionPooling(hidden_dim, name="pooling")
 
+    @classmethod
+    def from_section(cls, section, *, hidden_dim, num_layers, name="fusion"):
+        """No fields of ``section`` (single head, as in the design)."""
+        return cls(hidden_dim, num_layers, name=name)
+
     def build(self, image_tokens_shape=None):
         shape = (None, None, self.hidden_dim)
         self.pooling.build(shape, shape)

@@ -70,6 +70,12 @@ class CrossAttentionFusion(Fusion):
             for i in range(num_layers)
         ]
 
+    @classmethod
+    def from_section(cls, section, *, hidden_dim, num_layers, name="fusion"):
+        """``section`` fields: num_heads, gated."""
+        return cls(hidden_dim, num_layers, num_heads=section.num_heads, gated=section.gated,
+                   name=name)
+
     def build(self, image_tokens_shape=None):
         shape = (None, None, self.hidden_dim)
         for layer in self.cross_attentions:

@@ -24,23 +24,6 @@ from keras import layers
 from vit_tf.registry import FUSIONS
 
 
-def fused_prefix(fusion, prefix_embeddings, image_tokens):
-    """What a decoder places before the text: ``prefix_embeddings``, or the prefix of
-    ``image_tokens`` through ``fusion`` (``None``: the image tokens themselves, as concat)."""
-    if image_tokens is None:
-        return prefix_embeddings
-    if prefix_embeddings is not None:
-        raise ValueError("pass either prefix_embeddings or image_tokens, not both")
-    return image_tokens if fusion is None else fusion.prefix(image_tokens)
-
-
-def fused_read(fusion, index, x, image_tokens):
-    """The text states after decoder block ``index``: ``fusion``'s read, or ``x`` unchanged."""
-    if image_tokens is None or fusion is None:
-        return x
-    return fusion.read(index, x, image_tokens)
-
-
 class Fusion(layers.Layer):
     """Base class. ``hidden_dim``: decoder width; ``num_layers``: decoder blocks.
 
@@ -54,6 +37,13 @@ class Fusion(layers.Layer):
         super().__init__(**kwargs)
         self.hidden_dim = hidden_dim
         self.num_layers = num_layers
+
+    @classmethod
+    def from_section(cls, section, *, hidden_dim, num_layers, name="fusion"):
+        """Subclasses implement: the fusion of ``config.model.fusion`` (``section``, a
+        ``FusionConfig``; each fusion reads the fields it uses) for a decoder of width
+        ``hidden_dim`` with ``num_layers`` blocks."""
+        raise NotImplementedError(f"{cls.__name__} does not implement Fusion.from_section")
 
     def build(self, image_tokens_shape=None):
         self.built = True
@@ -85,6 +75,11 @@ class ConcatFusion(Fusion):
     """LLaVA: the projected image tokens are the prefix of the text embeddings (no weights)."""
 
     uses_prefix = True
+
+    @classmethod
+    def from_section(cls, section, *, hidden_dim, num_layers, name="fusion"):
+        """No fields of ``section`` (no weights, no options)."""
+        return cls(hidden_dim, num_layers, name=name)
 
     def num_prefix_tokens(self, num_image_tokens):
         return num_image_tokens

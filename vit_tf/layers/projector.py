@@ -16,6 +16,11 @@ class LinearProjector(layers.Layer):
         self.hidden_dim = hidden_dim
         self.dense = layers.Dense(hidden_dim, name="dense")
 
+    @classmethod
+    def from_section(cls, section, *, hidden_dim, name="projector"):
+        """No fields of ``section``; ``hidden_dim`` is the decoder's."""
+        return cls(hidden_dim, name=name)
+
     def build(self, input_shape):
         self.dense.build(input_shape)
         self.built = True
@@ -43,6 +48,11 @@ class MLPProjector(layers.Layer):
         self.hidden_dim = hidden_dim
         self.dense_in = layers.Dense(hidden_dim, activation="gelu", name="dense_in")
         self.dense_out = layers.Dense(hidden_dim, name="dense_out")
+
+    @classmethod
+    def from_section(cls, section, *, hidden_dim, name="projector"):
+        """No fields of ``section``; ``hidden_dim`` is the decoder's."""
+        return cls(hidden_dim, name=name)
 
     def build(self, input_shape):
         self.dense_in.build(input_shape)

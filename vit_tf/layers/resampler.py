@@ -93,6 +93,13 @@ class ResamplerFusion(Fusion):
         self.resampler = Resampler(hidden_dim, num_queries, num_heads, resampler_layers,
                                    name="resampler")
 
+    @classmethod
+    def from_section(cls, section, *, hidden_dim, num_layers, name="fusion"):
+        """``section`` fields: num_queries, num_heads, resampler_layers."""
+        return cls(hidden_dim, num_layers, num_queries=section.num_queries,
+                   num_heads=section.num_heads, resampler_layers=section.resampler_layers,
+                   name=name)
+
     def build(self, image_tokens_shape=None):
         self.resampler.build(image_tokens_shape or (None, None, self.hidden_dim))
         self.built = True

@@ -46,7 +46,7 @@ class Explanation:
 
 def default_patch_size(model):
     """The image encoder's patch size when it has one, else 8 pixels."""
-    return int(getattr(model.image_encoder, "patch_size", 8) or 8)
+    return int(model.image_encoder.patch_size or 8)
 
 
 def patch_relevance(model, image, prompt_ids, answer_ids, patch_size, baseline=BASELINE):

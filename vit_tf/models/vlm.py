@@ -16,6 +16,8 @@ class VisionLanguageModel(TaskMixin, keras.Model):
     trains on raw examples, generates from raw images and prompts and saves as a preset
     (``vit_tf.models.task``).
 
+    ``image_encoder`` is a ``vit_tf.models.encoders.ImageEncoder`` and ``decoder`` a
+    ``vit_tf.models.decoders.LanguageDecoder``: their contracts are all this class relies on.
     The decoder receives the projected image tokens and its fusion decides how they enter:
     concatenated before the text embeddings (LLaVA, the default), resampled, cross-attended or
     attention-pooled (``vit_tf.layers.fusion``). It predicts the next text token at every text
@@ -104,7 +106,7 @@ class VisionLanguageModel(TaskMixin, keras.Model):
 
     @property
     def num_image_tokens(self):
-        return self.image_encoder.compute_output_shape((None, self.image_size, self.image_size, 3))[1]
+        return self.image_encoder.num_tokens
 
     def encode_images(self, images, training=False):
         """(batch, S, S, 3) -> projected image tokens (batch, image_tokens, hidden_dim)."""
@@ -113,9 +115,7 @@ class VisionLanguageModel(TaskMixin, keras.Model):
     @property
     def num_prefix_tokens(self):
         """Embeddings placed before the text: the image tokens, the resampled ones, or none."""
-        fusion = getattr(self.decoder, "fusion", None)
-        n = self.num_image_tokens
-        return n if fusion is None else fusion.num_prefix_tokens(n)
+        return self.decoder.num_prefix_tokens(self.num_image_tokens)
 
     def prefill(self, images, token_ids, cache, image_tokens=None, padding_mask=None):
         """Fill the cache with the image prefix + ``token_ids``; returns (logits, cache).
@@ -132,8 +132,6 @@ class VisionLanguageModel(TaskMixin, keras.Model):
     def prefix_lengths(self, prompt_ids):
         """(batch,) bidirectional prefix of each prompt (prefix embeddings included), or None
         when the decoder attends causally; pass it to ``call_with_cache`` after the prefill."""
-        if getattr(self.decoder, "attention", "causal") != "prefix":
-            return None
         return self.decoder.prefix_lengths(prompt_ids, self.num_prefix_tokens)
 
     def call_with_cache(self, token_ids, cache, text_index, image_tokens=None,
@@ -143,16 +141,13 @@ class VisionLanguageModel(TaskMixin, keras.Model):
         Read fusions (cross_attention, attention_pooling) need ``image_tokens`` at every step;
         a prefix-LM decoder needs ``prefix_lengths(prompt_ids)``.
         """
-        fusion = getattr(self.decoder, "fusion", None)
-        if image_tokens is None and fusion is not None and fusion.uses_reads:
+        fusion = self.decoder.fusion
+        if image_tokens is None and fusion.uses_reads:
             raise ValueError(f"the {type(fusion).__name__} decoder reads the image tokens at every "
                              "step: pass image_tokens=model.encode_images(images)")
         index = text_index + self.num_prefix_tokens
-        kwargs = {} if prefix_lengths is None else {"prefix_lengths": prefix_lengths}
-        if image_tokens is None:
-            return self.decoder.call_with_cache(token_ids, cache, index, **kwargs)
         return self.decoder.call_with_cache(token_ids, cache, index, image_tokens=image_tokens,
-                                            include_prefix=False, **kwargs)
+                                            include_prefix=False, prefix_lengths=prefix_lengths)
 
     def init_cache(self, batch_size, text_length):
         return self.decoder.init_cache(batch_size, self.num_prefix_tokens + text_length)

@@ -28,8 +28,8 @@ def part_layers(model):
     """{part name: layer}; ``fusion`` only when the decoder has one with weights."""
     parts = {"image_encoder": model.image_encoder, "projector": model.projector,
              "decoder": model.decoder}
-    fusion = getattr(model.decoder, "fusion", None)
-    if fusion is not None and fusion.weights:
+    fusion = model.decoder.fusion                  # always set (LanguageDecoder contract)
+    if fusion.weights:
         parts["fusion"] = fusion
     return parts
 

@@ -17,6 +17,7 @@ from vit_tf.data.preset_tokenizer import PresetTokenizer, tokenizer_for_config
 from vit_tf.data.template import END, conversation_segments
 from vit_tf.data.tokenizer import SegmentEncoder, special_ids
 from vit_tf.inference.generate import Generator
+from vit_tf.models.decoders import LanguageDecoder
 from vit_tf.models.factory import build_model
 from vit_tf.training.optim import compile_model
 
@@ -110,6 +111,7 @@ def test_other_fusions_read_into_the_lm_and_keep_its_cache_exact(fusion, presets
     tok = tokenizer_for_config(config)
     keras.utils.set_random_seed(0)
     model = build_model(config, tok.vocabulary_size())
+    assert isinstance(model.decoder, LanguageDecoder)
     assert model.decoder.fusion.num_layers == 1 and model.decoder.fusion.hidden_dim == 16
     inputs, _, _ = _batch(tok, config.data.image_size)
     full = np.asarray(model(inputs))
@@ -148,6 +150,19 @@ def test_preset_tokenizer_writes_the_family_chat_format_and_trains_only_the_answ
 def test_senseless_hub_lm_settings_are_refused_before_loading(overrides, message):
     with pytest.raises(ConfigError, match=message):
         build_model(tiny_config(**overrides), 50)
+
+
+def test_fusion_heads_that_do_not_divide_the_lm_width_are_refused(presets):
+    config = tiny_config(model__decoder__name="gemma", model__decoder__preset=presets["gemma"][0],
+                         model__fusion__name="resampler", model__fusion__num_heads=3)
+    with pytest.raises(ConfigError, match="num_heads=3 must divide the decoder's hidden_dim=16"):
+        build_model(config, 50)
+
+
+def test_tokenizer_with_more_ids_than_the_lm_is_refused(presets):
+    config = tiny_config(model__decoder__name="llama", model__decoder__preset=presets["llama"][0])
+    with pytest.raises(ConfigError, match="the tokenizer has 100000 ids but the LM only"):
+        build_model(config, 100000)
 
 
 def test_preset_of_another_family_is_refused(presets):

@@ -2,15 +2,16 @@
 feature map becomes a sequence of image tokens."""
 
 import keras
-from keras import layers, ops
+from keras import ops
 
+from vit_tf.models.encoders.base import ImageEncoder
 from vit_tf.registry import IMAGE_ENCODERS
 
 # keras.applications' "caffe" preprocessing for ResNet50 and VGG16: RGB -> BGR, minus the mean.
 _CAFFE_BGR_MEAN = (103.939, 116.779, 123.68)
 
 
-class KerasApplicationEncoder(layers.Layer):
+class KerasApplicationEncoder(ImageEncoder):
     """Base for CNN encoders: (batch, S, S, 3) in [0, 255] -> (batch, (S/32)^2, channels).
 
     Args:
@@ -26,10 +27,10 @@ class KerasApplicationEncoder(layers.Layer):
     channels = None
 
     def __init__(self, image_size, weights="", trainable=True, **kwargs):
-        super().__init__(trainable=trainable, **kwargs)
         if image_size < 32:
             raise ValueError(f"{type(self).__name__} needs image_size >= 32, got {image_size}")
-        self.image_size = image_size
+        super().__init__(image_size, trainable=trainable, **kwargs)
+        self.hidden_dim = self.channels
         self.weights_path = weights
         self.network = self.application(
             include_top=False, weights=weights or None, input_shape=(image_size, image_size, 3)
@@ -37,6 +38,11 @@ class KerasApplicationEncoder(layers.Layer):
         self.network.trainable = trainable
         self.grid = self.network.output_shape[1]
         self.num_tokens = self.grid * self.network.output_shape[2]
+
+    @classmethod
+    def from_section(cls, section, *, image_size, name="image_encoder"):
+        """``section`` fields: weights (a local file, or "" for random) and trainable."""
+        return cls(image_size, weights=section.weights, trainable=section.trainable, name=name)
 
     def build(self, input_shape):
         self.built = True
@@ -46,9 +52,6 @@ class KerasApplicationEncoder(layers.Layer):
         x = bgr - ops.convert_to_tensor(_CAFFE_BGR_MEAN, self.compute_dtype)
         features = self.network(x, training=training if self.trainable else False)  # (b, h, w, C)
         return ops.reshape(features, (-1, self.num_tokens, self.channels))  # (batch, h*w, C)
-
-    def compute_output_shape(self, input_shape):
-        return (input_shape[0], self.num_tokens, self.channels)
 
     def get_config(self):
         return {**super().get_config(), "image_size": self.image_size, "weights": self.weights_path}

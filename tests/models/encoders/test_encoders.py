@@ -11,10 +11,10 @@ import pytest
 
 from tests.helpers import run_layer_test, tiny_config
 from vit_tf.config import ConfigError
-from vit_tf.models.cnn_encoders import ResNet50Encoder, VGG16Encoder
+from vit_tf.models.encoders.cnn import ResNet50Encoder, VGG16Encoder
 from vit_tf.models.factory import build_model
-from vit_tf.models.keras_hub_encoders import CLIPImageEncoder, SigLIPImageEncoder
-from vit_tf.models.saved_model_encoder import SavedModelImageEncoder
+from vit_tf.models.encoders.hub_vision import CLIPImageEncoder, SigLIPImageEncoder
+from vit_tf.models.encoders.saved_model import SavedModelImageEncoder
 
 VOCAB, TEXT = 40, 10
 

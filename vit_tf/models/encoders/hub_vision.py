@@ -2,15 +2,16 @@
 
 import keras
 import keras_hub
-from keras import layers, ops
+from keras import ops
 
+from vit_tf.models.encoders.base import ImageEncoder
 from vit_tf.registry import IMAGE_ENCODERS
 
 _CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 _CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 
 
-class KerasHubVisionEncoder(layers.Layer):
+class KerasHubVisionEncoder(ImageEncoder):
     """A keras-hub vision tower loaded with ``from_preset`` (a preset name or a local folder).
 
     The preset may hold a full CLIP / SigLIP backbone (its ``vision_encoder`` is used) or the
@@ -32,8 +33,7 @@ class KerasHubVisionEncoder(layers.Layer):
     encoder_class = None
 
     def __init__(self, image_size, preset="", trainable=True, encoder_config=None, **kwargs):
-        super().__init__(trainable=trainable, **kwargs)
-        self.image_size = image_size
+        super().__init__(image_size, trainable=trainable, **kwargs)
         self.preset = preset
         if encoder_config is not None:
             self.tower = keras.saving.deserialize_keras_object(encoder_config)
@@ -47,6 +47,11 @@ class KerasHubVisionEncoder(layers.Layer):
         self.hidden_dim = self.tower.hidden_dim
         grid = self.input_side // self.tower.patch_size
         self.num_tokens = grid * grid
+
+    @classmethod
+    def from_section(cls, section, *, image_size, name="image_encoder"):
+        """``section`` fields: preset (a keras-hub preset name or local folder) and trainable."""
+        return cls(image_size, preset=section.preset, trainable=section.trainable, name=name)
 
     def _load(self, preset):
         model = keras_hub.models.Backbone.from_preset(preset)
@@ -77,9 +82,6 @@ class KerasHubVisionEncoder(layers.Layer):
     def call(self, images, training=None):
         out = self._sequence(self._normalise(images), training if self.trainable else False)
         return out[:, -self.num_tokens:]  # per-patch tokens (batch, patches, hidden)
-
-    def compute_output_shape(self, input_shape):
-        return (input_shape[0], self.num_tokens, self.hidden_dim)
 
     def get_config(self):
         return {**super().get_config(), "image_size": self.image_size, "preset": self.preset,

@@ -5,12 +5,13 @@ import keras_hub
 from keras import layers
 
 from vit_tf.layers.patch_embedding import PatchEmbedding
+from vit_tf.models.encoders.base import ImageEncoder
 from vit_tf.registry import IMAGE_ENCODERS
 
 
 @IMAGE_ENCODERS.register("vit")
 @keras.saving.register_keras_serializable(package="vit_tf")
-class ViTEncoder(layers.Layer):
+class ViTEncoder(ImageEncoder):
     """Patch embedding (optional conv stem) + pre-norm Transformer encoder blocks.
 
     Blocks are keras-hub ``TransformerEncoder`` layers (bidirectional self-attention).
@@ -32,8 +33,7 @@ class ViTEncoder(layers.Layer):
     def __init__(self, image_size, patch_size, hidden_dim, num_layers, num_heads,
                  intermediate_dim, conv_stem=False, stem_layers=0, sincos_positions=False, dropout=0.0,
                  stem_norm=False, **kwargs):
-        super().__init__(**kwargs)
-        self.image_size = image_size
+        super().__init__(image_size, **kwargs)
         self.patch_size = patch_size
         self.hidden_dim = hidden_dim
         self.num_layers = num_layers
@@ -58,6 +58,17 @@ class ViTEncoder(layers.Layer):
         ]
         self.final_norm = layers.LayerNormalization(epsilon=1e-6, name="final_norm")
 
+    @classmethod
+    def from_section(cls, section, *, image_size, name="image_encoder"):
+        """``section`` fields: patch_size, hidden_dim, num_layers, num_heads, intermediate_dim,
+        conv_stem, stem_layers, sincos_positions, stem_norm, dropout (random initialisation)."""
+        return cls(image_size=image_size, patch_size=section.patch_size,
+                   hidden_dim=section.hidden_dim, num_layers=section.num_layers,
+                   num_heads=section.num_heads, intermediate_dim=section.intermediate_dim,
+                   conv_stem=section.conv_stem, stem_layers=section.stem_layers,
+                   sincos_positions=section.sincos_positions, dropout=section.dropout,
+                   stem_norm=section.stem_norm, name=name)
+
     def build(self, input_shape):
         self.patch_embedding.build(input_shape)
         shape = (input_shape[0], self.num_tokens, self.hidden_dim)
@@ -71,9 +82,6 @@ class ViTEncoder(layers.Layer):
         for block in self.blocks:
             x = block(x, training=training)
         return self.final_norm(x)
-
-    def compute_output_shape(self, input_shape):
-        return (input_shape[0], self.num_tokens, self.hidden_dim)
 
     def get_config(self):
         config = super().get_config()

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from tests.helpers import run_layer_test
-from vit_tf.models.vit import ViTEncoder
+from vit_tf.models.encoders.vit import ViTEncoder
 from vit_tf.registry import IMAGE_ENCODERS
 
 

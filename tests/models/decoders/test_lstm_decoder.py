@@ -6,7 +6,7 @@ from keras import ops
 from tests.helpers import run_layer_test
 from vit_tf.layers.attention_pooling import AttentionPoolingFusion
 from vit_tf.layers.fusion import ConcatFusion
-from vit_tf.models.lstm_decoder import LSTMDecoderLM
+from vit_tf.models.decoders.lstm import LSTMDecoderLM
 
 VOCAB, HIDDEN, TEXT, N = 30, 8, 7, 4
 

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from tests.helpers import run_layer_test
-from vit_tf.models.transformer_decoder import TransformerDecoderLM
+from vit_tf.models.decoders.transformer import TransformerDecoderLM
 
 VOCAB, HIDDEN, PREFIX, TEXT = 40, 16, 3, 7
 
@@ -30,7 +30,7 @@ def test_decoder_round_trips_and_outputs_text_logits(tmp_path):
     token_ids, prefix = _inputs()
     padding_mask = np.ones_like(token_ids, bool)
     padding_mask[1, 5:] = False
-    inputs = {"token_ids": token_ids, "prefix_embeddings": prefix, "padding_mask": padding_mask}
+    inputs = {"token_ids": token_ids, "image_tokens": prefix, "padding_mask": padding_mask}
     out = run_layer_test(_decoder(), inputs, tmp_path, expected_output_shape=(2, TEXT, VOCAB))
     assert out.dtype == np.float32
 
@@ -43,11 +43,11 @@ def test_decoder_without_prefix_outputs_one_logit_row_per_token():
 def test_changing_a_later_token_does_not_change_earlier_logits():
     decoder = _decoder()
     token_ids, prefix = _inputs()
-    base = _np(decoder(token_ids, prefix_embeddings=prefix))
+    base = _np(decoder(token_ids, image_tokens=prefix))
     for t in range(1, TEXT):
         changed = token_ids.copy()
         changed[:, t] = (changed[:, t] + 1) % VOCAB
-        out = _np(decoder(changed, prefix_embeddings=prefix))
+        out = _np(decoder(changed, image_tokens=prefix))
         np.testing.assert_allclose(out[:, :t], base[:, :t], atol=1e-6)
         assert not np.allclose(out[:, t], base[:, t], atol=1e-6)
 
@@ -55,9 +55,9 @@ def test_changing_a_later_token_does_not_change_earlier_logits():
 def test_changing_the_prefix_changes_the_logits_at_every_position():
     decoder = _decoder()
     token_ids, prefix = _inputs()
-    a = _np(decoder(token_ids, prefix_embeddings=prefix))
+    a = _np(decoder(token_ids, image_tokens=prefix))
     other = np.random.default_rng(1).normal(size=prefix.shape).astype("float32")
-    b = _np(decoder(token_ids, prefix_embeddings=other))
+    b = _np(decoder(token_ids, image_tokens=other))
     assert np.abs(a - b).max(axis=-1).min() > 1e-4
 
 
@@ -68,18 +68,18 @@ def test_right_padding_does_not_change_the_logits_of_real_tokens():
     padded = token_ids.copy()
     padded[:, n:] = 0
     mask = np.arange(TEXT)[None, :] < n
-    full = _np(decoder(token_ids[:, :n], prefix_embeddings=prefix))
-    out = _np(decoder(padded, prefix_embeddings=prefix, padding_mask=mask))
+    full = _np(decoder(token_ids[:, :n], image_tokens=prefix))
+    out = _np(decoder(padded, image_tokens=prefix, padding_mask=mask))
     np.testing.assert_allclose(out[:, :n], full, atol=1e-5)
 
 
 def test_prefill_with_cache_at_index_0_equals_the_uncached_call():
     decoder = _decoder()
     token_ids, prefix = _inputs()
-    full = _np(decoder(token_ids, prefix_embeddings=prefix))
+    full = _np(decoder(token_ids, image_tokens=prefix))
     cache = decoder.init_cache(2, PREFIX + TEXT)
     assert tuple(cache.shape) == (2, 2, 2, PREFIX + TEXT, 2, HIDDEN // 2)
-    logits, cache = decoder.call_with_cache(token_ids, cache, 0, prefix_embeddings=prefix)
+    logits, cache = decoder.call_with_cache(token_ids, cache, 0, image_tokens=prefix)
     np.testing.assert_allclose(_np(logits), full, rtol=0, atol=1e-5)
     assert np.abs(_np(cache)).min(axis=(0, 1, 2, 4, 5)).min() > 0  # every slot was written
 
@@ -87,9 +87,9 @@ def test_prefill_with_cache_at_index_0_equals_the_uncached_call():
 def test_step_by_step_cached_logits_equal_the_full_call_at_every_position():
     decoder = _decoder()
     token_ids, prefix = _inputs()
-    full = _np(decoder(token_ids, prefix_embeddings=prefix))
+    full = _np(decoder(token_ids, image_tokens=prefix))
     cache = decoder.init_cache(2, PREFIX + TEXT)
-    logits, cache = decoder.call_with_cache(token_ids[:, :1], cache, 0, prefix_embeddings=prefix)
+    logits, cache = decoder.call_with_cache(token_ids[:, :1], cache, 0, image_tokens=prefix)
     steps = [_np(logits)[:, 0]]
     for t in range(1, TEXT):
         logits, cache = decoder.call_with_cache(token_ids[:, t : t + 1], cache, PREFIX + t)
@@ -120,7 +120,7 @@ def _prefix_inputs():
 def test_prefix_attention_round_trips_with_its_options(tmp_path):
     token_ids, prefix = _prefix_inputs()
     decoder = _decoder(attention="prefix", prefix_end_token_id=END_OF_PREFIX)
-    inputs = {"token_ids": token_ids, "prefix_embeddings": prefix}
+    inputs = {"token_ids": token_ids, "image_tokens": prefix}
     run_layer_test(decoder, inputs, tmp_path, expected_output_shape=(2, TEXT, VOCAB))
     assert decoder.get_config()["attention"] == "prefix"
 
@@ -137,24 +137,24 @@ def test_prefix_lengths_count_image_tokens_and_text_up_to_the_first_prefix_end()
 def test_prefix_tokens_see_later_prefix_tokens_but_the_rest_stays_causal():
     decoder = _decoder(attention="prefix", prefix_end_token_id=END_OF_PREFIX)
     token_ids, prefix = _prefix_inputs()
-    base = _np(decoder(token_ids, prefix_embeddings=prefix))
+    base = _np(decoder(token_ids, image_tokens=prefix))
     inside = token_ids.copy()
     inside[:, 1] = (inside[:, 1] + 1) % VOCAB   # text position 1 is in both rows' prefix
-    out = _np(decoder(inside, prefix_embeddings=prefix))
+    out = _np(decoder(inside, image_tokens=prefix))
     assert np.abs(out[:, 0] - base[:, 0]).max(axis=-1).min() > 1e-5  # seen by position 0
     after = token_ids.copy()
     after[:, 6] = (after[:, 6] + 1) % VOCAB     # after both prefixes: causal from here
-    out = _np(decoder(after, prefix_embeddings=prefix))
+    out = _np(decoder(after, image_tokens=prefix))
     np.testing.assert_allclose(out[:, :6], base[:, :6], atol=1e-6)
 
 
 def test_prefix_attention_cached_steps_equal_the_full_call():
     decoder = _decoder(attention="prefix", prefix_end_token_id=END_OF_PREFIX)
     token_ids, prefix = _prefix_inputs()
-    full = _np(decoder(token_ids, prefix_embeddings=prefix))
+    full = _np(decoder(token_ids, image_tokens=prefix))
     cache = decoder.init_cache(2, PREFIX + TEXT)
     # Prefill the first 5 text tokens (both prefixes end by then), then step one token at a time.
-    logits, cache = decoder.call_with_cache(token_ids[:, :5], cache, 0, prefix_embeddings=prefix)
+    logits, cache = decoder.call_with_cache(token_ids[:, :5], cache, 0, image_tokens=prefix)
     steps = [_np(logits)]
     lengths = decoder.prefix_lengths(token_ids[:, :5], PREFIX)
     for t in range(5, TEXT):

@@ -20,9 +20,10 @@ Example:
 
 import keras
 import keras_hub
-from keras import layers, ops
+from keras import ops
 
-from vit_tf.layers.fusion import fused_prefix, fused_read
+from vit_tf.config import ConfigError
+from vit_tf.models.decoders.base import LanguageDecoder
 from vit_tf.registry import DECODERS
 
 
@@ -36,15 +37,18 @@ def load_lm_backbone(name, preset):
     return backbone
 
 
-class HubCausalLMDecoder(layers.Layer):
+class HubCausalLMDecoder(LanguageDecoder):
     """Base class: a keras-hub causal-LM backbone with a prefix of image embeddings.
+
+    ``hidden_dim``, ``num_layers`` and ``vocabulary_size`` are the backbone's; attention is
+    causal. Subclasses (one per family) set ``backbone_class`` and implement ``_layer``.
 
     Args:
         backbone: the keras-hub backbone (``load_lm_backbone``); serialized by ``get_config``,
             so a ``.keras`` file rebuilds it without the preset (weights come from the file).
         max_sequence_length: prefix + text tokens generation may use (``Generator`` reads it).
-        fusion: a ``vit_tf.layers.fusion.Fusion`` (width ``backbone.hidden_dim``) or None (the
-            image tokens are the prefix).
+        fusion: a ``vit_tf.layers.fusion.Fusion`` (width ``backbone.hidden_dim``) or None
+            (``ConcatFusion``: the image tokens are the prefix).
         trainable: False freezes the LM (the fusion stays trainable).
 
     Call: ``token_ids`` (batch, text_len) int32, ``image_tokens`` (batch, N, hidden_dim),
@@ -55,27 +59,41 @@ class HubCausalLMDecoder(layers.Layer):
     scale_embeddings = False
 
     def __init__(self, backbone, max_sequence_length, fusion=None, trainable=True, **kwargs):
-        super().__init__(**kwargs)
+        super().__init__(backbone.vocabulary_size, backbone.hidden_dim, backbone.num_layers,
+                         max_sequence_length, fusion=fusion, **kwargs)
         self.backbone = backbone
         self.backbone.trainable = trainable
         self.lm_trainable = trainable
-        self.max_sequence_length = max_sequence_length
-        self.fusion = fusion
-        self.hidden_dim = backbone.hidden_dim
-        self.num_layers = backbone.num_layers
-        self.vocabulary_size = backbone.vocabulary_size
-        self.attention = "causal"
 
-    def build(self, token_ids_shape, prefix_embeddings_shape=None, padding_mask_shape=None,
-              image_tokens_shape=None):
-        if self.fusion is not None and not self.fusion.built:
-            self.fusion.build((None, None, self.hidden_dim))
+    @classmethod
+    def from_section(cls, section, *, vocabulary_size, max_sequence_length, make_fusion,
+                     text_embedding=None, special_token_ids=None, name="decoder"):
+        """``section`` fields: preset (loaded with ``load_lm_backbone``; it sets the width and
+        depth the fusion is made for) and trainable. The LM must have a row for every id of
+        the tokenizer (``vocabulary_size``); it embeds text with its own table."""
+        backbone = load_lm_backbone(section.name, section.preset)
+        if vocabulary_size > backbone.vocabulary_size:
+            raise ConfigError(f"model.decoder.preset={section.preset!r}: the tokenizer has "
+                              f"{vocabulary_size} ids but the LM only {backbone.vocabulary_size}")
+        return cls(backbone, max_sequence_length=max_sequence_length,
+                   fusion=make_fusion(backbone.hidden_dim, backbone.num_layers),
+                   trainable=section.trainable, name=name)
+
+    def build(self, token_ids_shape, image_tokens_shape=None, padding_mask_shape=None):
+        self.build_fusion()
         self.built = True
 
     # ----- family specifics -----
 
     def _layer(self, block, x, padding_mask=None, cache=None, index=None):
-        raise NotImplementedError
+        """One transformer layer of the family: ``x`` (batch, len, hidden_dim) -> x, or with
+        ``cache`` -> (x, updated layer cache)."""
+        raise self._abstract("_layer (a HubCausalLMDecoder family method)")
+
+    @property
+    def logit_soft_cap(self):
+        """Logits are ``tanh(logits / cap) * cap`` when set (Gemma 2); None: uncapped."""
+        return None
 
     @property
     def head_dim(self):
@@ -83,36 +101,28 @@ class HubCausalLMDecoder(layers.Layer):
 
     # ----- shared -----
 
-    def _embed(self, token_ids, prefix_embeddings):
+    def embed_tokens(self, token_ids):
         x = self.backbone.token_embedding(token_ids)  # (batch, text_len, hidden_dim)
-        if self.scale_embeddings:
+        if self.scale_embeddings:  # the text only: the image tokens are not scaled
             x = x * ops.cast(ops.sqrt(self.hidden_dim), x.dtype)
-        if prefix_embeddings is not None:
-            x = ops.concatenate([ops.cast(prefix_embeddings, x.dtype), x], axis=1)
-        return x  # (batch, prefix + text_len, hidden_dim)
+        return x
 
     def _logits(self, x, prefix_len):
         x = self.backbone.layer_norm(x)[:, prefix_len:]  # (batch, text_len, hidden_dim)
         logits = self.backbone.token_embedding(x, reverse=True)
-        cap = getattr(self.backbone, "final_logit_soft_cap", None)
+        cap = self.logit_soft_cap
         if cap:
             logits = ops.tanh(logits / cap) * cap
         return ops.cast(logits, "float32")
 
-    def call(self, token_ids, prefix_embeddings=None, padding_mask=None, image_tokens=None,
-             training=None):
-        prefix = fused_prefix(self.fusion, prefix_embeddings, image_tokens)
-        prefix_len = 0 if prefix is None else prefix.shape[1]
-        x = self._embed(token_ids, prefix)
+    def call(self, token_ids, image_tokens=None, padding_mask=None, training=None):
+        x, prefix_len = self.embed_with_prefix(token_ids, image_tokens)  # (batch, P + T, d)
         if padding_mask is None:
             padding_mask = ops.ones(ops.shape(token_ids), "bool")
-        mask = ops.cast(padding_mask, "int32")
-        if prefix_len:
-            ones = ops.ones((ops.shape(mask)[0], prefix_len), "int32")
-            mask = ops.concatenate([ones, mask], axis=1)  # (batch, prefix + text_len)
+        mask = self.with_prefix_mask(padding_mask, prefix_len, "int32")  # (batch, prefix + text)
         for i, block in enumerate(self.backbone.transformer_layers):
             x = self._layer(block, x, padding_mask=mask)
-            x = fused_read(self.fusion, i, x, image_tokens)
+            x = self.fused_read(i, x, image_tokens)
         return self._logits(x, prefix_len)
 
     def init_cache(self, batch_size, max_length):
@@ -121,22 +131,18 @@ class HubCausalLMDecoder(layers.Layer):
                  self.backbone.num_key_value_heads, self.head_dim)
         return ops.zeros(shape, self.compute_dtype)
 
-    def call_with_cache(self, token_ids, cache, cache_update_index, prefix_embeddings=None,
-                        image_tokens=None, include_prefix=True, padding_mask=None,
-                        prefix_lengths=None):
+    def call_with_cache(self, token_ids, cache, cache_update_index, image_tokens=None,
+                        include_prefix=True, padding_mask=None, prefix_lengths=None):
         """As ``TransformerDecoderLM.call_with_cache``: the prefix (unless ``include_prefix`` is
         False) and ``token_ids`` at ``cache_update_index``. ``padding_mask`` is unused (a KV
         cache is position-indexed); ``prefix_lengths`` is not supported (causal only).
         Returns ``(logits (batch, text_len, vocab), cache)``."""
-        if prefix_lengths is not None:
-            raise ValueError(f"{type(self).__name__} attends causally; prefix_lengths is not supported")
-        prefix = fused_prefix(self.fusion, prefix_embeddings, image_tokens) if include_prefix else None
-        prefix_len = 0 if prefix is None else prefix.shape[1]
-        x = self._embed(token_ids, prefix)
+        self._check_causal(prefix_lengths)
+        x, prefix_len = self.embed_with_prefix(token_ids, image_tokens if include_prefix else None)
         caches = []
         for i, block in enumerate(self.backbone.transformer_layers):
             x, layer_cache = self._layer(block, x, cache=cache[:, i], index=cache_update_index)
-            x = fused_read(self.fusion, i, x, image_tokens)
+            x = self.fused_read(i, x, image_tokens)
             caches.append(layer_cache)
         return self._logits(x, prefix_len), ops.stack(caches, axis=1)
 
@@ -144,8 +150,6 @@ class HubCausalLMDecoder(layers.Layer):
         config = super().get_config()
         config.update(
             backbone=keras.saving.serialize_keras_object(self.backbone),
-            max_sequence_length=self.max_sequence_length,
-            fusion=None if self.fusion is None else keras.saving.serialize_keras_object(self.fusion),
             trainable=self.lm_trainable,
         )
         return config
@@ -154,9 +158,7 @@ class HubCausalLMDecoder(layers.Layer):
     def from_config(cls, config):
         config = dict(config)
         config["backbone"] = keras.saving.deserialize_keras_object(config["backbone"])
-        if config.get("fusion") is not None:
-            config["fusion"] = keras.saving.deserialize_keras_object(config["fusion"])
-        return cls(**config)
+        return super().from_config(config)
 
 
 @DECODERS.register("gemma")
@@ -170,6 +172,10 @@ class GemmaDecoderLM(HubCausalLMDecoder):
     @property
     def head_dim(self):
         return self.backbone.head_dim
+
+    @property
+    def logit_soft_cap(self):
+        return self.backbone.final_logit_soft_cap
 
     def _layer(self, block, x, padding_mask=None, cache=None, index=None):
         if cache is None:

@@ -4,20 +4,21 @@ import keras
 import keras_hub
 from keras import layers, ops
 
-from vit_tf.layers.fusion import fused_prefix, fused_read
+from vit_tf.config import ConfigError
+from vit_tf.data.template import ASSISTANT, SPECIAL_TOKENS
+from vit_tf.models.decoders.base import (ATTENTION_MODES, LanguageDecoder,
+                                         token_embedding_from_section)
 from vit_tf.registry import DECODERS
-
-ATTENTION_MODES = ("causal", "prefix")
 
 
 @DECODERS.register("transformer")
 @keras.saving.register_keras_serializable(package="vit_tf")
-class TransformerDecoderLM(layers.Layer):
+class TransformerDecoderLM(LanguageDecoder):
     """Token embedding + learned positions + pre-norm causal blocks + tied output head.
 
     Blocks are keras-hub ``TransformerDecoder`` layers in decoder-only mode, whose self-attention
-    cache gives KV-cached generation. The prefix (projected image tokens) is concatenated before
-    the text embeddings.
+    cache gives KV-cached generation. The fusion's prefix (for concat: the projected image
+    tokens) is concatenated before the text embeddings.
 
     Attention over the sequence is one of:
         ``"causal"``: every position sees itself and earlier ones (LLaVA);
@@ -35,35 +36,28 @@ class TransformerDecoderLM(layers.Layer):
         prefix_end_token_id: the token that closes the bidirectional prefix (needed for
             ``"prefix"``).
         fusion: a ``vit_tf.layers.fusion.Fusion`` deciding how ``image_tokens`` enter (default
-            ``None``: they are a prefix, like ``ConcatFusion``).
+            ``None``: ``ConcatFusion``, they are the prefix).
         token_embedding: a reversible layer replacing the learned, tied embedding (e.g.
             ``vit_tf.layers.text_embedding.PretrainedTokenEmbedding``: BERT's token table).
 
-    Call: ``token_ids`` (batch, text_len) int32, ``prefix_embeddings`` (batch, prefix_len,
-        hidden_dim), ``padding_mask`` (batch, text_len) bool -> logits (batch, text_len, vocab)
-        for the text positions only. A padded position inside a row separates packed
-        sequences that share the prefix (``_segments``). ``image_tokens`` (batch, image_tokens, hidden_dim) go
-        through the fusion (prefix and/or reads after each block) instead.
+    Call: ``token_ids`` (batch, text_len) int32, ``image_tokens`` (batch, image_tokens,
+        hidden_dim) through the fusion (prefix and/or reads after each block), ``padding_mask``
+        (batch, text_len) bool -> logits (batch, text_len, vocab) for the text positions only.
+        A padded position inside a row separates packed sequences that share the prefix
+        (``_segments``).
     """
 
     def __init__(self, vocabulary_size, hidden_dim, num_layers, num_heads, intermediate_dim,
                  max_sequence_length, dropout=0.0, attention="causal", prefix_end_token_id=None,
                  fusion=None, token_embedding=None, **kwargs):
-        super().__init__(**kwargs)
-        if attention not in ATTENTION_MODES:
-            raise ValueError(f"attention must be one of {ATTENTION_MODES}, got {attention!r}")
+        super().__init__(vocabulary_size, hidden_dim, num_layers, max_sequence_length,
+                         fusion=fusion, attention=attention, **kwargs)
         if attention == "prefix" and prefix_end_token_id is None:
             raise ValueError("attention='prefix' needs prefix_end_token_id (the <|assistant|> id)")
-        self.attention = attention
         self.prefix_end_token_id = prefix_end_token_id
-        self.vocabulary_size = vocabulary_size
-        self.hidden_dim = hidden_dim
-        self.num_layers = num_layers
         self.num_heads = num_heads
         self.intermediate_dim = intermediate_dim
-        self.max_sequence_length = max_sequence_length
         self.dropout = dropout
-        self.fusion = fusion
         # A pretrained table (vit_tf.layers.text_embedding) or our own, tied with the output head
         # (float32 logits under mixed precision).
         self.custom_embedding = token_embedding is not None
@@ -83,13 +77,37 @@ class TransformerDecoderLM(layers.Layer):
         ]
         self.final_norm = layers.LayerNormalization(epsilon=1e-6, name="final_norm")
 
-    def build(self, token_ids_shape, prefix_embeddings_shape=None, padding_mask_shape=None,
-              image_tokens_shape=None):
+    @classmethod
+    def from_section(cls, section, *, vocabulary_size, max_sequence_length, make_fusion,
+                     text_embedding=None, special_token_ids=None, name="decoder"):
+        """``section`` fields: hidden_dim, num_layers, num_heads, intermediate_dim, dropout,
+        attention (``"prefix"`` ends the prefix at ``special_token_ids[ASSISTANT]``, by default
+        the id our trained tokenizers give it); ``text_embedding.name="keras_hub"`` replaces the
+        learned table by a pretrained one."""
+        if section.attention not in ATTENTION_MODES:
+            raise ConfigError(f"model.decoder.attention={section.attention!r}: expected one of "
+                              f"{ATTENTION_MODES}")
+        prefix_end_token_id = None
+        if section.attention == "prefix":
+            ids = special_token_ids or {t: i for i, t in enumerate(SPECIAL_TOKENS)}
+            prefix_end_token_id = int(ids[ASSISTANT])
+        return cls(
+            vocabulary_size=vocabulary_size, hidden_dim=section.hidden_dim,
+            num_layers=section.num_layers, num_heads=section.num_heads,
+            intermediate_dim=section.intermediate_dim, max_sequence_length=max_sequence_length,
+            dropout=section.dropout, attention=section.attention,
+            prefix_end_token_id=prefix_end_token_id,
+            fusion=make_fusion(section.hidden_dim, section.num_layers),
+            token_embedding=token_embedding_from_section(text_embedding, section.hidden_dim,
+                                                         vocabulary_size),
+            name=name,
+        )
+
+    def build(self, token_ids_shape, image_tokens_shape=None, padding_mask_shape=None):
         if not self.token_embedding.built:  # a pretrained table comes built
             self.token_embedding.build(token_ids_shape)
         shape = (None, None, self.hidden_dim)
-        if self.fusion is not None and not self.fusion.built:  # built already when deserialized
-            self.fusion.build(shape)
+        self.build_fusion()
         self.position_embedding.build(shape)
         for block in self.blocks:
             block.build(shape)
@@ -100,12 +118,13 @@ class TransformerDecoderLM(layers.Layer):
     def head_dim(self):
         return self.hidden_dim // self.num_heads
 
-    def _embed(self, token_ids, prefix_embeddings, start_index=0, positions=None):
-        x = self.token_embedding(token_ids)  # (batch, text_len, hidden_dim)
-        if prefix_embeddings is not None:
-            prefix_embeddings = ops.cast(prefix_embeddings, x.dtype)
-            x = ops.concatenate([prefix_embeddings, x], axis=1)  # (batch, prefix + text, hidden)
-        if positions is not None:  # (batch, prefix + text) int32: packed rows restart them
+    def embed_tokens(self, token_ids):
+        return self.token_embedding(token_ids)  # (batch, text_len, hidden_dim)
+
+    def _add_positions(self, x, start_index=0, positions=None):
+        """x (batch, prefix + text, hidden_dim) plus learned positions from ``start_index``, or
+        at ``positions`` (batch, prefix + text) int32 (packed rows restart them)."""
+        if positions is not None:
             table = ops.cast(self.position_embedding.position_embeddings, x.dtype)
             return x + ops.take(table, positions, axis=0)
         return x + self.position_embedding(x, start_index=start_index)
@@ -144,36 +163,35 @@ class TransformerDecoderLM(layers.Layer):
         x = self.final_norm(x)[:, prefix_len:]  # (batch, text_len, hidden_dim)
         return ops.cast(self.token_embedding(x, reverse=True), "float32")
 
-    def call(self, token_ids, prefix_embeddings=None, padding_mask=None, image_tokens=None,
-             training=None):
-        prefix_embeddings = fused_prefix(self.fusion, prefix_embeddings, image_tokens)
-        prefix_len = 0 if prefix_embeddings is None else prefix_embeddings.shape[1]
+    def call(self, token_ids, image_tokens=None, padding_mask=None, training=None):
+        x, prefix_len = self.embed_with_prefix(token_ids, image_tokens)  # (batch, P + T, d)
         mask = positions = attention_mask = None
         if padding_mask is not None:
-            mask = ops.cast(padding_mask, "bool")
-            positions, attention_mask = self._segments(mask, prefix_len)
-            if prefix_len:
-                ones = ops.ones((ops.shape(mask)[0], prefix_len), "bool")
-                mask = ops.concatenate([ones, mask], axis=1)  # (batch, prefix + text)
-        x = self._embed(token_ids, prefix_embeddings, positions=positions)
+            positions, attention_mask = self._segments(ops.cast(padding_mask, "bool"), prefix_len)
+            mask = self.with_prefix_mask(padding_mask, prefix_len)  # (batch, prefix + text)
+        x = self._add_positions(x, positions=positions)
         if self.attention == "prefix":
             length = ops.shape(x)[1]
             prefix_mask = self._prefix_mask(
-                self.prefix_lengths(token_ids, prefix_len), ops.arange(length), length
+                self._prefix_lengths(token_ids, prefix_len), ops.arange(length), length
             )
             attention_mask = prefix_mask if attention_mask is None else ops.logical_and(
                 prefix_mask, attention_mask)
         for i, block in enumerate(self.blocks):
             x = block(x, decoder_padding_mask=mask, decoder_attention_mask=attention_mask,
                       use_causal_mask=self.attention != "prefix", training=training)
-            x = fused_read(self.fusion, i, x, image_tokens)
+            x = self.fused_read(i, x, image_tokens)
         return self._logits(x, prefix_len)
 
-    def prefix_lengths(self, token_ids, prefix_len=0):
-        """(batch,) int32: ``prefix_len`` + text tokens up to the first ``prefix_end_token_id``.
+    def prefix_lengths(self, token_ids, num_prefix_tokens=0):
+        """(batch,) int32 with ``attention="prefix"``: ``num_prefix_tokens`` + text tokens up to
+        the first ``prefix_end_token_id`` (rows without it: the prefix embeddings only).
+        None with causal attention."""
+        if self.attention != "prefix":
+            return None
+        return self._prefix_lengths(token_ids, num_prefix_tokens)
 
-        Rows without that token get just the ``prefix_len`` embeddings as prefix.
-        """
+    def _prefix_lengths(self, token_ids, prefix_len):
         is_end = ops.cast(ops.equal(token_ids, self.prefix_end_token_id), "int32")
         first = ops.cast(ops.argmax(is_end, axis=1), "int32")       # first occurrence (or 0)
         found = ops.cast(ops.max(is_end, axis=1), "int32")
@@ -192,10 +210,9 @@ class TransformerDecoderLM(layers.Layer):
         shape = (batch_size, self.num_layers, 2, max_length, self.num_heads, self.head_dim)
         return ops.zeros(shape, self.compute_dtype)
 
-    def call_with_cache(self, token_ids, cache, cache_update_index, prefix_embeddings=None,
-                        image_tokens=None, include_prefix=True, padding_mask=None,
-                        prefix_lengths=None):
-        """Run ``token_ids`` (and an optional prefix) at ``cache_update_index``, updating the cache.
+    def call_with_cache(self, token_ids, cache, cache_update_index, image_tokens=None,
+                        include_prefix=True, padding_mask=None, prefix_lengths=None):
+        """Run ``token_ids`` (and the fusion's prefix) at ``cache_update_index``, updating the cache.
 
         ``image_tokens`` are needed at every step by read fusions; ``include_prefix=False`` runs
         only the text (the fusion's prefix is already in the cache). ``padding_mask`` is unused:
@@ -205,14 +222,13 @@ class TransformerDecoderLM(layers.Layer):
         which then must hold the whole prompt (the prefill).
         Returns ``(logits, cache)``: logits (batch, text_len, vocab) for the text positions.
         """
-        if include_prefix:
-            prefix_embeddings = fused_prefix(self.fusion, prefix_embeddings, image_tokens)
-        prefix_len = 0 if prefix_embeddings is None else prefix_embeddings.shape[1]
-        x = self._embed(token_ids, prefix_embeddings, start_index=cache_update_index)
+        x, prefix_len = self.embed_with_prefix(token_ids,
+                                               image_tokens if include_prefix else None)
+        x = self._add_positions(x, start_index=cache_update_index)  # (batch, P + T, hidden_dim)
         attention_mask = None
         if self.attention == "prefix":
             if prefix_lengths is None:
-                prefix_lengths = self.prefix_lengths(token_ids, prefix_len)
+                prefix_lengths = self._prefix_lengths(token_ids, prefix_len)
             queries = cache_update_index + ops.arange(ops.shape(x)[1])
             attention_mask = self._prefix_mask(prefix_lengths, queries, ops.shape(cache)[3])
         caches = []
@@ -221,7 +237,7 @@ class TransformerDecoderLM(layers.Layer):
                 x, self_attention_cache=cache[:, i], self_attention_cache_update_index=cache_update_index,
                 decoder_attention_mask=attention_mask, use_causal_mask=attention_mask is None,
             )
-            x = fused_read(self.fusion, i, x, image_tokens)
+            x = self.fused_read(i, x, image_tokens)
             caches.append(layer_cache)
         cache = ops.stack(caches, axis=1)
         return self._logits(x, prefix_len), cache
@@ -234,11 +250,9 @@ class TransformerDecoderLM(layers.Layer):
             num_layers=self.num_layers,
             num_heads=self.num_heads,
             intermediate_dim=self.intermediate_dim,
-            max_sequence_length=self.max_sequence_length,
             dropout=self.dropout,
             attention=self.attention,
             prefix_end_token_id=self.prefix_end_token_id,
-            fusion=None if self.fusion is None else keras.saving.serialize_keras_object(self.fusion),
             token_embedding=(keras.saving.serialize_keras_object(self.token_embedding)
                              if self.custom_embedding else None),
         )
@@ -247,9 +261,7 @@ class TransformerDecoderLM(layers.Layer):
     @classmethod
     def from_config(cls, config):
         config = dict(config)
-        if config.get("fusion") is not None:
-            config["fusion"] = keras.saving.deserialize_keras_object(config["fusion"])
         if config.get("token_embedding") is not None:
             config["token_embedding"] = keras.saving.deserialize_keras_object(
                 config["token_embedding"])
-        return cls(**config)
+        return super().from_config(config)

@@ -5,12 +5,13 @@ import os
 import keras
 from keras import layers, ops
 
+from vit_tf.models.encoders.base import ImageEncoder
 from vit_tf.registry import IMAGE_ENCODERS
 
 
 @IMAGE_ENCODERS.register("saved_model")
 @keras.saving.register_keras_serializable(package="vit_tf")
-class SavedModelImageEncoder(layers.Layer):
+class SavedModelImageEncoder(ImageEncoder):
     """Wraps ``keras.layers.TFSMLayer`` around a SavedModel folder (a TF-Hub handle must be
     downloaded first: nothing is fetched at run time).
 
@@ -31,14 +32,13 @@ class SavedModelImageEncoder(layers.Layer):
 
     def __init__(self, image_size, handle="", endpoint="serving_default", output_key="",
                  scale=1.0 / 255.0, trainable=True, **kwargs):
-        super().__init__(trainable=trainable, **kwargs)
+        super().__init__(image_size, trainable=trainable, **kwargs)
         if not handle:
             raise ValueError("the saved_model image encoder needs model.encoder.handle "
                              "(a local SavedModel folder)")
         if not os.path.isdir(handle) or not os.path.exists(os.path.join(handle, "saved_model.pb")):
             raise FileNotFoundError(f"model.encoder.handle {handle!r}: not a SavedModel folder "
                                     "(no saved_model.pb); download TF-Hub handles first")
-        self.image_size = image_size
         self.handle = handle
         self.endpoint = endpoint
         self.output_key = output_key
@@ -47,6 +47,12 @@ class SavedModelImageEncoder(layers.Layer):
                                       name="saved_model")
         probe = self._tokens(self.saved(ops.zeros((1, image_size, image_size, 3))))
         self.num_tokens, self.hidden_dim = int(probe.shape[1]), int(probe.shape[2])
+
+    @classmethod
+    def from_section(cls, section, *, image_size, name="image_encoder"):
+        """``section`` fields: handle, endpoint, output_key, trainable (images scaled to [0, 1])."""
+        return cls(image_size, handle=section.handle, endpoint=section.endpoint,
+                   output_key=section.output_key, trainable=section.trainable, name=name)
 
     def _tokens(self, out):
         if isinstance(out, dict):
@@ -65,9 +71,6 @@ class SavedModelImageEncoder(layers.Layer):
 
     def call(self, images):
         return self._tokens(self.saved(ops.cast(images, "float32") * self.scale))
-
-    def compute_output_shape(self, input_shape):
-        return (input_shape[0], self.num_tokens, self.hidden_dim)
 
     def get_config(self):
         return {**super().get_config(), "image_size": self.image_size, "handle": self.handle,
