@@ -2,8 +2,7 @@
 
 import pytest
 
-from vit_tf.data.preset_tokenizer import CHAT_FORMATS
-from vit_tf.eval.evaluate import chat_template
+from vit_tf.data.chat_format import CHAT_FORMATS, describe
 from vit_tf.eval.items import expand_turns
 from vit_tf.eval.scoring import format_table, score
 
@@ -59,18 +58,10 @@ def test_format_table_keeps_its_columns():
     assert lines[2] == "overall (short)     1   100.0   100.0"
 
 
-class _PresetLike:
-    def __init__(self, chat_format):
-        self.chat_format = chat_format
-
-
-def test_the_chat_template_pin_is_the_tokenizers_own_format():
-    assert chat_template(object()) == ("vit_tf",
-                                       "<|user|> {human} <|end|> <|assistant|> {gpt} <|end|>")
-    name, template = chat_template(_PresetLike("gemma"))
-    assert name == "gemma"
-    assert template == ("<bos><start_of_turn>user\n{human}<end_of_turn>\n"
-                        "<start_of_turn>model\n{gpt}<end_of_turn>\n")
+def test_the_chat_template_pin_is_rendered_from_the_chat_format():
+    assert describe("vit_tf") == "<|user|> {human} <|end|> <|assistant|> {gpt} <|end|>"
+    assert describe("gemma") == ("<bos><start_of_turn>user\n{human}<end_of_turn>\n"
+                                 "<start_of_turn>model\n{gpt}<end_of_turn>\n")
     for chat_format in CHAT_FORMATS:
-        name, template = chat_template(_PresetLike(chat_format))
-        assert name == chat_format and "{human}" in template and "{gpt}" in template
+        template = describe(chat_format)
+        assert "{human}" in template and "{gpt}" in template

@@ -139,11 +139,23 @@ def test_bad_conversations_and_long_prompts_are_named(images):
         task.generate(images[0], "is it big " * config.data.max_text_length, jit_compile=False)
     with pytest.raises(ValueError, match="2 images but 3 prompts"):
         task.generate(images, PROMPTS + ["one more"])
-    # training data: a conversation with no <image> is accepted (the image is always placed
-    # first); one longer than the context is refused naming the context
+    # training data: a conversation (roles / values) follows the validator's rules and names
+    # its record; one longer than the context is refused naming the context
+    task.compile(jit_compile=False)
+
+    def conversation(values, roles=("human", "gpt")):
+        return tf.data.Dataset.from_tensor_slices({
+            "images": images[:1], "id": ["rec-9"], "roles": tf.constant([list(roles)]),
+            "values": tf.constant([values])}).batch(1)
+
+    with pytest.raises(tf.errors.InvalidArgumentError,
+                       match=r"<image> must stand exactly once, in the first human turn[\s\S]*rec-9"):
+        task.fit(conversation(["Is it big", "yes"]), epochs=1, verbose=0)
+    with pytest.raises(tf.errors.InvalidArgumentError, match=r"turns must alternate[\s\S]*rec-9"):
+        task.fit(conversation(["<image>\nIs it big", "yes"], roles=("gpt", "human")), epochs=1,
+                 verbose=0)
     long = tf.data.Dataset.from_tensor_slices({"images": images[:1], "prompts": [
         "is it big " * 40], "responses": ["yes"]}).batch(1)
-    task.compile(jit_compile=False)
     with pytest.raises(tf.errors.InvalidArgumentError, match="longer than the text context"):
         task.fit(long, epochs=1, verbose=0)
 

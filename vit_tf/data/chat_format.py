@@ -142,12 +142,10 @@ def resolve_chat_format(name, tokenizer):
 
 
 def describe(name):
-    """The layout of chat format ``name`` as text, for reports: markers and {human} / {gpt}."""
+    """One exchange of chat format ``name`` as the model reads it, for reports: ``{human}`` /
+    ``{gpt}`` stand for the turns (our single-token markers space-separated, as tokenized)."""
     fmt = CHAT_FORMATS[name]
-
-    def marker(m):
-        return "".join(fmt[m]).encode("unicode_escape").decode()
-
-    begin = "".join(fmt["begin"])
-    return (f"{begin + ' ' if begin else ''}{marker(USER)} {{human}} {marker(END)} "
-            f"{marker(ASSISTANT)} {{gpt}} {marker(END)} (chat format {name})")
+    if name == "vit_tf":
+        return f"{USER} {{human}} {END} {ASSISTANT} {{gpt}} {END}"
+    return "".join([*fmt["begin"], *fmt[USER], "{human}", *fmt[END], *fmt[ASSISTANT], "{gpt}",
+                    *fmt[END]])

@@ -13,9 +13,10 @@ rendered string). ``<image>`` is removed from the text: the model places the ima
 
 Raw inputs (one example, or a batch with a leading axis):
     images     encoded bytes / file path (string), or a uint8 / float [0, 255] array
-    roles      (T,) "human" / "gpt"      } a conversation, or
-    values     (T,) the turns' text      }
-    prompts, responses   one question and its answer
+    roles      (T,) "human" / "gpt"      } a conversation (LLaVA's rules, as the validator:
+    values     (T,) the turns' text      } alternating, ending with gpt, <image> once in turn 0)
+    prompts, responses   one question and its answer (``<image>`` optional)
+    id         optional record id, named in errors
 Outputs of ``call`` (L = text length, S = image size):
     ({"images": (S, S, 3) float32, "token_ids": (L,) int32, "padding_mask": (L,) bool},
      labels (L,) int32 = token_ids shifted left by one, sample_weight (L,) float32 = 1 on
@@ -99,7 +100,8 @@ class VisionLanguagePreprocessor(keras.layers.Layer):
     def chat(self):
         """``ChatIds`` (resolved once the tokenizer has its vocabulary, e.g. after loading)."""
         if self._chat is None:
-            self._chat = resolve_chat_format(self.chat_format, self.tokenizer)
+            with tf.init_scope():  # eagerly, even when first needed inside a traced function
+                self._chat = resolve_chat_format(self.chat_format, self.tokenizer)
         return self._chat
 
     @property
@@ -177,7 +179,9 @@ class VisionLanguagePreprocessor(keras.layers.Layer):
 
     def _tokenize_graph(self, texts):
         tokens = self.tokenizer(texts)
-        if not isinstance(tokens, tf.RaggedTensor):
+        if isinstance(tokens, list):      # tf.config.run_functions_eagerly(True): Python lists
+            tokens = tf.ragged.constant(tokens, dtype=tf.int32, ragged_rank=1)
+        elif not isinstance(tokens, tf.RaggedTensor):
             tokens = tf.RaggedTensor.from_tensor(tokens)
         return tf.cast(tokens, tf.int32)
 
@@ -279,10 +283,12 @@ class VisionLanguagePreprocessor(keras.layers.Layer):
         longest = tf.reduce_max(ids.row_lengths()) - 1
         record = ["record", x["id"]] if "id" in x else []
         fits = longest <= self.max_text_length if check_length else tf.constant(True)
-        check = tf.debugging.Assert(fits, [
+        checks = [tf.debugging.Assert(fits, [
             f"a conversation is longer than the text context (max_text_length="
-            f"{self.max_text_length} tokens):", *record, "has", longest, "tokens"])
-        with tf.control_dependencies([check]):
+            f"{self.max_text_length} tokens):", *record, "has", longest, "tokens"])]
+        if "roles" in x:   # a conversation: the LLaVA rules the validator applies to files
+            checks += _conversation_checks(roles, values, record)
+        with tf.control_dependencies(checks):
             images = convert_images(x["images"], self.image_size)
         if not batched:
             ids, trained = ids[0], trained[0]                                   # (L + 1,)
@@ -350,3 +356,26 @@ class VisionLanguagePreprocessor(keras.layers.Layer):
             raise FileNotFoundError(f"{assets}: tokenizer assets missing or unreadable ({e})") from None
         preprocessor.chat  # resolve now: a vocabulary lacking the chat markers fails here
         return preprocessor
+
+
+def _conversation_checks(roles, values, record):
+    """Asserts of the validator's rules on ragged (B, T) conversations: turns alternate human,
+    gpt, ... and end with gpt; ``<image>`` stands exactly once, in the first human turn."""
+    turns = roles.row_lengths()                                               # (B,)
+    position = tf.ragged.range(turns).flat_values                            # (N,) turn index
+    expected = tf.where(position % 2 == 0, "human", "gpt")
+    alternate = tf.reduce_all(tf.equal(roles.flat_values, expected))
+    whole = tf.reduce_all((turns >= 2) & (turns % 2 == 0))
+    text = values.flat_values
+    count = (tf.strings.length(text) - tf.strings.length(
+        tf.strings.regex_replace(text, IMAGE_PLACEHOLDER, ""))) // len(IMAGE_PLACEHOLDER)
+    image_ok = tf.reduce_all(tf.equal(count, tf.cast(position == 0, count.dtype)))
+    return [
+        tf.debugging.Assert(alternate & whole, [
+            "conversation field roles: turns must alternate human, gpt, ... and end with a gpt "
+            "turn:", *record, roles.flat_values]),
+        tf.debugging.Assert(image_ok, [
+            "conversation field values: <image> must stand exactly once, in the first human "
+            "turn:", *record]),
+    ]
+
