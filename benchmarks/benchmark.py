@@ -32,12 +32,13 @@ import numpy as np  # noqa: E402
 
 from benchmarks._results import write_section  # noqa: E402
 from vit_tf.config import apply_overrides  # noqa: E402
-from vit_tf.data.pipeline import encode_records, load_image, make_dataset  # noqa: E402
+from vit_tf.data.pipeline import encode_records, make_dataset  # noqa: E402
 from vit_tf.data.prepare import prepare_records  # noqa: E402
+from vit_tf.data.preset_tokenizer import preprocessor_for_config  # noqa: E402
 from vit_tf.data.shapes import write_shapes_world  # noqa: E402
 from vit_tf.experiments import load_experiment  # noqa: E402
-from vit_tf.inference.generate import Generator  # noqa: E402
-from vit_tf.models.factory import build_model  # noqa: E402
+from vit_tf.models.factory import build_task  # noqa: E402
+from vit_tf.models.generation import Generator  # noqa: E402
 from vit_tf.training.optim import compile_model  # noqa: E402
 
 
@@ -64,14 +65,14 @@ def uptime():
 def prepare(config, scenes, workdir):
     data = os.path.join(workdir, "shapes")
     write_shapes_world(data, scenes, 8, seed=0)
-    records, tokenizer, _ = prepare_records(
+    records, preprocessor, _ = prepare_records(
         os.path.join(data, "train.json"), data, max_text_length=config.data.max_text_length,
-        vocabulary_size=config.data.vocabulary_size)
-    return data, records, tokenizer
+        make_preprocessor=lambda texts: preprocessor_for_config(config, texts))
+    return data, records, preprocessor
 
 
-def bench_data(config, records, tokenizer, batches):
-    examples = encode_records(records, tokenizer, config.data.max_text_length)
+def bench_data(config, records, preprocessor, batches):
+    examples = encode_records(records, preprocessor, config.data.max_text_length)
     ds = make_dataset(examples, config.data.image_size, config.data.batch_size, shuffle=True,
                       repeat=True, drop_remainder=True)
     it = iter(ds)
@@ -83,11 +84,11 @@ def bench_data(config, records, tokenizer, batches):
     return n / t.wall, n / t.cpu
 
 
-def bench_train(config, records, tokenizer, steps):
-    examples = encode_records(records, tokenizer, config.data.max_text_length)
+def bench_train(config, records, preprocessor, steps):
+    examples = encode_records(records, preprocessor, config.data.max_text_length)
     ds = make_dataset(examples, config.data.image_size, config.data.batch_size, shuffle=True,
                       repeat=True, drop_remainder=True)
-    model = build_model(config, tokenizer.vocabulary_size())
+    model = build_task(config, preprocessor)
     compile_model(model, config.train, 3 * steps)
     model.fit(ds, epochs=1, steps_per_epoch=steps, verbose=0)  # compile + warm up
     tokens = 0
@@ -99,9 +100,8 @@ def bench_train(config, records, tokenizer, steps):
     return (examples / t.wall, examples / t.cpu), (tokens / t.wall, tokens / t.cpu)
 
 
-def bench_generate(model, tokenizer, images, batch, new_tokens, use_cache, xla, repeats):
-    gen = Generator(model, tokenizer, max_new_tokens=new_tokens, use_cache=use_cache,
-                    jit_compile=xla)
+def bench_generate(model, images, batch, new_tokens, use_cache, xla, repeats):
+    gen = Generator(model, max_new_tokens=new_tokens, use_cache=use_cache, jit_compile=xla)
     gen.stop_ids = (-1,)  # never stop early: every row generates exactly new_tokens
     prompts = [[{"from": "human", "value": "What objects are in this image? Describe each one."}]] * batch
     imgs = images[:batch]
@@ -135,19 +135,20 @@ def main(argv=None):
     load_before = uptime()
     rows = []
     with tempfile.TemporaryDirectory() as workdir:
-        data, records, tokenizer = prepare(config, 60 if args.quick else 300, workdir)
+        data, records, preprocessor = prepare(config, 60 if args.quick else 300, workdir)
         rows.append(("tf.data pipeline", "decode+resize+bucket+batch", "examples/s",
-                     bench_data(config, records, tokenizer, 5 if args.quick else 30)))
+                     bench_data(config, records, preprocessor, 5 if args.quick else 30)))
         print(f"  tf.data: {rows[-1][3][0]:.1f} examples/s wall, {rows[-1][3][1]:.1f} per CPU-s", flush=True)
-        ex_s, tok_s = bench_train(config, records, tokenizer, 3 if args.quick else args.train_steps)
+        ex_s, tok_s = bench_train(config, records, preprocessor,
+                                  3 if args.quick else args.train_steps)
         xla = "XLA" if config.train.jit_compile else "no XLA"
         rows.append(("training", f"batch {config.data.batch_size}, {xla}", "examples/s", ex_s))
         rows.append(("training", f"batch {config.data.batch_size}, {xla}", "text tokens/s", tok_s))
         print(f"  training: {ex_s[0]:.1f} examples/s wall ({ex_s[1]:.1f} per CPU-s), "
               f"{tok_s[0]:.1f} tokens/s wall ({tok_s[1]:.1f} per CPU-s)", flush=True)
-        model = build_model(config, tokenizer.vocabulary_size())
-        images = np.stack([load_image(r["image_path"], config.data.image_size).numpy()
-                           for r in records[:8]])
+        model = build_task(config, preprocessor)
+        # Converted once, outside the timed calls (float32 batches pass through the generator).
+        images = np.asarray(preprocessor.convert_images([r["image_path"] for r in records[:8]]))
         settings = [(c, x, b, n) for c in (True, False) for x in (True, False)
                     for b in (1, 8) for n in (16, 64)]
         if args.grid == "compact":
@@ -159,7 +160,7 @@ def main(argv=None):
         gen = {}
         for cache, xla_, batch, new in settings:
             gen[(cache, xla_, batch, new)] = v = bench_generate(
-                model, tokenizer, images, batch, new, cache, xla_, args.repeats)
+                model, images, batch, new, cache, xla_, args.repeats)
             label = f"{'cache' if cache else 'no cache'}, {'XLA' if xla_ else 'no XLA'}, batch {batch}, {new} new"
             rows.append(("generation", label, "new tokens/s", v))
             print(f"  {label}: {v[0]:.1f} tokens/s wall, {v[1]:.1f} per CPU-s", flush=True)

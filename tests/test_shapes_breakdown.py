@@ -59,3 +59,22 @@ def test_a_missing_prediction_is_named(tmp_path):
     with pytest.raises(SystemExit, match="no prediction for .* e.g. test-000000-attribute"):
         main(["--data", str(tmp_path / "test.json"), "--image-root", str(tmp_path),
               "--predictions", str(tmp_path / "predictions.jsonl")])
+
+
+def test_breakdown_generates_answers_with_a_run_folder(tmp_path, capsys):
+    """--model: the run's task answers each question from its image file (the preprocessor
+    decodes and resizes it), one table row per group."""
+    from experiments.shapes_breakdown import CATEGORIES
+    from tests.helpers import write_tiny_run
+
+    write_shapes_world(tmp_path / "data", n_train=1, n_test=2, seed=0)
+    write_tiny_run(str(tmp_path / "run"))
+    records = json.loads((tmp_path / "data" / "test.json").read_text())
+    main(["--data", str(tmp_path / "data" / "test.json"), "--image-root", str(tmp_path / "data"),
+          "--model", str(tmp_path / "run")])
+    rows = {line.split("|")[1].strip(): line.split("|")[2:4] for line in
+            capsys.readouterr().out.splitlines() if line.startswith("| ") and "group" not in line}
+    asked = [r for r in records if r.get("category") in CATEGORIES]
+    by_objects = [k for k in rows if "/objects=" in k]
+    assert asked and sum(int(rows[k][1]) for k in by_objects) == len(asked)
+    assert all(0 <= float(rows[k][0]) <= 100 for k in rows)

@@ -7,7 +7,7 @@ import os
 import pytest
 from PIL import Image
 
-from tests.helpers import tiny_config, tiny_tokenizer
+from tests.helpers import write_tiny_run
 from vit_tf.data.shapes import ShapesConfig, write_shapes_world
 from vit_tf.eval.pope import (
     SETTINGS,
@@ -102,15 +102,7 @@ def test_an_always_yes_model_scores_half_with_yes_ratio_one(world):
 
 
 def _tiny_run(path, **overrides):
-    from vit_tf.config import save_config
-    from vit_tf.data.tokenizer import save_tokenizer
-    from vit_tf.models.factory import build_model
-
-    config = tiny_config(**{"data__image_size": 32, **overrides})
-    path.mkdir()
-    save_config(config, path / "config.json")
-    save_tokenizer(tiny_tokenizer(), str(path / "tokenizer"))
-    build_model(config, tiny_tokenizer().vocabulary_size()).save(path / "model.keras")
+    write_tiny_run(str(path), **{"data__image_size": 32, **overrides})
     return path
 
 

@@ -1,21 +1,17 @@
 """Chat: answers as the generator does, drops old turns to fit the context and says so, commands."""
 
-import keras
 import numpy as np
 import pytest
 
-from tests.helpers import tiny_config, tiny_tokenizer, write_image
-from vit_tf.data.pipeline import load_image
+from tests.helpers import tiny_task, write_image
+from vit_tf.data.image_converter import decode_image
 from vit_tf.inference.chat import ChatSession, image_loader, run_chat
-from vit_tf.inference.generate import Generator
-from vit_tf.models.factory import build_model
 
 
 @pytest.fixture(scope="module")
 def generator():
-    keras.utils.set_random_seed(2)
-    model = build_model(tiny_config(), tiny_tokenizer().vocabulary_size(), 32)
-    return Generator(model, tiny_tokenizer(), max_new_tokens=4, jit_compile=False)
+    task, _ = tiny_task(seed=2)
+    return task.generator(max_new_tokens=4, jit_compile=False)
 
 
 @pytest.fixture
@@ -24,7 +20,7 @@ def images(tmp_path):
 
 
 def _session(generator, image, out):
-    return ChatSession(generator, image_loader(16), image, write=out.append)
+    return ChatSession(generator, image_loader(generator.preprocessor), image, write=out.append)
 
 
 def test_chat_answer_equals_generate_on_the_same_conversation(generator, images):
@@ -32,9 +28,9 @@ def test_chat_answer_equals_generate_on_the_same_conversation(generator, images)
     session = _session(generator, images[0], out)
     run_chat(session, ["What colour is the circle?", "is it big"], write=out.append)
     first = [{"from": "human", "value": "What colour is the circle?"}]
-    a1 = generator.generate(load_image(images[0], 16).numpy()[None], [first])[0]
+    a1 = generator.generate(decode_image(images[0], 16).numpy()[None], [first])[0]
     second = first + [{"from": "gpt", "value": a1}, {"from": "human", "value": "is it big"}]
-    a2 = generator.generate(load_image(images[0], 16).numpy()[None], [second])[0]
+    a2 = generator.generate(decode_image(images[0], 16).numpy()[None], [second])[0]
     assert f"model: {a1}" in out and f"model: {a2}" in out
     assert session.history == second + [{"from": "gpt", "value": a2}]
 

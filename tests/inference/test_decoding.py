@@ -1,14 +1,12 @@
 """Decoding strategies: cached == uncached for each, beam width 1 == greedy, streaming == batched."""
 
-import keras
 import numpy as np
 import pytest
 
-from tests.helpers import tiny_config, tiny_tokenizer
+from tests.helpers import tiny_task
 from vit_tf.config import GenerateConfig
-from vit_tf.inference.generate import Generator
-from vit_tf.inference.samplers import make_sampler
-from vit_tf.models.factory import build_model
+from vit_tf.models.generation import Generator
+from vit_tf.models.samplers import make_sampler
 
 MAX_NEW_TOKENS = 8
 PROMPTS = [
@@ -28,8 +26,7 @@ STRATEGIES = {
 
 @pytest.fixture(scope="module")
 def model():
-    keras.utils.set_random_seed(1)
-    return build_model(tiny_config(), tiny_tokenizer().vocabulary_size(), 32)
+    return tiny_task(seed=1)[0]
 
 
 @pytest.fixture(scope="module")
@@ -45,7 +42,7 @@ def _gen(model, strategy, use_cache=True, seed=0, **kwargs):
     key = (id(model), strategy, use_cache, seed, tuple(sorted(kwargs.items())))
     if key not in _GENERATORS:
         sampler = make_sampler(strategy, seed=seed, **{**STRATEGIES[strategy], **kwargs})
-        _GENERATORS[key] = Generator(model, tiny_tokenizer(), MAX_NEW_TOKENS, use_cache=use_cache,
+        _GENERATORS[key] = Generator(model, max_new_tokens=MAX_NEW_TOKENS, use_cache=use_cache,
                                      jit_compile=False, sampler=sampler)
     return _GENERATORS[key]
 
@@ -104,7 +101,7 @@ def test_extra_stop_token_cuts_the_answer_before_it(model, images):
     row = max(range(len(ids)), key=lambda i: len(ids[i]))
     assert len(ids[row]) >= 2
     stop = ids[row][1]
-    gen = Generator(model, tiny_tokenizer(), MAX_NEW_TOKENS, jit_compile=False, stop_tokens=(stop,))
+    gen = Generator(model, max_new_tokens=MAX_NEW_TOKENS, jit_compile=False, stop_tokens=(stop,))
     cut = gen.generate_ids(images, PROMPTS)[row]
     assert cut == ids[row][: ids[row].index(stop)]
 
@@ -113,7 +110,7 @@ def test_unknown_strategy_and_bad_stop_token_raise_value_error(model):
     with pytest.raises(ValueError, match="unknown generate.strategy"):
         make_sampler("nucleus")
     with pytest.raises(ValueError, match="not one vocabulary entry"):
-        Generator(model, tiny_tokenizer(), stop_tokens=("no such word here",))
+        Generator(model, stop_tokens=("no such word here",))
 
 
 def test_beam_search_cannot_stream(model, images):
@@ -124,16 +121,14 @@ def test_beam_search_cannot_stream(model, images):
 def test_generator_from_config_uses_the_configured_strategy(model, images):
     config = GenerateConfig(max_new_tokens=MAX_NEW_TOKENS, strategy="beam", num_beams=1,
                             jit_compile=False)
-    gen = Generator.from_config(model, tiny_tokenizer(), config)
+    gen = Generator.from_config(model, config)
     assert gen.is_beam
     assert gen.generate_ids(images, PROMPTS) == _gen(model, "greedy").generate_ids(images, PROMPTS)
 
 
 @pytest.fixture(scope="module")
 def prefix_model():
-    keras.utils.set_random_seed(1)
-    config = tiny_config(model__decoder__attention="prefix")
-    return build_model(config, tiny_tokenizer().vocabulary_size(), 32)
+    return tiny_task(seed=1, model__decoder__attention="prefix")[0]
 
 
 @pytest.mark.parametrize("strategy", ["beam", "top_p"])

@@ -2,24 +2,20 @@
 
 import os
 
-import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 from PIL import Image
 
-from tests.helpers import tiny_config, tiny_tokenizer, write_image, write_tiny_run
+from tests.helpers import tiny_task, write_image, write_tiny_run
 from vit_tf.cli import main
-from vit_tf.data.template import prompt_segments
-from vit_tf.data.tokenizer import encode_segments
-from vit_tf.inference.explain import BASELINE, explain, patch_relevance, relevance_summary, render_overlay
-from vit_tf.models.factory import build_model
+from vit_tf.data.image_converter import decode_image
+from vit_tf.models.explain import BASELINE, explain, patch_relevance, relevance_summary, render_overlay
 
 
 @pytest.fixture(scope="module")
 def model():
-    keras.utils.set_random_seed(4)
-    return build_model(tiny_config(), tiny_tokenizer().vocabulary_size(), 32)
+    return tiny_task(seed=4)[0]
 
 
 @pytest.fixture(scope="module")
@@ -34,8 +30,8 @@ def _log_prob(model, image, ids, n, token):
 
 
 def test_relevance_is_the_first_order_change_when_a_patch_moves_towards_grey(model, image):
-    prompt = encode_segments(tiny_tokenizer(), prompt_segments(
-        [{"from": "human", "value": "is it big"}]))[0].tolist()
+    prompt = model.preprocessor.encode_conversations(
+        [[{"from": "human", "value": "is it big"}]], add_generation_prompt=True)[0][0].tolist()
     token = 31
     relevance = patch_relevance(model, image, prompt, [token], patch_size=8)  # (1, 2, 2)
     assert relevance.shape == (1, 2, 2) and (relevance >= 0).all() and relevance.max() > 0
@@ -57,7 +53,7 @@ def test_a_grey_image_has_zero_relevance_everywhere(model):
 
 
 def test_explain_maps_every_generated_token_and_renders_one_panel_per_token(model, image, tmp_path):
-    result = explain(model, tiny_tokenizer(), image, "is it big", max_new_tokens=4)
+    result = explain(model, image, "is it big", max_new_tokens=4)
     assert len(result.tokens) == len(result.token_ids) == result.relevance.shape[0] >= 1
     assert result.relevance.shape[1:] == (2, 2)
     picture = render_overlay(result, scale=2)
@@ -67,6 +63,16 @@ def test_explain_maps_every_generated_token_and_renders_one_panel_per_token(mode
         assert relevance_summary("relevance/x", result, step=1)
     writer.flush()
     assert any(f.startswith("events") for f in os.listdir(tmp_path))
+
+
+def test_explain_takes_an_image_file_as_the_preprocessor_converts_it(model, tmp_path):
+    path = write_image(tmp_path / "a.png", (20, 12), seed=3)
+    from_file = explain(model, path, "is it big", max_new_tokens=4)
+    decoded = decode_image(path, model.preprocessor.image_size).numpy()
+    np.testing.assert_array_equal(from_file.image, decoded)
+    from_array = explain(model, decoded, "is it big", max_new_tokens=4)
+    assert from_file.token_ids == from_array.token_ids and from_file.answer == from_array.answer
+    np.testing.assert_allclose(from_file.relevance, from_array.relevance, rtol=1e-5, atol=1e-7)
 
 
 def test_explain_cli_writes_a_png(tmp_path, capsys):

@@ -1,17 +1,14 @@
 """Tests for generation: KV-cached == uncached == a hand-written greedy loop; stopping; limits."""
 
-import keras
 import numpy as np
 import pytest
 from keras import ops
 
-from tests.helpers import tiny_config, tiny_tokenizer
-from vit_tf.data.template import END, prompt_segments
-from vit_tf.data.tokenizer import encode_segments, special_ids
-from vit_tf.inference.generate import Generator
-from vit_tf.models.factory import build_model
+from tests.helpers import tiny_task, tiny_tokenizer
+from vit_tf.data.template import ASSISTANT, END, ROLES
+from vit_tf.models.generation import Generator
 
-MAX_TEXT_LENGTH = 32
+MAX_TEXT_LENGTH = 32  # tiny_config's data.max_text_length
 MAX_NEW_TOKENS = 8
 PROMPTS = [
     [{"from": "human", "value": "Is it big"}],
@@ -26,9 +23,9 @@ PROMPTS = [
 
 @pytest.fixture(scope="module", params=["causal", "prefix"])
 def model(request):
-    keras.utils.set_random_seed(0)
-    config = tiny_config(model__decoder__attention=request.param)
-    return build_model(config, tiny_tokenizer().vocabulary_size(), MAX_TEXT_LENGTH)
+    task, config = tiny_task(seed=0, model__decoder__attention=request.param)
+    assert config.data.max_text_length == MAX_TEXT_LENGTH
+    return task
 
 
 @pytest.fixture(scope="module")
@@ -38,15 +35,36 @@ def images():
 
 def _generate(model, images, prompts, **kwargs):
     kwargs.setdefault("jit_compile", False)
-    gen = Generator(model, tiny_tokenizer(), max_new_tokens=MAX_NEW_TOKENS, **kwargs)
+    gen = Generator(model, max_new_tokens=MAX_NEW_TOKENS, **kwargs)
     return gen.generate_ids(images, prompts)
+
+
+def _prompt_by_hand(conversation):
+    """The prompt written from the tokenizer alone: per turn role marker, text, <|end|>; then
+    the open <|assistant|> marker (the chat template, independent of the preprocessor)."""
+    tok = tiny_tokenizer()
+    ids = []
+    for turn in conversation:
+        ids += [tok.token_to_id(ROLES[turn["from"]]), *np.asarray(tok(turn["value"])).tolist(),
+                tok.token_to_id(END)]
+    return ids + [tok.token_to_id(ASSISTANT)]
+
+
+def test_prompt_ids_are_the_chat_template_and_the_model_sees_the_same_ids(model):
+    gen = Generator(model, max_new_tokens=MAX_NEW_TOKENS, jit_compile=False)
+    expected = [_prompt_by_hand(c) for c in PROMPTS]
+    assert [ids.tolist() for ids in gen.prompt_ids(PROMPTS)] == expected
+    token_ids, mask, lengths = gen.encode_prompts(PROMPTS)
+    assert lengths.tolist() == [len(ids) for ids in expected]
+    for row, ids in enumerate(expected):
+        assert token_ids[row, : len(ids)].tolist() == ids and mask[row].sum() == len(ids)
+        assert (token_ids[row, len(ids):] == gen.pad_id).all()
 
 
 def _greedy_reference(model, image, conversation, max_new_tokens):
     """Greedy decoding by calling the whole model on the growing sequence (no cache, no sampler)."""
-    tok = tiny_tokenizer()
-    end_id = special_ids(tok)[END]
-    ids = encode_segments(tok, prompt_segments(conversation))[0].tolist()
+    end_id = tiny_tokenizer().token_to_id(END)
+    ids = _prompt_by_hand(conversation)
     out = []
     for _ in range(max_new_tokens):
         logits = model({
@@ -94,13 +112,13 @@ def test_batch_of_one_gives_the_same_answer_as_inside_a_batch_of_three(model, im
 
 
 def test_returned_ids_never_contain_the_end_id(uncached):
-    end_id = special_ids(tiny_tokenizer())[END]
+    end_id = tiny_tokenizer().token_to_id(END)
     assert all(end_id not in ids for ids in uncached)
 
 
 def _scripted(gen, monkeypatch, scripts, lengths):
     """Make ``gen`` (uncached) emit ``scripts[row][k]`` as the k-th new token of each row."""
-    vocab = tiny_tokenizer().vocabulary_size()
+    vocab = gen.preprocessor.vocabulary_size
     table = ops.convert_to_tensor(np.array(scripts, np.int32))        # (batch, steps)
     starts = ops.convert_to_tensor(np.array(lengths, np.int32))       # (batch,)
 
@@ -117,10 +135,10 @@ def _scripted(gen, monkeypatch, scripts, lengths):
 
 def test_generation_stops_at_end_and_drops_it_and_what_follows(monkeypatch, images):
     tok = tiny_tokenizer()
-    sid = special_ids(tok)
     a, b, c, d = (tok.token_to_id(w) for w in ("red", "circle", "big", "yes"))
-    model = build_model(tiny_config(), tok.vocabulary_size(), MAX_TEXT_LENGTH)
-    gen = Generator(model, tok, max_new_tokens=MAX_NEW_TOKENS, use_cache=False, jit_compile=False)
+    model, _ = tiny_task()
+    gen = Generator(model, max_new_tokens=MAX_NEW_TOKENS, use_cache=False, jit_compile=False)
+    sid = gen.preprocessor.special_ids()
     prompts = [PROMPTS[0], PROMPTS[0]]
     token_ids, mask, lengths = gen.encode_prompts(prompts)
     scripts = [[a, b, sid[END], c, c, c, c, c], [a, b, c, d, sid[END], c, c, c]]
@@ -134,17 +152,16 @@ def test_generation_stops_at_end_and_drops_it_and_what_follows(monkeypatch, imag
 
 
 def test_generation_without_end_returns_exactly_max_new_tokens(monkeypatch, images):
-    tok = tiny_tokenizer()
-    c = tok.token_to_id("big")
-    model = build_model(tiny_config(), tok.vocabulary_size(), MAX_TEXT_LENGTH)
-    gen = Generator(model, tok, max_new_tokens=MAX_NEW_TOKENS, use_cache=False, jit_compile=False)
+    c = tiny_tokenizer().token_to_id("big")
+    model, _ = tiny_task()
+    gen = Generator(model, max_new_tokens=MAX_NEW_TOKENS, use_cache=False, jit_compile=False)
     _, _, lengths = gen.encode_prompts(PROMPTS)
     _scripted(gen, monkeypatch, [[c] * 64] * len(PROMPTS), lengths)
     assert gen.generate_ids(images, PROMPTS) == [[c] * MAX_NEW_TOKENS] * len(PROMPTS)
 
 
 def test_prompt_longer_than_the_context_raises_value_error(model, images):
-    gen = Generator(model, tiny_tokenizer(), max_new_tokens=4, jit_compile=False)
+    gen = Generator(model, max_new_tokens=4, jit_compile=False)
     long = [{"from": "human", "value": "is it big " * 20}]
     with pytest.raises(ValueError, match="does not fit"):
         gen.generate_ids(images[:1], [long])

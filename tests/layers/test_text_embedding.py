@@ -5,15 +5,17 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+import keras_hub
+
 from tests.helpers import tiny_config
 from tests.hub_presets import bert_preset
 from vit_tf.config import ConfigError
-from vit_tf.data.preset_tokenizer import PresetTokenizer, tokenizer_for_config
-from vit_tf.data.template import ASSISTANT, END, USER, conversation_segments
-from vit_tf.data.tokenizer import SegmentEncoder, special_ids
-from vit_tf.inference.generate import Generator
+from vit_tf.data.preprocessor import VisionLanguagePreprocessor
+from vit_tf.data.preset_tokenizer import preprocessor_for_config, preset_tokenizer
+from vit_tf.data.template import ASSISTANT, END, PAD, USER
 from vit_tf.layers.text_embedding import PretrainedTokenEmbedding
-from vit_tf.models.factory import build_model
+from vit_tf.models.factory import build_model, build_task
+from vit_tf.models.generation import Generator
 from vit_tf.training.optim import compile_model
 
 CONVERSATION = [{"from": "human", "value": "<image>\nWhat colour is the circle?"},
@@ -33,18 +35,22 @@ def test_bert_embedding_trains_generates_with_cache_and_round_trips(bert, tmp_pa
     config = tiny_config(model__decoder__name=decoder, model__text_embedding__name="keras_hub",
                          model__text_embedding__preset=folder,
                          model__text_embedding__trainable=str(trainable))
-    tok = tokenizer_for_config(config)
-    assert isinstance(tok, PresetTokenizer) and tok.chat_format == "bert"
+    tok, chat_format = preset_tokenizer(config)
+    assert isinstance(tok, keras_hub.tokenizers.BertTokenizer) and chat_format == "bert"
+    pre = preprocessor_for_config(config)  # no texts needed: the preset brings its vocabulary
+    assert pre.chat_format == "bert" and type(pre.tokenizer) is type(tok)
     vocab = table.shape[0]  # BERT's vocabulary; our 3 markers are appended after it
-    assert tok.vocabulary_size() == vocab + 3
-    assert [special_ids(tok)[t] for t in (USER, ASSISTANT, END)] == [vocab, vocab + 1, vocab + 2]
+    assert tok.vocabulary_size() == vocab and pre.vocabulary_size == vocab + 3
+    assert pre.chat.added == {USER: vocab, ASSISTANT: vocab + 1, END: vocab + 2}
+    assert [pre.special_ids()[t] for t in (USER, ASSISTANT, END)] == [vocab, vocab + 1, vocab + 2]
+    assert pre.stop_id == vocab + 2 and pre.special_ids()[PAD] == 0
     keras.utils.set_random_seed(0)
-    model = build_model(config, tok.vocabulary_size(), special_token_ids=special_ids(tok))
+    model = build_task(config, pre)
     emb = model.decoder.token_embedding
     assert isinstance(emb, PretrainedTokenEmbedding) and emb.num_added == 3
     np.testing.assert_array_equal(emb.pretrained.numpy(), table)
 
-    ids, trained = SegmentEncoder(tok).encode([conversation_segments(CONVERSATION)] * 2)[0]
+    ids, trained = pre.encode_conversations([CONVERSATION] * 2)[0]
     ids = np.array([ids, ids], "int32")
     images = np.random.default_rng(0).uniform(0, 255, (2, 16, 16, 3)).astype("float32")
     inputs = {"images": images, "token_ids": ids[:, :-1], "padding_mask": np.ones_like(ids[:, :-1], bool)}
@@ -66,8 +72,8 @@ def test_bert_embedding_trains_generates_with_cache_and_round_trips(bert, tmp_pa
 
     tf.config.run_functions_eagerly(True)
     try:
-        cached = Generator(model, tok, max_new_tokens=4, jit_compile=False).generate_ids(images, PROMPTS)
-        assert cached == Generator(model, tok, max_new_tokens=4, use_cache=False,
+        cached = Generator(model, max_new_tokens=4, jit_compile=False).generate_ids(images, PROMPTS)
+        assert cached == Generator(model, max_new_tokens=4, use_cache=False,
                                    jit_compile=False).generate_ids(images, PROMPTS)
     finally:
         tf.config.run_functions_eagerly(False)
@@ -93,19 +99,37 @@ def test_lstm_decoder_takes_the_bert_table_trainable(bert):
     assert logits.shape == (1, 3, table.shape[0] + 3)
 
 
-def test_run_folder_keeps_the_bert_tokenizer_and_its_markers(bert, tmp_path):
-    from vit_tf.data.tokenizer import load_tokenizer, save_tokenizer
+def test_bert_chat_format_appends_the_markers_and_trains_only_the_answer(bert):
+    pre = VisionLanguagePreprocessor(keras_hub.tokenizers.Tokenizer.from_preset(bert[0]), "bert",
+                                     image_size=16, max_text_length=32)
+    vocab = bert[1].shape[0]
+    ids, trained = pre.encode_conversations([CONVERSATION])[0]
+    pieces = [pre.id_to_token(i) for i in ids]
+    assert pieces == [USER, "what", "colour", "is", "the", "circle", "?", END,
+                      ASSISTANT, "the", "circle", "is", "red", ".", END, "[PAD]"]  # no <image>
+    assert [int(i) for i in ids if i >= vocab] == [vocab, vocab + 2, vocab + 1, vocab + 2]
+    answer = [p for p, t in zip(pieces, trained) if t]
+    assert answer == ["the", "circle", "is", "red", ".", END]   # the answer and its end only
+    prompt, _ = pre.encode_conversations([CONVERSATION[:1]], add_generation_prompt=True)[0]
+    assert [pre.id_to_token(i) for i in prompt] == pieces[:9]   # open <|assistant|> marker
 
-    tok = PresetTokenizer.from_preset(bert[0], "bert")
-    save_tokenizer(tok, tmp_path / "tokenizer")
-    again = load_tokenizer(str(tmp_path / "tokenizer"))
-    assert isinstance(again, PresetTokenizer)
-    segments = [conversation_segments(CONVERSATION)]
-    assert SegmentEncoder(again).encode(segments) == SegmentEncoder(tok).encode(segments)
-    ids = SegmentEncoder(again).encode(segments)[0][0]
-    text = again.detokenize(tf.constant([ids]))[0]
-    text = text.numpy().decode() if hasattr(text, "numpy") else text
-    assert text == "what colour is the circle ? the circle is red ."  # markers dropped
+
+def test_run_folder_keeps_the_bert_tokenizer_and_its_markers(bert, tmp_path):
+    pre = VisionLanguagePreprocessor(keras_hub.tokenizers.Tokenizer.from_preset(bert[0]), "bert",
+                                     image_size=16, max_text_length=32)
+    pre.save_to_preset(str(tmp_path / "run"))
+    again = VisionLanguagePreprocessor.from_preset(str(tmp_path / "run"))
+    assert isinstance(again.tokenizer, keras_hub.tokenizers.BertTokenizer)
+    assert again.chat_format == "bert" and again.chat.added == pre.chat.added
+    assert again.vocabulary_size == pre.vocabulary_size
+    (ids, trained), = again.encode_conversations([CONVERSATION])
+    (ids0, trained0), = pre.encode_conversations([CONVERSATION])
+    np.testing.assert_array_equal(ids, ids0)
+    np.testing.assert_array_equal(trained, trained0)
+    # Markers (past BERT's vocabulary) are dropped; BERT's text keeps its spaces.
+    assert again.detokenize(ids[:-1]) == "what colour is the circle ? the circle is red ."
+    text = again.detokenize_graph(tf.ragged.constant([ids[:-1].tolist()]))[0].numpy().decode()
+    assert text == "what colour is the circle ? the circle is red ."
 
 
 @pytest.mark.parametrize(

@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tests.helpers import tiny_config, tiny_tokenizer
+from tests.helpers import tiny_config, tiny_task
 from vit_tf.config import ConfigError
-from vit_tf.inference.generate import Generator
 from vit_tf.models.factory import build_model
+from vit_tf.models.generation import Generator
 from vit_tf.training.optim import compile_model
 
 TEXT = 24
@@ -23,11 +23,11 @@ PROMPTS = [
 ]
 
 
-def _config(decoder, fusion, **extra):
+def _overrides(decoder, fusion):
     # Ungated cross-attention so the image matters from the first step in these checks.
-    return tiny_config(model__decoder__name=decoder, model__fusion__name=fusion,
-                       model__fusion__num_heads=2, model__fusion__num_queries=3,
-                       model__fusion__gated="false", **extra)
+    return dict(model__decoder__name=decoder, model__fusion__name=fusion,
+                model__fusion__num_heads=2, model__fusion__num_queries=3,
+                model__fusion__gated="false", data__max_text_length=TEXT)
 
 
 @pytest.fixture(autouse=True)
@@ -38,8 +38,8 @@ def _eager_functions():
     tf.config.run_functions_eagerly(False)
 
 
-def _generate(model, tok, images, use_cache=True):
-    gen = Generator(model, tok, max_new_tokens=5, use_cache=use_cache, jit_compile=False)
+def _generate(model, images, use_cache=True):
+    gen = Generator(model, max_new_tokens=5, use_cache=use_cache, jit_compile=False)
     return gen.generate_ids(images, PROMPTS)
 
 
@@ -54,15 +54,14 @@ def _batch(vocab, seed=0):
 @pytest.mark.parametrize("decoder", DECODERS)
 @pytest.mark.parametrize("fusion", FUSIONS)
 def test_combination_trains_generates_and_round_trips(decoder, fusion, tmp_path):
-    keras.utils.set_random_seed(0)
-    tok = tiny_tokenizer()
-    config = _config(decoder, fusion)
-    model = build_model(config, tok.vocabulary_size(), max_text_length=TEXT)
+    model, config = tiny_task(seed=0, **_overrides(decoder, fusion))
+    vocab = model.preprocessor.vocabulary_size
+    assert model.decoder.max_sequence_length - model.num_image_tokens >= TEXT
     assert type(model.decoder.fusion).__name__.lower().startswith(fusion.replace("_", "")[:6])
     expected_prefix = {"concat": model.num_image_tokens, "resampler": 3}.get(fusion, 0)
     assert model.num_prefix_tokens == expected_prefix
 
-    inputs, labels, weights = _batch(tok.vocabulary_size())
+    inputs, labels, weights = _batch(vocab)
     compile_model(model, config.train, total_steps=4)
     before = [w.numpy().copy() for w in model.trainable_weights]
     model.run_eagerly = True  # one step: tracing would cost more than it saves
@@ -75,14 +74,16 @@ def test_combination_trains_generates_and_round_trips(decoder, fusion, tmp_path)
                zip(before, model.trainable_weights) if "image_encoder" in w.path)
 
     images = inputs["images"]
-    cached = _generate(model, tok, images)
-    assert cached == _generate(model, tok, images, use_cache=False)
+    cached = _generate(model, images)
+    assert cached == _generate(model, images, use_cache=False)
     assert all(len(ids) <= 5 for ids in cached)
 
     live = np.asarray(model(inputs))
     model.save(tmp_path / "model.keras")
     reloaded = keras.saving.load_model(tmp_path / "model.keras")
     np.testing.assert_array_equal(np.asarray(reloaded(inputs)), live)
+    assert reloaded.preprocessor.vocabulary_size == vocab   # the task keeps its preprocessor
+    assert _generate(reloaded, images) == cached
     # The image reaches the text logits.
     other = dict(inputs, images=images[::-1].copy())
     assert not np.allclose(np.asarray(model(other)), live, atol=1e-6)

@@ -19,10 +19,9 @@ import keras  # noqa: E402
 keras.config.disable_traceback_filtering()
 import numpy as np  # noqa: E402
 
-from tests.helpers import tiny_config, tiny_tokenizer, write_image  # noqa: E402
+from tests.helpers import tiny_config, tiny_preprocessor, write_image  # noqa: E402
 from vit_tf.data.pipeline import encode_records, make_dataset  # noqa: E402
-from vit_tf.data.tokenizer import special_ids  # noqa: E402
-from vit_tf.models.factory import build_model  # noqa: E402
+from vit_tf.models.factory import build_task  # noqa: E402
 from vit_tf.training.callbacks import AnswerAccuracy  # noqa: E402
 from vit_tf.training.distribute import distributable, make_strategy  # noqa: E402
 from vit_tf.training.optim import compile_model  # noqa: E402
@@ -34,7 +33,7 @@ def run(strategy_name, out, jit_compile):
     config = tiny_config(train__strategy=strategy_name, train__devices="/cpu:0,/cpu:1",
                          train__jit_compile=jit_compile, data__batch_size=4)
     strategy = make_strategy(config.train)
-    tok = tiny_tokenizer()
+    preprocessor = tiny_preprocessor(config)
     # Every answer is one word + <|end|>: each replica's half-batch has as many trained
     # tokens as the other, so the mean of per-replica means equals the global token mean.
     records = [{"id": f"r{i}", "image_path": write_image(os.path.join(out, f"{i}.png"),
@@ -42,14 +41,14 @@ def run(strategy_name, out, jit_compile):
                 "conversations": [{"from": "human", "value": "<image>\nWhat colour is it?"},
                                   {"from": "gpt", "value": word}]}
                for i, word in enumerate(["red", "big", "yes", "two"] * 3)]
-    examples = encode_records(records, tok, config.data.max_text_length)
+    examples = encode_records(records, preprocessor, config.data.max_text_length)
     trained = examples.trained.sum(axis=1)
     assert (trained == trained[0]).all(), trained
     ds = distributable(make_dataset(examples, 16, config.data.batch_size, repeat=True,
                                     drop_remainder=True), strategy)
     keras.utils.set_random_seed(0)
     with strategy.scope():
-        model = build_model(config, tok.vocabulary_size(), special_token_ids=special_ids(tok))
+        model = build_task(config, preprocessor)
         compile_model(model, config.train, STEPS)
     losses = []
     logger = keras.callbacks.LambdaCallback(

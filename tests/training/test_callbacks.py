@@ -4,12 +4,11 @@ import keras
 import numpy as np
 import pytest
 
-from tests.helpers import tiny_config, tiny_tokenizer, write_image
+from tests.helpers import tiny_task, write_image
 from vit_tf.data.pipeline import encode_records
-from vit_tf.models.factory import build_model
 from vit_tf.training.callbacks import AnswerAccuracy
 
-MAX_TEXT_LENGTH = 32
+MAX_TEXT_LENGTH = 32  # tiny_config's data.max_text_length
 CONVERSATIONS = [
     [{"from": "human", "value": "<image>\nWhat colour is the circle?"},
      {"from": "gpt", "value": "red"}],
@@ -41,15 +40,14 @@ def _force_model_answers(model, ex, images, rows):
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("answers")
-    keras.utils.set_random_seed(0)
-    tok = tiny_tokenizer()
-    model = build_model(tiny_config(), tok.vocabulary_size(), MAX_TEXT_LENGTH)
+    model, config = tiny_task(seed=0)
+    assert config.data.max_text_length == MAX_TEXT_LENGTH
     records = [
         {"id": f"r{i}", "image_path": write_image(tmp / f"{i}.png", size=(16, 16), seed=i),
          "conversations": conv}
         for i, conv in enumerate(CONVERSATIONS * 2)
     ]
-    ex = encode_records(records, tok, MAX_TEXT_LENGTH)
+    ex = encode_records(records, model.preprocessor, MAX_TEXT_LENGTH)
     images = np.stack([np.asarray(keras.utils.load_img(r["image_path"]), "float32")
                        for r in records])
     _force_model_answers(model, ex, images, rows=[0, 2, 4])  # these three now match the model

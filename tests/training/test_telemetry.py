@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tests.helpers import tiny_config, tiny_tokenizer
+from tests.helpers import tiny_config, tiny_task
 from vit_tf.config import ConfigError
-from vit_tf.models.factory import build_model
+from vit_tf.models.vlm import TRAIN_ONLY_METRICS
 from vit_tf.training.optim import make_loss
 from vit_tf.training.telemetry import flat_config, parse_profile_steps
 
@@ -36,8 +36,7 @@ def _expected_grad_norm(model, x, y, w):
 
 @pytest.mark.parametrize("loss_scaled", [False, True])
 def test_train_step_logs_the_global_gradient_norm_and_token_counts(loss_scaled):
-    keras.utils.set_random_seed(0)
-    model = build_model(tiny_config(), tiny_tokenizer().vocabulary_size())
+    model, _ = tiny_task(seed=0)
     x, y, w = _batch()
     expected = _expected_grad_norm(model, x, y, w)
     optimizer = keras.optimizers.SGD(learning_rate=0.0)   # weights stay put: same gradient
@@ -51,11 +50,14 @@ def test_train_step_logs_the_global_gradient_norm_and_token_counts(loss_scaled):
 
 
 def test_evaluation_logs_carry_no_training_only_metrics():
-    model = build_model(tiny_config(), tiny_tokenizer().vocabulary_size())
-    model.compile(optimizer="sgd", loss=make_loss(), jit_compile=False)
+    model, _ = tiny_task()
+    model.compile(optimizer="sgd", loss=make_loss(), jit_compile=False)  # + token_accuracy
     x, y, w = _batch()
+    train_logs = model.fit(x, y, sample_weight=w, batch_size=3, epochs=1, verbose=0).history
+    assert set(TRAIN_ONLY_METRICS) <= set(train_logs)   # the train step does log them
     logs = model.evaluate(x, y, sample_weight=w, verbose=0, return_dict=True)
-    assert set(logs) == {"loss"}
+    assert set(logs) == {"loss", "token_accuracy"}
+    assert not set(TRAIN_ONLY_METRICS) & set(logs)
 
 
 def test_profile_steps_parse_to_keras_profile_batch_and_reject_bad_values():

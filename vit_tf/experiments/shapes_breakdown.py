@@ -36,12 +36,8 @@ import json
 import os
 import re
 
-import numpy as np
-
-from vit_tf.data.pipeline import load_image
 from vit_tf.eval.metrics import normalize_answer
-from vit_tf.inference.generate import Generator
-from vit_tf.training.run_dir import load_run
+from vit_tf.runs import load_task
 
 CATEGORIES = ("attribute", "position", "existence")
 
@@ -111,15 +107,13 @@ def geometry_group(record, scene):
 
 
 def generated_answers(args, records):
-    model, tokenizer, config = load_run(args.model)
-    size = config.data.image_size
-    images = np.stack([load_image(f"{args.image_root}/{r['image']}", size).numpy()
-                       for r in records])
-    generator = Generator(model, tokenizer, max_new_tokens=8)
+    task = load_task(args.model)   # a run or preset folder: model + its preprocessor
+    generator = task.generator(max_new_tokens=8)
     answers = []
-    for i in range(0, len(records), 64):
-        answers += generator.generate(images[i:i + 64],
-                                      [r["conversations"][:1] for r in records[i:i + 64]])
+    for i in range(0, len(records), 64):  # image files: the preprocessor decodes and resizes
+        chunk = records[i:i + 64]
+        answers += generator.generate([f"{args.image_root}/{r['image']}" for r in chunk],
+                                      [r["conversations"][:1] for r in chunk])
     return answers
 
 
