@@ -181,7 +181,7 @@ class TrainConfig:
 class GenerateConfig:
     max_new_tokens: int = 48
     batch_size: int = 64
-    strategy: str = "greedy"          # greedy | beam | top_k | top_p (vit_tf.inference.samplers)
+    strategy: str = "greedy"          # greedy | beam | top_k | top_p (vit_tf.models.samplers)
     num_beams: int = 4                # beam search width
     top_k: int = 10                   # top_k: sample among the k most likely tokens
     top_p: float = 0.9                # top_p: smallest set of tokens with this much probability

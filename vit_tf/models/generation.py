@@ -1,7 +1,7 @@
 """Batched and streaming, KV-cached generation with every decoding strategy.
 
 The decoding loop is keras-hub's sampler (``keras_hub.samplers``, chosen by
-``vit_tf.inference.samplers.make_sampler``): it writes each new token into a right-padded prompt
+``vit_tf.models.samplers.make_sampler``): it writes each new token into a right-padded prompt
 buffer, keeps prompt tokens where the prompt mask is set, and stops when every row has produced
 a stop token (``<|end|>`` plus ``stop_tokens``). We supply ``next(prompt, cache, index)``, which
 returns the logits for text position ``index`` from the token at ``index - 1``:
