@@ -24,12 +24,24 @@ def merged_rows(grad):
 
     An embedding's gradient holds one row per use of a token or position; its norm is that of
     the summed rows, which ``tf.linalg.global_norm`` (squares of ``.values``) does not do.
-    Summing by index keeps it sparse (a dense copy of a 256k-token table would not be).
+    The rows are summed into the variable's dense shape (a scatter-add, as XLA compiles it):
+    Keras's Adam/AdamW update every row of the table densely anyway, so this costs no more than
+    the update, while ``tf.unique`` (the sparse alternative) sorts the indices every step.
     """
+    if not isinstance(grad, tf.IndexedSlices):
+        return grad
+    return tf.math.unsorted_segment_sum(grad.values, grad.indices, grad.dense_shape[0])
+
+
+def merged_rows_sparse(grad):
+    """``merged_rows`` kept sparse with ``tf.unique`` (the earlier way; for benchmarks)."""
     if not isinstance(grad, tf.IndexedSlices):
         return grad
     unique, position = tf.unique(grad.indices)
     return tf.math.unsorted_segment_sum(grad.values, position, tf.shape(unique)[0])
+
+
+MERGE_ROWS = [merged_rows]   # benchmarks/step_profile.py swaps in merged_rows_sparse to compare
 
 
 def global_gradient_norm(grads):
@@ -39,7 +51,8 @@ def global_gradient_norm(grads):
     context = tf.distribute.get_replica_context()
     if context is not None and context.num_replicas_in_sync > 1:
         grads = context.all_reduce("sum", grads)               # the global batch's gradient
-    return tf.linalg.global_norm([merged_rows(g) for g in grads])
+    merge = MERGE_ROWS[0]
+    return tf.linalg.global_norm([merge(g) for g in grads])
 
 
 @keras.saving.register_keras_serializable(package="vit_tf")
