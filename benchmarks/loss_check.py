@@ -17,13 +17,13 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-import keras  # noqa: E402
-import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402
+import keras
+import numpy as np
+import tensorflow as tf
 
-from vit_tf.config import load_experiment  # noqa: E402
-from vit_tf.models.factory import build_model  # noqa: E402
-from vit_tf.training.optim import compile_model, steps_per_call  # noqa: E402
+from vit_tf.config import load_experiment
+from vit_tf.models.factory import build_model
+from vit_tf.training.optim import compile_model, steps_per_call
 
 
 def batches(config, vocab, n, seed=0):

@@ -47,7 +47,7 @@ def test_keras_still_reduces_multi_worker_logs_on_axis_0():
 
 
 def test_strategy_reduces_a_scalar_on_axis_0_where_tensorflow_fails():
-    proc = subprocess.run([sys.executable, "-c", _CHECK], cwd=ROOT, capture_output=True,
+    proc = subprocess.run([sys.executable, "-c", _CHECK], cwd=ROOT, capture_output=True, check=False,
                           text=True, timeout=300, env=dict(os.environ, PYTHONPATH=ROOT))
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")]
     assert proc.returncode == 0 and lines, proc.stderr[-3000:]

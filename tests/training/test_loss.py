@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 
 from tests.helpers import tiny_config
-from vit_tf.models.factory import build_model
 from vit_tf.config import ConfigError
+from vit_tf.models.factory import build_model
 from vit_tf.training.optim import compile_model, make_optimizer, make_schedule
 
 VOCAB, TEXT = 30, 10
