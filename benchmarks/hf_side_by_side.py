@@ -348,7 +348,8 @@ def main(argv=None):
         b, c = int(what.split()[1][1:]), "no cache" not in what
         return gen_flops(side, b, c) / (b * NEW_TOKENS)               # per new token
 
-    rows = ["| measure | unit | vit_tf | HF | vit_tf / HF | vit_tf FLOP/s share | HF FLOP/s share |",
+    rows = ["| measure | unit | vit_tf | HF | vit_tf / HF | vit_tf FLOP/s share "
+            "| HF FLOP/s share |",
             "|---|---|---:|---:|---:|---:|---:|"]
     for what in ["train"] * ("train" not in skip) + [
             f"gen b{b} {'cache' if c else 'no cache'}" for b, c in gens] * ("gen" not in skip):
@@ -356,7 +357,8 @@ def main(argv=None):
         unit = "examples/s" if what == "train" else "new tokens/s"
         label = "training (fit)" if what == "train" else "generation " + what[4:]
         rows.append(f"| {label} | {unit} | {a:,.1f} | {h:,.1f} | {a / h:.2f}x | "
-                    f"{a * flops(what, 'vit_tf') / rate:.1%} | {h * flops(what, 'hf') / rate:.1%} |")
+                    f"{a * flops(what, 'vit_tf') / rate:.1%} | "
+                    f"{h * flops(what, 'hf') / rate:.1%} |")
     text = "\n".join(rows)
     if "default" not in skip:
         ms = samples[("default", "vit_tf")]

@@ -30,7 +30,8 @@ def reduce_scalar(strategy):
         return str(e)
 
 ours = MultiWorkerMirroredStrategy()
-result = {"ours": reduce_scalar(ours), "tf": reduce_scalar(tf.distribute.MultiWorkerMirroredStrategy()),
+stock = tf.distribute.MultiWorkerMirroredStrategy()
+result = {"ours": reduce_scalar(ours), "tf": reduce_scalar(stock),
           "is_tf_class": isinstance(ours, tf.distribute.MultiWorkerMirroredStrategy),
           "vector": float(tf.function(lambda: ours.reduce(
               "MEAN", ours.run(lambda: tf.constant([1.0, 5.0])), axis=0))())}
@@ -47,8 +48,9 @@ def test_keras_still_reduces_multi_worker_logs_on_axis_0():
 
 
 def test_strategy_reduces_a_scalar_on_axis_0_where_tensorflow_fails():
-    proc = subprocess.run([sys.executable, "-c", _CHECK], cwd=ROOT, capture_output=True, check=False,
-                          text=True, timeout=300, env=dict(os.environ, PYTHONPATH=ROOT))
+    env = dict(os.environ, PYTHONPATH=ROOT)
+    proc = subprocess.run([sys.executable, "-c", _CHECK], cwd=ROOT, capture_output=True,
+                          check=False, text=True, timeout=300, env=env)
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")]
     assert proc.returncode == 0 and lines, proc.stderr[-3000:]
     result = json.loads(lines[0][len("RESULT "):])
