@@ -64,7 +64,7 @@ def test_a_missing_prediction_is_named(tmp_path):
 def test_breakdown_generates_answers_with_a_run_folder(tmp_path, capsys):
     """--model: the run's task answers each question from its image file (the preprocessor
     decodes and resizes it), one table row per group."""
-    from experiments.shapes_breakdown import CATEGORIES
+    from vit_tf.experiments.shapes_breakdown import CATEGORIES
     from tests.helpers import write_tiny_run
 
     write_shapes_world(tmp_path / "data", n_train=1, n_test=2, seed=0)

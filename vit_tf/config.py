@@ -154,7 +154,9 @@ class TrainConfig:
     min_learning_rate: float = 1e-5   # end of the cosine decay
     warmup_steps: int = 100
     weight_decay: float = 0.01
-    clipnorm: float = 1.0
+    clipnorm: float = 1.0             # clip each variable's gradient to this L2 norm (0: off)
+    global_clipnorm: float = 0.0      # or clip all gradients together to this global L2 norm
+                                      # (0: off; set train.clipnorm=0 to use it)
     seed: int = 0
     jit_compile: bool = True          # XLA; ~2x faster on CPU
     steps_per_epoch: int = 0          # 0: one pass over the data per epoch (rounded down to

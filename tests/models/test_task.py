@@ -208,3 +208,15 @@ def test_compile_defaults_are_adamw_masked_mean_loss_token_accuracy_and_xla():
     assert task.optimizer.global_clipnorm == 1.0
     assert task.loss.reduction == "mean_with_sample_weight"
     assert task.jit_compile is True
+
+
+def test_a_preset_of_a_model_compiled_for_training_holds_no_optimizer(tmp_path):
+    """A run's task is compiled with vit_tf.training's optimizer; its preset must load where
+    that code is absent, so task.json carries no compile config."""
+    from vit_tf.training.optim import compile_model
+
+    task, config = tiny_task()
+    compile_model(task, config.train, total_steps=4)
+    task.save_to_preset(str(tmp_path / "p"))
+    assert "compile_config" not in json.loads((tmp_path / "p" / "task.json").read_text())
+    assert not VisionLanguageModel.from_preset(str(tmp_path / "p")).compiled

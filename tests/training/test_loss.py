@@ -5,8 +5,9 @@ import numpy as np
 import pytest
 
 from tests.helpers import tiny_config
+from vit_tf.config import ConfigError
 from vit_tf.models.factory import build_model
-from vit_tf.training.optim import compile_model, make_schedule
+from vit_tf.training.optim import compile_model, make_optimizer, make_schedule
 
 VOCAB, TEXT = 30, 10
 
@@ -103,3 +104,12 @@ def test_schedule_decays_to_min_learning_rate_at_the_last_step():
     assert float(schedule(60)) < t.learning_rate
     values = [float(schedule(s)) for s in range(10, 111, 10)]
     assert values == sorted(values, reverse=True)
+
+
+def test_clipping_is_per_variable_by_default_and_global_when_asked():
+    per_variable = make_optimizer(tiny_config().train, 10)
+    assert (per_variable.clipnorm, per_variable.global_clipnorm) == (1.0, None)
+    overall = make_optimizer(tiny_config(train__clipnorm=0, train__global_clipnorm=0.5).train, 10)
+    assert (overall.clipnorm, overall.global_clipnorm) == (None, 0.5)
+    with pytest.raises(ConfigError, match="train.clipnorm and train.global_clipnorm"):
+        make_optimizer(tiny_config(train__global_clipnorm=0.5).train, 10)

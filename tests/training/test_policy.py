@@ -31,7 +31,8 @@ def test_learning_rate_multipliers_scale_each_parts_step(batch):
         config = apply_overrides(config, [f"train.policy.{s}" for s in sets])
         multipliers = apply_policy(model, config.train.policy, config.train.lora)
         compile_model(model, config.train, 10, lr_multipliers=multipliers)
-        assert isinstance(model.optimizer, PartAdamW) == bool(sets)
+        assert isinstance(model.optimizer, PartAdamW)          # also without multipliers
+        assert bool(model.optimizer.lr_multipliers) == bool(sets)
         before = {p: snapshot(getattr(model, p)) for p in ("projector", "decoder")}
         model.train_on_batch(*batch)
         deltas[name] = {p: {v.path: v.numpy() - before[p][v.path]

@@ -8,10 +8,12 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tests.helpers import tiny_config, tiny_task
+from tests.helpers import tiny_config, tiny_task, tiny_tokenizer
 from vit_tf.config import ConfigError
+from vit_tf.models.factory import build_model
 from vit_tf.models.vlm import TRAIN_ONLY_METRICS
-from vit_tf.training.optim import make_loss
+from vit_tf.training.grad_norm import GradNormTelemetry, track_grad_norm
+from vit_tf.training.optim import PartAdamW, compile_model, make_loss
 from vit_tf.training.telemetry import flat_config, parse_profile_steps
 
 
@@ -39,14 +41,47 @@ def test_train_step_logs_the_global_gradient_norm_and_token_counts(loss_scaled):
     model, _ = tiny_task(seed=0)
     x, y, w = _batch()
     expected = _expected_grad_norm(model, x, y, w)
-    optimizer = keras.optimizers.SGD(learning_rate=0.0)   # weights stay put: same gradient
+    optimizer = PartAdamW(learning_rate=0.0)   # weights stay put: same gradient
     if loss_scaled:  # mixed precision's optimizer: gradients arrive scaled by 2**15
         optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
-    model.compile(optimizer=optimizer, loss=make_loss(), jit_compile=False)
+    model.compile(optimizer=optimizer, loss=make_loss(), jit_compile=False,
+                  metrics=[track_grad_norm(optimizer)])
     logs = model.fit(x, y, sample_weight=w, batch_size=3, epochs=1, verbose=0).history
     assert math.isfinite(logs["grad_norm"][0]) and logs["grad_norm"][0] > 0
     np.testing.assert_allclose(logs["grad_norm"][0], expected, rtol=1e-4)
     assert (logs["examples"][0], logs["text_tokens"][0], logs["padded_tokens"][0]) == (3, 21, 30)
+
+
+class RecordingSGD(GradNormTelemetry, keras.optimizers.SGD):
+    pass
+
+
+def test_grad_norm_is_taken_before_clipping_and_per_step():
+    """Two steps of SGD with per-variable clipping: the logged norm is the epoch mean of the
+    unclipped norms (clipping to 1e-3 would make it tiny), one record per step."""
+    keras.utils.set_random_seed(0)
+    model = build_model(tiny_config(), tiny_tokenizer().vocabulary_size())
+    x, y, w = _batch()
+    expected = _expected_grad_norm(model, x, y, w)
+    optimizer = RecordingSGD(learning_rate=0.0, clipnorm=1e-3)
+    metric = track_grad_norm(optimizer)
+    model.compile(optimizer=optimizer, loss=make_loss(), jit_compile=False, metrics=[metric])
+    model.fit(x, y, sample_weight=w, batch_size=3, epochs=1, steps_per_epoch=1, verbose=0)
+    np.testing.assert_allclose(float(metric.result()), expected, rtol=1e-4)
+    assert float(metric.count) == 1.0
+
+
+def test_track_grad_norm_refuses_an_optimizer_that_cannot_record_it():
+    with pytest.raises(TypeError, match="GradNormTelemetry"):
+        track_grad_norm(keras.optimizers.SGD())
+
+
+def test_compile_model_evaluates_without_training_only_metrics():
+    model = build_model(tiny_config(), tiny_tokenizer().vocabulary_size())
+    compile_model(model, tiny_config().train, total_steps=2)
+    x, y, w = _batch()
+    logs = model.evaluate(x, y, sample_weight=w, verbose=0, return_dict=True)
+    assert set(logs) == {"loss", "token_accuracy"}
 
 
 def test_evaluation_logs_carry_no_training_only_metrics():

@@ -256,8 +256,12 @@ class TaskMixin:
             raise FileExistsError(f"{preset_dir} already holds a preset; choose another folder")
         os.makedirs(preset_dir, exist_ok=True)
         self.preprocessor.save_to_preset(preset_dir)
+        config = keras.saving.serialize_keras_object(self)
+        # A preset is for using the model: no training optimizer (it may be vit_tf.training's,
+        # which a serving process neither has nor needs); compile() again to train further.
+        config.pop("compile_config", None)
         with open(os.path.join(preset_dir, TASK_FILE), "w") as f:
-            json.dump(keras.saving.serialize_keras_object(self), f, indent=2)
+            json.dump(config, f, indent=2)
         self.save_weights(os.path.join(preset_dir, WEIGHTS_FILE))
         metadata = {
             "format": PRESET_FORMAT, "vit_tf_version": __version__,

@@ -5,7 +5,8 @@ from keras import ops
 
 from vit_tf.models.task import TaskMixin
 
-# Metrics only a training step produces; dropped from evaluation logs (no ``val_grad_norm``).
+# Metrics of training only, dropped from evaluation logs (no ``val_grad_norm``): the
+# optimizer's ``grad_norm`` (vit_tf.training.grad_norm) and the ``StepCounts`` sums.
 TRAIN_ONLY_METRICS = ("grad_norm", "examples", "text_tokens", "padded_tokens")
 
 
@@ -56,53 +57,19 @@ class VisionLanguageModel(TaskMixin, keras.Model):
             raise ValueError(f"the preprocessor makes {preprocessor.image_size}px images but the "
                              f"model takes {image_size}px")
         self.preprocessor = preprocessor
-        self.grad_norm_tracker = keras.metrics.Mean(name="grad_norm")
         self.step_counts = StepCounts(name="step_counts")
 
-    def train_step(self, data):
-        """Keras's TensorFlow ``train_step`` plus telemetry: the global gradient norm and counts.
-
-        Adds ``grad_norm`` (epoch mean of the L2 norm of all gradients, before clipping and
-        after undoing mixed-precision loss scaling; exact under ``tf.distribute``: the replicas'
-        gradients are summed for it) and ``examples`` / ``text_tokens`` / ``padded_tokens``
-        (epoch sums, for ``vit_tf.training.telemetry.Throughput``). The update itself is
-        Keras's: ``optimizer.scale_loss`` then ``optimizer.apply_gradients``, so
-        ``LossScaleOptimizer`` and strategies behave as with the stock step.
-        """
-        import tensorflow as tf
-        from keras.src.losses.loss import unscale_loss_for_distribution
-
-        x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
-        with tf.GradientTape() as tape:
-            y_pred = self(x, training=True)
-            loss = self._compute_loss(x=x, y=y, y_pred=y_pred, sample_weight=sample_weight,
-                                      training=True)
-            batch = tf.shape(x["images"])[0]
-            self._loss_tracker.update_state(unscale_loss_for_distribution(loss),
-                                            sample_weight=batch)
-            loss = self.optimizer.scale_loss(loss)
-        weights = self.trainable_weights
-        if weights:
-            grads = tape.gradient(loss, weights)
-            self.grad_norm_tracker.update_state(self._global_norm(grads))
-            self.optimizer.apply_gradients(zip(grads, weights))
+    # Training uses Keras's stock train_step (vit_tf.training.optim.compile_model adds the
+    # optimizer's grad_norm as a compiled metric); only these public hooks are overridden.
+    def compute_metrics(self, x, y, y_pred, sample_weight=None):
+        """Keras's metrics plus ``StepCounts`` of the batch's ``padding_mask``."""
         self.step_counts.update_state(x["padding_mask"])
-        return _reducible_logs(self.compute_metrics(x, y, y_pred, sample_weight=sample_weight))
-
-    def _global_norm(self, grads):
-        import tensorflow as tf
-
-        grads = [tf.cast(g, "float32") for g in grads if g is not None]
-        context = tf.distribute.get_replica_context()
-        if context is not None and context.num_replicas_in_sync > 1:
-            grads = context.all_reduce("sum", grads)               # the global batch's gradient
-        norm = tf.linalg.global_norm([_merged_rows(g) for g in grads])
-        scale = getattr(self.optimizer, "dynamic_scale", None)     # LossScaleOptimizer
-        return norm if scale is None else norm / tf.cast(scale, "float32")
+        return super().compute_metrics(x, y, y_pred, sample_weight=sample_weight)
 
     def test_step(self, data):
+        """Keras's test step; the training-only metrics are left out (no ``val_grad_norm``)."""
         logs = super().test_step(data)
-        return _reducible_logs({k: v for k, v in logs.items() if k not in TRAIN_ONLY_METRICS})
+        return {k: v for k, v in logs.items() if k not in TRAIN_ONLY_METRICS}
 
     @property
     def num_image_tokens(self):
@@ -173,44 +140,9 @@ class VisionLanguageModel(TaskMixin, keras.Model):
         return cls(**config)
 
 
-def _merged_rows(grad):
-    """A gradient with the repeated rows of an ``IndexedSlices`` summed (one row per index).
-
-    An embedding's gradient holds one row per use of a token or position; its norm is that of
-    the summed rows, which ``tf.linalg.global_norm`` (squares of ``.values``) does not do.
-    Summing by index keeps it sparse (a dense copy of a 256k-token table would not be).
-    """
-    import tensorflow as tf
-
-    if not isinstance(grad, tf.IndexedSlices):
-        return grad
-    unique, position = tf.unique(grad.indices)
-    return tf.math.unsorted_segment_sum(grad.values, position, tf.shape(unique)[0])
-
-
-def _reducible_logs(logs):
-    """A step's scalar logs as shape (1,) under multi-worker MultiWorkerMirroredStrategy.
-
-    A workaround for Keras 3.15: with several workers, ``fit``/``evaluate`` reduce each
-    replica's logs with ``strategy.reduce("MEAN", value, axis=0)``
-    (``keras/src/backend/tensorflow/trainer.py``, ``reduce_per_replica``), and a scalar has no
-    axis 0 ("Invalid reduction dimension 0 for input with 0 dimensions";
-    https://github.com/tensorflow/tensorflow/issues/72388). Over a leading axis of length 1 that
-    reduce is the mean of the replicas' values, and it returns a scalar: the logs a one-worker
-    strategy gets from Keras' ``tf.reduce_mean`` over its replicas. Anywhere else (no strategy,
-    MirroredStrategy, a one-worker MultiWorkerMirroredStrategy) ``logs`` is returned unchanged.
-    """
-    import tensorflow as tf
-    from keras.src.backend.tensorflow.trainer import _collective_all_reduce_multi_worker
-
-    if not _collective_all_reduce_multi_worker(tf.distribute.get_strategy()):
-        return logs
-    return keras.tree.map_structure(
-        lambda v: tf.reshape(v, [1]) if tf.is_tensor(v) and v.shape.rank == 0 else v, logs)
-
-
 class StepCounts(keras.metrics.Metric):
-    """Epoch sums of examples, real text tokens and padded text positions (from padding_mask)."""
+    """Epoch sums of examples, real text tokens and padded text positions (from padding_mask),
+    for ``vit_tf.training.telemetry.StepTelemetry``'s throughput."""
 
     def __init__(self, name="step_counts", **kwargs):
         super().__init__(name=name, **kwargs)

@@ -19,8 +19,8 @@ run folder; the other workers write to a temporary folder that is deleted afterw
 standard Keras multi-worker pattern: every worker runs the same saving code, because saving
 may need all of them).
 
-Keras 3.15 workarounds: ``distributable`` and ``defer_symbolic_build`` here; the logs of a step
-under several workers in ``vit_tf.models.vlm`` (``_reducible_logs``).
+Keras 3.15 workarounds: ``distributable`` and ``defer_symbolic_build`` here; the scalar logs
+of a step under several workers in ``vit_tf.training.keras_fixes.MultiWorkerMirroredStrategy``.
 
 Example:
     >>> strategy = make_strategy(TrainConfig(strategy="mirrored", devices="/cpu:0,/cpu:1"))
@@ -61,7 +61,9 @@ def make_strategy(train_config):
         if "TF_CONFIG" not in os.environ:
             raise ValueError("train.strategy=multi_worker needs the TF_CONFIG environment variable "
                              "(cluster and this worker's task); see README 'Distributed training'")
-        return tf.distribute.MultiWorkerMirroredStrategy()
+        from vit_tf.training.keras_fixes import MultiWorkerMirroredStrategy
+
+        return MultiWorkerMirroredStrategy()   # tf's, with tensorflow#72388 worked around
     if name == "tpu":
         resolver = tf.distribute.cluster_resolver.TPUClusterResolver(tpu=train_config.tpu)
         tf.config.experimental_connect_to_cluster(resolver)

@@ -3,6 +3,7 @@
 import keras
 
 from vit_tf.config import ConfigError
+from vit_tf.training.grad_norm import GradNormTelemetry, track_grad_norm
 
 
 def make_schedule(train_config, total_steps):
@@ -19,8 +20,11 @@ def make_schedule(train_config, total_steps):
 
 
 @keras.saving.register_keras_serializable(package="vit_tf")
-class PartAdamW(keras.optimizers.AdamW):
+class PartAdamW(GradNormTelemetry, keras.optimizers.AdamW):
     """AdamW whose learning rate is multiplied per variable: ``lr_multipliers`` {variable path: m}.
+
+    It also records the global gradient norm for the ``grad_norm`` log
+    (``vit_tf.training.grad_norm``); without multipliers it steps exactly like ``AdamW``.
 
     Why this shape: Keras compiles one optimizer, and scaling *gradients* would not change
     Adam's step (it is invariant to the gradient's scale), so the multiplier is applied where the
@@ -60,18 +64,23 @@ class PartAdamW(keras.optimizers.AdamW):
 
 
 def make_optimizer(train_config, total_steps, lr_multipliers=None):
-    """AdamW (``PartAdamW`` when parts have learning-rate multipliers); biases, norms and
-    embeddings/position tables are not weight-decayed. ``train.precision=mixed_float16`` wraps it
-    in a ``LossScaleOptimizer`` (``vit_tf.training.precision``)."""
+    """``PartAdamW`` (AdamW, with per-part learning-rate multipliers when given); biases, norms
+    and embeddings/position tables are not weight-decayed. Clipping: ``train.clipnorm`` (per
+    variable, the default) or ``train.global_clipnorm`` (all gradients together; set at most
+    one). ``train.precision=mixed_float16`` wraps it in a ``LossScaleOptimizer``
+    (``vit_tf.training.precision``)."""
     from vit_tf.training.precision import wrap_optimizer
 
     kwargs = dict(
         learning_rate=make_schedule(train_config, total_steps),
         weight_decay=train_config.weight_decay,
         clipnorm=train_config.clipnorm or None,
+        global_clipnorm=train_config.global_clipnorm or None,
     )
-    optimizer = (PartAdamW(lr_multipliers, **kwargs) if lr_multipliers
-                 else keras.optimizers.AdamW(**kwargs))
+    if kwargs["clipnorm"] and kwargs["global_clipnorm"]:
+        raise ConfigError("train.clipnorm and train.global_clipnorm are both set: clip per "
+                          "variable or globally (set the other to 0)")
+    optimizer = PartAdamW(lr_multipliers, **kwargs)
     optimizer.exclude_from_weight_decay(var_names=["bias", "gamma", "beta", "embeddings"])
     return wrap_optimizer(optimizer, train_config.precision)
 
@@ -117,9 +126,13 @@ def epoch_steps(explicit, examples, batch_size, steps_per_execution=1):
 
 
 def compile_model(model, train_config, total_steps, lr_multipliers=None, steps_per_execution=1):
+    """Compile with Keras's stock train step: ``make_optimizer``, ``make_loss``, token accuracy
+    and the optimizer's ``grad_norm`` (``vit_tf.training.grad_norm``)."""
+    optimizer = make_optimizer(train_config, total_steps, lr_multipliers)
     model.compile(
-        optimizer=make_optimizer(train_config, total_steps, lr_multipliers),
+        optimizer=optimizer,
         loss=make_loss(),
+        metrics=[track_grad_norm(optimizer)],
         weighted_metrics=[keras.metrics.SparseCategoricalAccuracy(name="token_accuracy")],
         jit_compile=train_config.jit_compile,
         steps_per_execution=steps_per_execution,

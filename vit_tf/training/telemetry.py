@@ -3,7 +3,7 @@
 What a run's ``logs/`` holds (``tensorboard --logdir RUN/logs``):
 
 * ``train/`` and ``validation/`` (Keras ``TensorBoard``): ``epoch_loss``, ``epoch_token_accuracy``,
-  ``epoch_grad_norm`` (``VisionLanguageModel.train_step``), ``epoch_learning_rate``,
+  ``epoch_grad_norm`` (the optimizer's, ``vit_tf.training.grad_norm``), ``epoch_learning_rate``,
   ``epoch_examples_per_second``, ``epoch_tokens_per_second``, ``epoch_padding_fraction``
   (``StepTelemetry``), ``epoch_answer_match/<category>`` (``AnswerAccuracy``, validation), and
   every ``update_freq`` steps the same as ``batch_*`` (running epoch means; rates over the
@@ -46,7 +46,7 @@ class StepTelemetry(keras.callbacks.Callback):
     """Examples/s, text tokens/s, padding fraction and learning rate, into the logs.
 
     Counts come from the model's ``examples`` / ``text_tokens`` / ``padded_tokens`` metrics
-    (epoch sums kept by ``VisionLanguageModel.train_step``). Epoch rates are measured from the
+    (epoch sums of ``vit_tf.models.vlm.StepCounts``). Epoch rates are measured from the
     end of the epoch's first step to its last, so XLA compilation (in the first step) is not
     counted; every ``every`` steps the rates over the window since the last report go into the
     batch logs (``batch_*`` in TensorBoard). Place it before ``keras.callbacks.TensorBoard``.

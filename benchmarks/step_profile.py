@@ -1,0 +1,142 @@
+"""Where a training step goes: ``fit`` vs ``train_on_batch`` vs a bare XLA GradientTape step,
+at the issue-16 size (benchmarks/hf_side_by_side.py), alternating in one process.
+
+    PYTHONPATH=$PWD python benchmarks/step_profile.py [--repeats 5] [--steps 8] [--threads 0]
+
+Each variant has its own model (same seed) compiled once and warmed up; each repeat times
+--steps steps of every variant in turn (order rotated per repeat); medians in ms/step.
+"""
+
+import argparse
+import os
+import statistics
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+from benchmarks.hf_side_by_side import BATCH, VOCAB, set_tf_threads, tf_batch, tf_config
+
+
+def variants(only):
+    import keras
+    import tensorflow as tf
+
+    from vit_tf.models.factory import build_model
+    from vit_tf.training.optim import compile_model, make_loss, make_optimizer, make_schedule
+
+    config = tf_config()
+    x, y, w = tf_batch()
+    ds = tf.data.Dataset.from_tensors((x, y, w)).repeat()
+
+    def model(**compile_kwargs):
+        keras.utils.set_random_seed(0)
+        m = build_model(config, VOCAB, max_text_length=96)
+        compile_model(m, config.train, 10_000, **compile_kwargs)
+        return m
+
+    def fit(m):
+        return lambda n: m.fit(ds, epochs=1, steps_per_epoch=n, verbose=0)
+
+    def on_batch(m):
+        def run(n):
+            for _ in range(n):
+                logs = m.train_on_batch(x, y, sample_weight=w, return_dict=True)
+            float(logs["loss"])
+        return run
+
+    def bare():
+        keras.utils.set_random_seed(0)
+        m = build_model(config, VOCAB, max_text_length=96)
+        opt, loss_fn = make_optimizer(config.train, 10_000), make_loss()
+        opt.build(m.trainable_variables)
+        tx, ty, tw = (tf.nest.map_structure(tf.constant, v) for v in (x, y, w))
+
+        @tf.function(jit_compile=True)
+        def step():
+            with tf.GradientTape() as tape:
+                loss = loss_fn(ty, m(tx, training=True), sample_weight=tw)
+            opt.apply_gradients(zip(tape.gradient(loss, m.trainable_variables),
+                                    m.trainable_variables))
+            return loss
+
+        def run(n):
+            for _ in range(n):
+                loss = step()
+            float(loss)
+        return run
+
+    def plain(clipnorm):
+        """Keras's AdamW without the grad_norm telemetry (and, optionally, clipping)."""
+        keras.utils.set_random_seed(0)
+        m = build_model(config, VOCAB, max_text_length=96)
+        t = config.train
+        m.compile(keras.optimizers.AdamW(make_schedule(t, 10_000),
+                                         weight_decay=t.weight_decay, clipnorm=clipnorm),
+                  make_loss(), jit_compile=True)
+        return m
+
+    def traced_with(merge, run):
+        """``run`` whose first call (the trace) uses ``merge`` for the grad_norm's rows."""
+        from vit_tf.training import grad_norm
+
+        def first(n):
+            grad_norm.MERGE_ROWS[0], saved = merge, grad_norm.MERGE_ROWS[0]
+            try:
+                run(n)
+            finally:
+                grad_norm.MERGE_ROWS[0] = saved
+            wrapper.run = run
+
+        def wrapper(n):
+            wrapper.run(n)
+        wrapper.run = first
+        return wrapper
+
+    def sparse_rows_fit():
+        from vit_tf.training.grad_norm import merged_rows_sparse
+
+        return traced_with(merged_rows_sparse, fit(model()))
+
+    table = {
+        "fit": lambda: fit(model()),
+        "fit, grad_norm rows merged by tf.unique (before)": sparse_rows_fit,
+        "fit, no grad_norm telemetry": lambda: fit(plain(1.0)),
+        "fit, no telemetry, no clipnorm": lambda: fit(plain(None)),
+        "fit, steps_per_execution=8": lambda: fit(model(steps_per_execution=8)),
+        "train_on_batch": lambda: on_batch(model()),
+        "bare XLA tape step": bare,
+    }
+    return {k: v() for k, v in table.items() if not only or k in only}
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--repeats", type=int, default=5)
+    p.add_argument("--steps", type=int, default=8)
+    p.add_argument("--threads", type=int, default=0)
+    p.add_argument("--only", default="")
+    args = p.parse_args(argv)
+    set_tf_threads(args.threads)
+    runs = variants([s for s in args.only.split(";") if s])
+    for run in runs.values():
+        run(args.steps)                                              # compile + warm up
+    times = {k: [] for k in runs}
+    names = list(runs)
+    for r in range(args.repeats):
+        for name in names[r % len(names):] + names[:r % len(names)]:
+            t = time.perf_counter()
+            runs[name](args.steps)
+            times[name].append(1000 * (time.perf_counter() - t) / args.steps)
+    base = statistics.median(times[names[0]])
+    print(f"| variant | ms/step (median of {args.repeats}) | examples/s | vs {names[0]} | runs |")
+    print("|---|---:|---:|---:|---|")
+    for name, ms in times.items():
+        m = statistics.median(ms)
+        print(f"| {name} | {m:.1f} | {1000 * BATCH / m:.1f} | {m / base:.2f}x | "
+              f"{', '.join(f'{v:.0f}' for v in ms)} |")
+
+
+if __name__ == "__main__":
+    main()
