@@ -54,13 +54,20 @@ def build_model(config, vocabulary_size, max_text_length=None, special_token_ids
                               f"decoder's hidden_dim={hidden_dim} for the {m.fusion.name} fusion")
         return fusion_cls.from_section(m.fusion, hidden_dim=hidden_dim, num_layers=num_layers)
 
+    # Construction order fixes the initializers' seeds (keras draws one per layer as it is
+    # made): encoder, projector, fusion, decoder, as the experiments' results were reached;
+    # a pretrained LM sets the width first, so there the projector comes last.
+    width = decoder_cls.width_from_section(m.decoder)
+    projector = (None if width is None
+                 else projector_cls.from_section(m.projector, hidden_dim=width))
     decoder = decoder_cls.from_section(
         m.decoder, vocabulary_size=vocabulary_size,
         max_sequence_length=encoder.num_tokens + max_text_length + 8,
         make_fusion=make_fusion, text_embedding=m.text_embedding,
         special_token_ids=special_token_ids,
     )
-    projector = projector_cls.from_section(m.projector, hidden_dim=decoder.hidden_dim)
+    if projector is None:
+        projector = projector_cls.from_section(m.projector, hidden_dim=decoder.hidden_dim)
     return VisionLanguageModel(encoder, projector, decoder, image_size, name="vlm")
 
 

@@ -77,6 +77,13 @@ class LanguageDecoder(layers.Layer):
     # ----- built from config (vit_tf.models.factory) -----
 
     @classmethod
+    def width_from_section(cls, section):
+        """The decoder's ``hidden_dim`` as its config section gives it, or None when the decoder
+        decides it itself (a pretrained LM). The factory builds the projector first when it is
+        known, so layers are constructed, and their initializers seeded, in a fixed order."""
+        return section.hidden_dim
+
+    @classmethod
     def from_section(cls, section, *, vocabulary_size, max_sequence_length, make_fusion,
                      text_embedding=None, special_token_ids=None, name="decoder"):
         """Subclasses implement: the decoder of ``config.model.decoder`` (``section``).

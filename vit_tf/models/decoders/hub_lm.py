@@ -66,6 +66,10 @@ class HubCausalLMDecoder(LanguageDecoder):
         self.lm_trainable = trainable
 
     @classmethod
+    def width_from_section(cls, section):
+        return None   # the preset's backbone sets it
+
+    @classmethod
     def from_section(cls, section, *, vocabulary_size, max_sequence_length, make_fusion,
                      text_embedding=None, special_token_ids=None, name="decoder"):
         """``section`` fields: preset (loaded with ``load_lm_backbone``; it sets the width and
