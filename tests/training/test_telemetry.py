@@ -86,7 +86,9 @@ def test_compile_model_evaluates_without_training_only_metrics():
 
 def test_evaluation_logs_carry_no_training_only_metrics():
     model, _ = tiny_task()
-    model.compile(optimizer="sgd", loss=make_loss(), jit_compile=False)  # + token_accuracy
+    optimizer = PartAdamW(learning_rate=0.0)      # as compile_model: grad_norm is recorded
+    model.compile(optimizer=optimizer, loss=make_loss(), jit_compile=False,  # + token_accuracy
+                  metrics=[track_grad_norm(optimizer)])
     x, y, w = _batch()
     train_logs = model.fit(x, y, sample_weight=w, batch_size=3, epochs=1, verbose=0).history
     assert set(TRAIN_ONLY_METRICS) <= set(train_logs)   # the train step does log them

@@ -23,12 +23,15 @@ The training mix (up to 4 position, 2 attribute and 3 existence questions per tr
 each about another subject; the test split has one per family) is the quickstart's; see
 vit_tf/experiments/README.md, "Fifth round".
 
-Result reached (fresh clone, 2 CPU cores, 13.4 min end to end: data 9 s + training 777 s +
-evaluation 20 s; exact match on the test split, majority-answer baseline in brackets): attribute
-96.5 (19.0), position 96.4 (27.6), existence 98.0 (50.0), counting 89.5 (52.0), relation 49.3
-(42.0), conversation turns 85.7 (20.4); overall short answers 87.1 (30.3). Captions BLEU-4 0.95 /
-CIDEr-D 9.60, descriptions 0.94 / 9.35. With one question per family and scene (the previous
-quickstart, 12.3 min) position had reached only 83.3.
+Result reached (fresh clone, 2 CPU cores, 12.8 min end to end: data 10 s + training 722 s +
+evaluation 35 s; exact match on the test split, majority-answer baseline in brackets; measured
+2026-12-04 after the task-API refactor): attribute 96.0 (19.0), position 95.3 (27.6), existence
+99.0 (50.0), counting 89.0 (52.0), relation 57.2 (42.0), conversation turns 83.4 (20.4); overall
+short answers 86.7 (30.3). Captions BLEU-4 0.94 / CIDEr-D 9.56, descriptions 0.93 / 9.16. The
+previous code's run (13.4 min) gave attribute 96.5, position 96.4, existence 98.0, counting
+89.5, relation 49.3, conversation 85.7, overall 87.1; the first training steps of both versions
+are bit-identical. With one question per family and scene (the quickstart before the training
+mix, 12.3 min) position had reached only 83.3.
 """
 
 from vit_tf.config import ExperimentConfig
