@@ -13,6 +13,7 @@
     vit-tf compare        RUN_A RUN_B ...
     vit-tf quickstart     [--out DIR]
     vit-tf plan           [--experiment NAME] [--set k=v ...] [--text-length N] [--calibrate]
+    vit-tf pretrained     list | convert [NAME ...]
 
 Bad input ends with ``error: ...`` naming the file, record id and field, and exit status 2
 (set VIT_TF_DEBUG=1 for the traceback).
@@ -162,6 +163,14 @@ def build_parser():
     p.add_argument("--json", action="store_true", help="print the plan as JSON")
     _add_train_args(p)
 
+    p = sub.add_parser("pretrained", help="pretrained parts shipped in registry packages: "
+                       "list them, convert them once into the cache")
+    psub = p.add_subparsers(dest="pretrained_command", required=True)
+    psub.add_parser("list", help="each part, its package, whether installed and converted")
+    q = psub.add_parser("convert", help="convert parts into the cache (default: every installed "
+                        "part); a config naming pretrained:NAME converts it on first use anyway")
+    q.add_argument("names", nargs="*")
+
     p = sub.add_parser("quickstart", help="shapes world -> train -> evaluate, end to end")
     p.add_argument("--out", default="quickstart_out")
     p.add_argument("--train", type=int, default=4000, help="training scenes")
@@ -183,12 +192,13 @@ def main(argv=None):
         return handler(args) or 0
     from vit_tf.config import ConfigError
     from vit_tf.data.sources import DataValidationError
+    from vit_tf.pretrained import PretrainedError
 
     try:
         return handler(args) or 0
     except DataValidationError as e:
         print(f"error: invalid data\n{e}", file=sys.stderr)
-    except (ConfigError, FileNotFoundError, FileExistsError, KeyError, ValueError) as e:
+    except (ConfigError, PretrainedError, FileNotFoundError, FileExistsError, KeyError, ValueError) as e:
         msg = e.args[0] if isinstance(e, KeyError) and e.args else e
         print(f"error: {msg}", file=sys.stderr)
     return 2

@@ -277,6 +277,25 @@ def cmd_compare(args):
     return 0
 
 
+def cmd_pretrained(args):
+    from vit_tf import pretrained
+
+    if args.pretrained_command == "list":
+        print(f"{'name':24s} {'kind':14s} {'package':40s} {'installed':10s} converted")
+        for r in pretrained.catalog_rows():
+            print(f"{r['name']:24s} {r['kind']:14s} {r['package']:40s} "
+                  f"{r['installed'] or '-':10s} {'yes' if r['converted'] else 'no'}")
+        print(f"cache: {pretrained.cache_root()}")
+        return 0
+    names = args.names or [r["name"] for r in pretrained.catalog_rows() if r["installed"]]
+    if not names:
+        raise pretrained.PretrainedError("no pretrained package is installed; see "
+                                         "vit-tf pretrained list")
+    for name in names:
+        print(f"{name}: {pretrained.pretrained_dir(name, log=_log)}")
+    return 0
+
+
 def sample_conversations(items, n=3):
     """The first ``n`` multi-turn records, each turn with the reference and the model's answer."""
     by_record = collections.defaultdict(list)
