@@ -60,14 +60,13 @@ class _TensorRef:
 
     def to_numpy(self):
         flat = self.storage.array
-        if self.storage.numel is not None and flat.size < self.offset + _extent(self.size,
-                                                                              self.stride):
+        if flat.size < self.offset + _extent(self.size, self.stride):
             raise TorchPickleError(f"storage {self.storage.key} is too small for a tensor of "
                                    f"size {self.size}")
         view = np.lib.stride_tricks.as_strided(
             flat[self.offset:], shape=self.size,
             strides=tuple(s * flat.itemsize for s in self.stride))
-        return np.array(view, copy=True)   # contiguous, owns its memory
+        return np.array(view, copy=True, order="C")   # C-contiguous, owns its memory
 
 
 def _extent(size, stride):
