@@ -41,7 +41,7 @@ class DataConfig:
 @dataclass
 class EncoderConfig:
     name: str = "vit"                 # key in vit_tf.registry.IMAGE_ENCODERS: vit, resnet50,
-                                      # vgg16, clip, siglip, saved_model
+                                      # vgg16, efficientnet_lite0, clip, siglip, saved_model
     patch_size: int = 8
     hidden_dim: int = 128
     num_layers: int = 2
@@ -52,13 +52,18 @@ class EncoderConfig:
     sincos_positions: bool = False    # fixed 2D sin-cos patch positions instead of learned
     stem_norm: bool = False           # BatchNorm after each stem convolution
     dropout: float = 0.0
-    # Pretrained / external encoders (resnet50, vgg16, clip, siglip, saved_model):
-    weights: str = ""                 # resnet50/vgg16: local weights file ("" = random init)
+    # Pretrained / external encoders (resnet50, vgg16, efficientnet_lite0, clip, siglip,
+    # saved_model):
+    weights: str = ""                 # resnet50/vgg16: local weights file ("" = random init);
+                                      # efficientnet_lite0: converted folder or
+                                      # "pretrained:efficientnet_lite0"
     preset: str = ""                  # clip/siglip: keras-hub preset name or local folder
     handle: str = ""                  # saved_model: local SavedModel folder (TF-Hub download)
     endpoint: str = "serving_default" # saved_model: signature to call
     output_key: str = ""              # saved_model: output to use when the endpoint returns a dict
     trainable: bool = True            # False freezes a pretrained encoder
+    pool_grid: int = 0                # efficientnet_lite0: average-pool the feature map to
+                                      # pool_grid x pool_grid tokens (0 = every position)
 
 
 @dataclass

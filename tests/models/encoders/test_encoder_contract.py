@@ -13,7 +13,8 @@ from vit_tf.registry import FUSIONS, IMAGE_ENCODERS, PROJECTORS
 
 
 def test_every_registered_encoder_is_an_image_encoder_with_its_own_from_section():
-    assert IMAGE_ENCODERS.names() == ["clip", "resnet50", "saved_model", "siglip", "vgg16", "vit"]
+    assert IMAGE_ENCODERS.names() == ["clip", "efficientnet_lite0", "resnet50", "saved_model",
+                                      "siglip", "vgg16", "vit"]
     for name in IMAGE_ENCODERS.names():
         cls = IMAGE_ENCODERS.get(name)
         assert issubclass(cls, ImageEncoder), name
