@@ -5,7 +5,10 @@ float32 numpy under its GGUF name, in GGUF's own layout: ``(out, in)`` matrices,
 projections still permuted for llama.cpp's interleaved rotary embedding (within each head,
 rows ``2i`` and ``2i + 1`` form rotary pair ``i``). keras-hub's Llama rotates the two halves of
 each head (pair ``i`` is rows ``i`` and ``i + head_dim / 2``), so ``convert`` undoes that
-permutation (``unpermute_rotary``) while it copies the weights in.
+permutation (``unpermute_rotary``) while it copies the weights in. A tied GGUF (no
+``output.weight``, as SmolLM2) gets an untied backbone whose output projection starts as a copy
+of the embedding table: keras-hub 0.32 does not keep ``tie_word_embeddings`` in the backbone's
+config, so a tied preset would not reload.
 
 ``convert_smollm2(source_path, out_dir)`` (the ``smollm2_135m_instruct`` converter of
 ``vit_tf.pretrained``) writes a keras-hub preset folder: ``config.json`` +
@@ -214,7 +217,8 @@ def build_backbone(hparams, tensors, path="<tensors>"):
         v = take(b + "attn_v.weight", (kv * hd, d))
         o = take(b + "attn_output.weight", (d, heads * hd))
         pairs = [
-            (layer._self_attention_layernorm.scale, take(b + "attn_norm.weight", (d,)), "attn_norm"),
+            (layer._self_attention_layernorm.scale, take(b + "attn_norm.weight", (d,)),
+             "attn_norm"),
             (att._query_dense.kernel, q.reshape(heads, hd, d).transpose(2, 0, 1), "attn_q"),
             (att._key_dense.kernel, k.reshape(kv, hd, d).transpose(2, 0, 1), "attn_k"),
             (att._value_dense.kernel, v.reshape(kv, hd, d).transpose(2, 0, 1), "attn_v"),
@@ -243,8 +247,12 @@ def build_tokenizer(info, path="<tokenizer>"):
     if len(vocabulary) != len(tokens):
         raise GGUFError(f"{path}: tokenizer.ggml.tokens holds duplicate tokens")
     special = [t for t, kind in zip(tokens, info["token_types"]) if kind in (CONTROL, USER_DEFINED)]
-    return keras_hub.tokenizers.BytePairTokenizer(
-        vocabulary=vocabulary, merges=info["merges"], unsplittable_tokens=special)
+    try:
+        return keras_hub.tokenizers.BytePairTokenizer(
+            vocabulary=vocabulary, merges=info["merges"], unsplittable_tokens=special)
+    except Exception as e:   # a merge whose parts or result are not in the vocabulary ...
+        raise GGUFError(f"{path}: the BPE tokenizer cannot be built "
+                        f"({type(e).__name__}: {e})") from e
 
 
 def convert(source_path, out_dir, chat_format):
