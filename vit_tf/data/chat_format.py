@@ -17,12 +17,19 @@ The first id of ``<|end|>``'s sequence is the stop token; the assistant's text a
 ``<|end|>`` sequence are trained. Padding is id 0 for every family: padded positions are masked
 (``padding_mask``, zero loss weight), so the token there never matters.
 
+A keras-hub preset folder may say which format its conversations use in ``chat_format.json``
+(``write_preset_chat_format``; the GGUF converters write it, with the source's own Jinja chat
+template and special tokens for reference): ``preset_chat_format`` reads it, and a preset
+without one keeps its family's format (a Llama preset: ``llama3``; SmolLM2's says ``chatml``).
+
 Example:
     >>> ids = resolve_chat_format("vit_tf", tokenizer)
     >>> ids.markers["<|end|>"], ids.stop_id
     ([4], 4)
 """
 
+import json
+import os
 from dataclasses import dataclass, field
 
 from vit_tf.data.template import ASSISTANT, END, PAD, SPECIAL_TOKENS, UNK, USER
@@ -74,6 +81,32 @@ CHAT_FORMATS = {
         "added": (USER, ASSISTANT, END),
     },
 }
+
+
+PRESET_CHAT_FILE = "chat_format.json"
+
+
+def write_preset_chat_format(preset_dir, name, *, template=None, special_tokens=None, **extra):
+    """Write ``chat_format.json`` into a preset folder: format ``name`` (a key of
+    ``CHAT_FORMATS``), the source's Jinja ``template`` and ``special_tokens`` (informative)."""
+    if name not in CHAT_FORMATS:
+        raise ValueError(f"unknown chat format {name!r}; known: {', '.join(CHAT_FORMATS)}")
+    with open(os.path.join(preset_dir, PRESET_CHAT_FILE), "w", encoding="utf-8") as f:
+        json.dump({"chat_format": name, "chat_template": template,
+                   "special_tokens": special_tokens or {}, **extra}, f, indent=2)
+
+
+def preset_chat_format(preset, default):
+    """The chat format a preset folder's ``chat_format.json`` names, else ``default`` (also for
+    a preset that is not a local folder, e.g. a Kaggle handle)."""
+    path = os.path.join(preset, PRESET_CHAT_FILE) if isinstance(preset, str) else ""
+    if not path or not os.path.isfile(path):
+        return default
+    with open(path, encoding="utf-8") as f:
+        name = json.load(f).get("chat_format")
+    if name not in CHAT_FORMATS:
+        raise ValueError(f"{path}: unknown chat format {name!r}; known: {', '.join(CHAT_FORMATS)}")
+    return name
 
 
 @dataclass

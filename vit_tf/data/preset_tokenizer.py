@@ -12,16 +12,22 @@ Example:
 
 import keras_hub
 
-# keras-hub LM decoder name -> its chat format (vit_tf.data.chat_format.CHAT_FORMATS).
+from vit_tf.data.chat_format import preset_chat_format
+from vit_tf.pretrained import resolve_preset
+
+# keras-hub LM decoder name -> its default chat format (vit_tf.data.chat_format.CHAT_FORMATS);
+# a preset's chat_format.json overrides it (SmolLM2, a Llama, writes ChatML).
 HUB_LM_CHAT_FORMATS = {"gemma": "gemma", "llama": "llama3"}
 
 
 def preset_tokenizer(config):
-    """(keras-hub tokenizer, chat format) of the preset a config names, or None."""
+    """(keras-hub tokenizer, chat format) of the preset a config names, or None.
+    ``model.decoder.preset=pretrained:NAME`` is converted once (``vit_tf.pretrained``)."""
     m = config.model
     if m.decoder.name in HUB_LM_CHAT_FORMATS:
-        return (keras_hub.tokenizers.Tokenizer.from_preset(m.decoder.preset),
-                HUB_LM_CHAT_FORMATS[m.decoder.name])
+        preset = resolve_preset(m.decoder.preset)
+        return (keras_hub.tokenizers.Tokenizer.from_preset(preset),
+                preset_chat_format(preset, HUB_LM_CHAT_FORMATS[m.decoder.name]))
     text = getattr(m, "text_embedding", None)
     if text is not None and text.name == "keras_hub":
         return keras_hub.tokenizers.Tokenizer.from_preset(text.preset), "bert"

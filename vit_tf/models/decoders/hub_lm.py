@@ -24,13 +24,15 @@ from keras import ops
 
 from vit_tf.config import ConfigError
 from vit_tf.models.decoders.base import LanguageDecoder
+from vit_tf.pretrained import resolve_preset
 from vit_tf.registry import DECODERS
 
 
 def load_lm_backbone(name, preset):
-    """The keras-hub backbone of a preset (name or local folder), checked to be of family ``name``."""
+    """The keras-hub backbone of a preset (name, local folder, or ``pretrained:NAME``: converted
+    once by ``vit_tf.pretrained``), checked to be of family ``name``."""
     cls = DECODERS.get(name)
-    backbone = keras_hub.models.Backbone.from_preset(preset)
+    backbone = keras_hub.models.Backbone.from_preset(resolve_preset(preset))
     if not isinstance(backbone, cls.backbone_class):
         raise ValueError(f"model.decoder.preset={preset!r} holds a {type(backbone).__name__}, not a "
                          f"{cls.backbone_class.__name__} (model.decoder.name={name})")
@@ -190,7 +192,8 @@ class GemmaDecoderLM(HubCausalLMDecoder):
 @DECODERS.register("llama")
 @keras.saving.register_keras_serializable(package="vit_tf")
 class LlamaDecoderLM(HubCausalLMDecoder):
-    """Llama 3 (``keras_hub.models.LlamaBackbone`` and ``Llama3Backbone``); chat format ``llama3``."""
+    """Llama / Llama 3 (``keras_hub.models.LlamaBackbone`` and ``Llama3Backbone``); chat format
+    ``llama3``, or the preset's ``chat_format.json`` (SmolLM2: ``chatml``)."""
 
     backbone_class = keras_hub.models.LlamaBackbone
 
