@@ -46,6 +46,8 @@ def check_model_config(config):
     for field, names in (("preset", ("clip", "siglip")), ("handle", ("saved_model",)),
                          ("weights", ("resnet50", "vgg16"))):
         value = getattr(e, field)
+        if field == "preset" and value and e.name not in names:
+            continue   # any other encoder: a vit_tf image-encoder preset folder, checked on load
         if e.name in names and field != "weights" and not value:
             raise ConfigError(f"model.encoder.name={e.name} needs model.encoder.{field}")
         if value and e.name not in names:
@@ -54,7 +56,7 @@ def check_model_config(config):
     if e.name in ("resnet50", "vgg16") and config.data.image_size < 32:
         raise ConfigError(f"model.encoder.name={e.name} needs data.image_size >= 32 "
                           f"(one token per 32x32 pixels), got {config.data.image_size}")
-    if not e.trainable and e.name == "vit":
+    if not e.trainable and e.name == "vit" and not e.preset:
         raise ConfigError("model.encoder.trainable=false freezes a pretrained encoder; the vit "
                           "encoder starts from random weights and must be trained")
 
