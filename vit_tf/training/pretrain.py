@@ -43,7 +43,8 @@ from vit_tf.data.tokenizer import train_tokenizer
 from vit_tf.models.contrastive import build_dual_encoder
 from vit_tf.training.callbacks import EpochTimer
 from vit_tf.training.contrastive_callbacks import RetrievalMonitor, TimeBudget
-from vit_tf.training.distribute import discard, distributable, make_strategy, write_folder
+from vit_tf.training.distribute import (defer_symbolic_build, discard, distributable,
+                                         make_strategy, write_folder)
 from vit_tf.training.optim import make_optimizer, steps_per_call
 from vit_tf.training.telemetry import TensorBoard
 
@@ -113,6 +114,7 @@ def pretrain(config, data, image_root, out, *, data_format="llava", val_data=Non
         optimizer.exclude_from_weight_decay(var_names=NO_DECAY)
         model.compile(optimizer=optimizer, jit_compile=config.train.jit_compile,
                       steps_per_execution=per_call)
+    defer_symbolic_build(model, strategy)
     save_config(config, os.path.join(out_w, "config.json"))
     log(f"dual encoder ({p.loss}): {model.count_params():,} parameters (image tower "
         f"{model.image_encoder.count_params():,}); {steps} steps/epoch x {p.epochs} epochs, "

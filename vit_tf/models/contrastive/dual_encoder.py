@@ -152,6 +152,7 @@ class DualEncoder(keras.Model):
         return _unit(self.image_projection(self.image_features(images, training=training)))
 
     def embed_texts(self, token_ids, padding_mask, training=None):
+        padding_mask = ops.cast(padding_mask, "bool")   # int32 under tf.distribute (distributable)
         pooled = self.text_encoder({"token_ids": token_ids, "padding_mask": padding_mask},
                                    training=training)
         return _unit(self.text_projection(pooled))

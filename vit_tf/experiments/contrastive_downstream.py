@@ -1,0 +1,102 @@
+"""Downstream effect of contrastive pretraining: the VLM from scratch vs from the pretrained
+image encoder (``model.encoder.preset``), at equal total wall time (pretraining seconds count).
+
+``get_config()`` is the default experiment; the contrastive arm adds
+``--set model.encoder.preset=PRETRAIN/image_encoder`` and fewer epochs (the pretraining's share
+of the budget). This module also reads finished runs into the comparison table:
+
+    python -m vit_tf.experiments.contrastive_downstream --train-data DATA/train.json \\
+        ARM=RUN[,PRETRAIN] ...
+
+per arm: pretraining + VLM seconds, the epoch training losses against the answer prior (the
+loss of a model that sees only the question: the entropy of the answer given the question
+text, per trained token), the first epoch whose loss is below 0.9 x the prior, and the
+per-category exact match of ``RUN/eval/metrics.json``.
+
+Commands and results: the README of this feature (top-level README, "Cross-modal
+pretraining") and vit_tf/experiments/contrastive_shapes.py.
+"""
+
+import argparse
+import collections
+import json
+import math
+import os
+
+from vit_tf.experiments.default import get_config as default_config
+
+LEAVE_FRACTION = 0.9
+
+
+def get_config():
+    config = default_config()
+    config.name = "contrastive_downstream"
+    return config
+
+
+def answer_prior(train_json, preprocessor):
+    """Mean loss per trained token of the best question-only predictor: per gpt turn,
+    -log p(answer | the human turn just before it), p counted over ``train_json``; tokens:
+    the answer's plus its end marker (what the VLM's loss averages over)."""
+    with open(train_json) as f:
+        records = json.load(f)
+    pairs = []
+    for record in records:
+        turns = record["conversations"]
+        for human, gpt in zip(turns[::2], turns[1::2]):
+            question = human["value"].replace("<image>", "").strip().lower()
+            pairs.append((question, gpt["value"].strip().lower()))
+    counts = collections.Counter(pairs)
+    totals = collections.Counter(q for q, _ in pairs)
+    answers = sorted({a for _, a in pairs})
+    encoded = preprocessor.encode_conversations(
+        [[{"from": "human", "value": "x"}, {"from": "gpt", "value": a}] for a in answers])
+    trained = {a: int(mask.sum()) for a, (_, mask) in zip(answers, encoded)}  # answer + <|end|>
+    nats = sum(-math.log(counts[(q, a)] / totals[q]) for q, a in pairs)
+    tokens = sum(trained[a] for _, a in pairs)
+    return nats / tokens
+
+
+def arm_row(run, pretrain=None, prior=None):
+    with open(os.path.join(run, "train_summary.json")) as f:
+        summary = json.load(f)
+    losses = summary["history"]["loss"]
+    row = {"run": run, "epochs": len(losses), "vlm_seconds": summary["seconds"],
+           "pretrain_seconds": 0.0, "losses": [round(v, 4) for v in losses]}
+    if pretrain:
+        with open(os.path.join(pretrain, "pretrain_summary.json")) as f:
+            row["pretrain_seconds"] = json.load(f)["seconds"]
+    row["total_seconds"] = round(row["vlm_seconds"] + row["pretrain_seconds"], 1)
+    if prior is not None:
+        below = [i + 1 for i, v in enumerate(losses) if v < LEAVE_FRACTION * prior]
+        row["epoch_left_prior"] = below[0] if below else None
+    metrics = os.path.join(run, "eval", "metrics.json")
+    if os.path.exists(metrics):
+        with open(metrics) as f:
+            m = json.load(f)
+        row["exact"] = {k: round(100 * v["exact_match"], 1) for k, v in m["categories"].items()}
+        row["exact"]["overall"] = round(100 * m["overall"]["exact_match"], 1)
+    return row
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("arms", nargs="+", help="NAME=RUN or NAME=RUN,PRETRAIN_FOLDER")
+    parser.add_argument("--train-data", default=None, help="the VLM's training JSON (the prior)")
+    args = parser.parse_args(argv)
+    from vit_tf.data.preprocessor import VisionLanguagePreprocessor
+
+    rows = {}
+    for arm in args.arms:
+        name, _, paths = arm.partition("=")
+        run, _, pretrain = paths.partition(",")
+        prior = None
+        if args.train_data:
+            prior = answer_prior(args.train_data, VisionLanguagePreprocessor.from_preset(run))
+        rows[name] = arm_row(run, pretrain or None, prior)
+        rows[name]["answer_prior"] = None if prior is None else round(prior, 4)
+    print(json.dumps(rows, indent=1))
+
+
+if __name__ == "__main__":
+    main()
