@@ -13,7 +13,7 @@ import pytest
 import tensorflow as tf
 
 from tests.helpers import tiny_config, tiny_tokenizer
-from vit_tf.config import apply_overrides
+from vit_tf.config import ConfigError, apply_overrides
 from vit_tf.data.pairs import build_pairs, record_text
 from vit_tf.models.contrastive import DualEncoder, build_dual_encoder, clip_loss, siglip_loss
 from vit_tf.models.contrastive.retrieval import positives_from_ids, recall_at_k
@@ -154,7 +154,7 @@ def test_dual_encoder_and_image_encoder_presets_round_trip(tiny, tmp_path):
         load_image_encoder_preset(folder, encoder_name="resnet50")
     with pytest.raises(ValueError, match="data.image_size=32"):
         load_image_encoder_preset(folder, image_size=32)
-    with pytest.raises(FileNotFoundError, match="not an image-encoder preset"):
+    with pytest.raises(ConfigError, match="is not an image-encoder preset folder"):
         build_model(apply_overrides(config, [f"model.encoder.preset={tmp_path}"]), 128)
     with open(os.path.join(folder, "model.weights.h5"), "ab") as f:
         f.write(b"x")

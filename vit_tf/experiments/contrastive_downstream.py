@@ -1,9 +1,10 @@
 """Downstream effect of contrastive pretraining: the VLM from scratch vs from the pretrained
 image encoder (``model.encoder.preset``), at equal total wall time (pretraining seconds count).
 
-``get_config()`` is the default experiment; the contrastive arm adds
+Both arms train the default experiment; the contrastive arm adds
 ``--set model.encoder.preset=PRETRAIN/image_encoder`` and fewer epochs (the pretraining's share
-of the budget). This module also reads finished runs into the comparison table:
+of the budget). This script (not an experiment: it has no ``get_config``) reads finished runs
+into the comparison table:
 
     python -m vit_tf.experiments.contrastive_downstream --train-data DATA/train.json \\
         ARM=RUN[,PRETRAIN] ...
@@ -23,15 +24,7 @@ import json
 import math
 import os
 
-from vit_tf.experiments.default import get_config as default_config
-
 LEAVE_FRACTION = 0.9
-
-
-def get_config():
-    config = default_config()
-    config.name = "contrastive_downstream"
-    return config
 
 
 def answer_prior(train_json, preprocessor):

@@ -8,6 +8,7 @@ Example:
 
 from vit_tf.config import ConfigError
 from vit_tf.data.preset_tokenizer import HUB_LM_CHAT_FORMATS
+from vit_tf.models.encoders.preset import is_image_encoder_preset
 
 
 def check_model_config(config):
@@ -47,7 +48,12 @@ def check_model_config(config):
                          ("weights", ("resnet50", "vgg16"))):
         value = getattr(e, field)
         if field == "preset" and value and e.name not in names:
-            continue   # any other encoder: a vit_tf image-encoder preset folder, checked on load
+            if is_image_encoder_preset(value):   # a trained encoder's folder, checked on load
+                continue
+            raise ConfigError(f"model.encoder.preset={value!r} is not an image-encoder preset "
+                              f"folder (vit-tf pretrain writes one: RUN/image_encoder), and "
+                              f"model.encoder.name={e.name} does not use it as a keras-hub "
+                              f"preset (that is for {', '.join(names)})")
         if e.name in names and field != "weights" and not value:
             raise ConfigError(f"model.encoder.name={e.name} needs model.encoder.{field}")
         if value and e.name not in names:
