@@ -4,8 +4,8 @@ easy-VQA is question-only: 4000 train / 1000 test 64x64 images of one coloured s
 rectangle, triangle; 8 colours) with ~48k yes/no, colour and shape questions, and no captions.
 ``write_easy_vqa(out)`` copies the images into ``out/images/`` and writes ``train.json`` /
 ``test.json`` (one record per question; ``category`` = ``color``, ``shape`` or ``yes/no``) and
-``easy_vqa.json``: each image's colour and shape, read off its "what color / what shape"
-questions (an image whose questions disagree raises), the ground truth of zero-shot tests.
+``easy_vqa.json``: each image's colour and shape as its questions state them (``_truth``; an
+image whose questions disagree raises), the ground truth of zero-shot tests.
 
 The package is installed by the project's install step (``requirements-weights.txt``); nothing
 is downloaded.
@@ -43,15 +43,20 @@ def _category(answer):
 
 
 def _truth(question, answer):
-    """(attribute, value) a question states about its image, or None."""
-    if answer in COLORS and question.startswith(("what color", "what is the color")):
-        return "color", answer
-    if answer in SHAPES and question.startswith("what"):
-        return "shape", answer
-    match = re.fullmatch(r"what is the (\w+) shape\?", question)
-    if match and match.group(1) in COLORS:
-        return "color", match.group(1)
-    return None
+    """[(attribute, value)] a question states about its image: "what color is the shape? red",
+    "what is the blue shape? circle" (both), or a yes/no question that affirms a colour or a
+    shape ("is there a red shape? yes", "is there not a circle? no")."""
+    words = question.rstrip("?").split()
+    colors = [w for w in words if w in COLORS]
+    shapes = [w for w in words if w in SHAPES]
+    if answer in COLORS:
+        return [("color", answer)] + [("shape", s) for s in shapes]
+    if answer in SHAPES:
+        return [("shape", answer)] + [("color", c) for c in colors]
+    negated = "not" in words or words[:2] == ["is", "no"]
+    if (answer == "yes") != negated:          # the question's object is there
+        return [("color", c) for c in colors] + [("shape", s) for s in shapes]
+    return []
 
 
 def write_easy_vqa(out_dir, source_dir=None):
@@ -82,12 +87,11 @@ def write_easy_vqa(out_dir, source_dir=None):
                             "category": _category(answer),
                             "conversations": [{"from": "human", "value": f"<image>\n{text}"},
                                               {"from": "gpt", "value": answer}]})
-            fact = _truth(text, answer)
-            if fact:
-                known = truth.setdefault(image, {}).setdefault(fact[0], fact[1])
-                if known != fact[1]:
-                    raise ValueError(f"{path}: question {n} says the {fact[0]} of image "
-                                     f"{image_id} is {fact[1]}, an earlier one {known}")
+            for attr, value in _truth(text, answer):
+                known = truth.setdefault(image, {}).setdefault(attr, value)
+                if known != value:
+                    raise ValueError(f"{path}: question {n} says the {attr} of image "
+                                     f"{image_id} is {value}, an earlier one {known}")
         with open(os.path.join(out_dir, f"{split}.json"), "w") as f:
             json.dump(records, f, indent=1)
         summary[split] = {"images": len(seen), "records": len(records)}
