@@ -67,8 +67,9 @@ def test_zero_shot_and_probe_score_an_oracle_perfectly(world):
     oracle = Oracle(scenes, config)
     z = shapes_zero_shot(oracle, world, prompts="caption")
     assert z["single_object_scenes"] > 0
-    assert all(z["single_object"][a] == 1.0 for a in ATTRIBUTES)
-    assert all(z["present"][a] == 1.0 for a in ATTRIBUTES)
+    for method in ("ensemble", "joint"):
+        assert all(z[method]["single_object"][a] == 1.0 for a in ATTRIBUTES)
+        assert all(z[method]["present"][a] == 1.0 for a in ATTRIBUTES)
     probe = linear_probe(oracle, world)
     assert probe["pretrained"] == {"color": 1.0, "shape": 1.0, "size": 1.0}
 

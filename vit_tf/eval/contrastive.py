@@ -3,10 +3,12 @@
 * **Retrieval** on held-out pairs (``retrieval``): image->text and text->image R@1 / R@5, per
   text kind (caption, description, questions). A text counts as a hit for every image it
   describes (its own, and any image whose text is identical: ``models.contrastive.retrieval``).
-* **Zero-shot classification** by prompts (``shapes_zero_shot``, ``easy_vqa_zero_shot``): each
-  class is the normalised mean embedding of its prompts (CLIP's prompt ensembling; in the
-  shapes world over the attributes not asked, "a {size} {color} {shape}." for every size and
-  shape when asking the colour); an image takes the class it is most similar to. Shapes world:
+* **Zero-shot classification** by prompts (``shapes_zero_shot``, ``easy_vqa_zero_shot``), two
+  ways (``class_scores``): ``ensemble``, each class the normalised mean embedding of its prompts
+  (CLIP's prompt ensembling; in the shapes world over the attributes not asked, "a {size}
+  {color} {shape}." for every size and shape when asking the colour), and ``joint``, each class
+  scored by its best prompt (the image is matched against every full description and the
+  asked attribute read off the winner); an image takes the best-scored class. Shapes world:
   colour / shape / size of single-object held-out scenes, and for all scenes whether the top
   colour / shape is present. Ground truth is regenerated from ``shapes_world.json`` (seed and
   config), so question-only worlds have it too.
@@ -107,15 +109,20 @@ def world_scenes(shapes_dir, split):
     return scenes, config
 
 
-def class_embeddings(model, templates, classes, fill):
-    """(n_classes, d): per class the normalised mean of its prompts' embeddings; ``fill(value)``
-    lists the format dicts of one class (e.g. every size and shape with that colour)."""
-    rows = []
+def class_scores(model, x, templates, classes, fill):
+    """Two zero-shot scores of images ``x`` (n, d) for each class, (n, n_classes) each:
+    ``ensemble``: similarity to the normalised mean of the class's prompt embeddings (CLIP's
+    prompt ensembling); ``joint``: the best similarity over the class's prompts (the image is
+    classified among every full description, e.g. all 36 "a {size} {color} {shape}.", and the
+    asked attribute read off the winner). ``fill(value)`` lists the format dicts of a class
+    (e.g. every size and shape with that colour)."""
+    ensemble, joint = [], []
     for value in classes:
-        prompts = [t.format(**d) for d in fill(value) for t in templates]
-        e = model.encode_texts(prompts).mean(axis=0)
-        rows.append(e / np.linalg.norm(e))
-    return np.stack(rows)
+        e = model.encode_texts([t.format(**d) for d in fill(value) for t in templates])
+        mean = e.mean(axis=0)
+        ensemble.append(x @ (mean / np.linalg.norm(mean)))
+        joint.append((x @ e.T).max(axis=1))
+    return np.stack(ensemble, axis=1), np.stack(joint, axis=1)
 
 
 def shapes_zero_shot(model, shapes_dir, prompts="caption", split="test", limit=None):
@@ -127,23 +134,24 @@ def shapes_zero_shot(model, shapes_dir, prompts="caption", split="test", limit=N
     values = {"color": config.colors, "shape": config.shapes, "size": config.sizes}
     templates = PROMPTS[prompts]
     single = [i for i, (_, s) in enumerate(scenes) if len(s.objects) == 1]
-    out = {"prompts": list(templates), "scenes": len(scenes), "single_object_scenes": len(single),
-           "single_object": {}, "present": {}}
+    out = {"prompts": list(templates), "scenes": len(scenes), "single_object_scenes": len(single)}
+    for method in ("ensemble", "joint"):
+        out[method] = {"single_object": {}, "present": {}}
     for attr in ATTRIBUTES:
         def fill(value, attr=attr):
             others = [a for a in ATTRIBUTES if a != attr]
             return [{attr: value, others[0]: u, others[1]: v}
                     for u in values[others[0]] for v in values[others[1]]]
 
-        classes = class_embeddings(model, templates, values[attr], fill)
-        predicted = np.argmax(x @ classes.T, axis=1)                 # (scenes,)
-        names = [values[attr][k] for k in predicted]
-        hits = [names[i] == getattr(scenes[i][1].objects[0], attr) for i in single]
-        out["single_object"][attr] = float(np.mean(hits)) if hits else None
-        present = [names[i] in {getattr(o, attr) for o in s.objects}
-                   for i, (_, s) in enumerate(scenes)]
-        out["present"][attr] = float(np.mean(present))
-        out["single_object"][f"{attr}_chance"] = 1.0 / len(values[attr])
+        for method, scores in zip(("ensemble", "joint"),
+                                  class_scores(model, x, templates, values[attr], fill)):
+            names = [values[attr][k] for k in np.argmax(scores, axis=1)]     # (scenes,)
+            hits = [names[i] == getattr(scenes[i][1].objects[0], attr) for i in single]
+            out[method]["single_object"][attr] = float(np.mean(hits)) if hits else None
+            present = [names[i] in {getattr(o, attr) for o in s.objects}
+                       for i, (_, s) in enumerate(scenes)]
+            out[method]["present"][attr] = float(np.mean(present))
+        out[f"{attr}_chance"] = 1.0 / len(values[attr])
     return out
 
 
@@ -160,9 +168,9 @@ def easy_vqa_zero_shot(model, easy_vqa_dir, split="test"):
     x = model.encode_images(pixels)
     out = {"images": len(images)}
     for attr, classes in (("color", EVQA_COLORS), ("shape", EVQA_SHAPES)):
-        e = class_embeddings(model, EASY_VQA_PROMPTS[attr], classes,
-                             lambda value: [{"value": value}])
-        predicted = np.argmax(x @ e.T, axis=1)
+        scores, _ = class_scores(model, x, EASY_VQA_PROMPTS[attr], classes,
+                                 lambda value: [{"value": value}])
+        predicted = np.argmax(scores, axis=1)
         known = [(i, truth[k][attr]) for i, k in enumerate(images) if attr in truth[k]]
         out[attr] = float(np.mean([classes[predicted[i]] == v for i, v in known]))
         out[f"{attr}_chance"] = 1.0 / len(classes)
@@ -220,12 +228,13 @@ def evaluate_encoder(model, *, data=None, image_root=None, texts="caption,descri
                 f"text->image R@1 {r['t2i_r1']:.1%} R@5 {r['t2i_r5']:.1%}")
     if shapes_dir:
         z = report["zero_shot"] = shapes_zero_shot(model, shapes_dir, prompts)
-        s = z["single_object"]
-        log(f"zero-shot ({prompts} prompts, {z['single_object_scenes']} single-object held-out "
-            f"scenes): colour {s['color']:.1%} (chance {s['color_chance']:.0%}), shape "
-            f"{s['shape']:.1%} ({s['shape_chance']:.0%}), size {s['size']:.1%} "
-            f"({s['size_chance']:.0%}); top class present, all {z['scenes']} scenes: colour "
-            f"{z['present']['color']:.1%}, shape {z['present']['shape']:.1%}")
+        for method in ("joint", "ensemble"):
+            s, p = z[method]["single_object"], z[method]["present"]
+            log(f"zero-shot, {method} ({prompts} prompts, {z['single_object_scenes']} "
+                f"single-object held-out scenes): colour {s['color']:.1%} (chance "
+                f"{z['color_chance']:.0%}), shape {s['shape']:.1%} ({z['shape_chance']:.0%}), "
+                f"size {s['size']:.1%} ({z['size_chance']:.0%}); top class present, all "
+                f"{z['scenes']} scenes: colour {p['color']:.1%}, shape {p['shape']:.1%}")
         p = report["linear_probe"] = linear_probe(model, shapes_dir, random_model)
         for name in ("pretrained", "random_init"):
             if name in p:

@@ -141,7 +141,7 @@ def pretrain(config, data, image_root, out, *, data_format="llava", val_data=Non
             "batch_size": p.batch_size, "fit_seconds": round(fit_seconds, 1)}
     model.save_to_preset(out_w, extra_metadata=info)
     summary = {**info, "seconds": round(time.perf_counter() - start, 1),
-               "stopped_by_time_budget": budget.stopped_at is not None,
+               "stopped_by_time_budget": epochs_run < p.epochs,
                "final": {k: v[-1] for k, v in history.items()}, "history": history,
                "config": to_dict(config)}
     with open(os.path.join(out_w, "pretrain_summary.json"), "w") as f:
