@@ -14,8 +14,31 @@ loss of a model that sees only the question: the entropy of the answer given the
 text, per trained token), the first epoch whose loss is below 0.9 x the prior, and the
 per-category exact match of ``RUN/eval/metrics.json``.
 
-Commands and results: the README of this feature (top-level README, "Cross-modal
-pretraining") and vit_tf/experiments/contrastive_shapes.py.
+Commands (2026-12-06; the quickstart's data in data/shapes, the question-only world in data/qo
+= ``vit-tf data shapes --out data/qo --train 4000 --test 200 --seed 0 --train-questions
+position=4,attribute=2,existence=3 --no-captions``):
+
+    # quickstart, contrastive arm (the scratch arm is `vit-tf quickstart`, 13 epochs)
+    vit-tf pretrain --experiment contrastive_shapes --data data/shapes/train.json \
+        --image-root data/shapes --val-data data/shapes/test.json --out runs/qs_con/pretrain \
+        --set pretrain.epochs=8
+    vit-tf train --data data/shapes/train.json --image-root data/shapes --out runs/qs_con/run \
+        --set model.encoder.preset=runs/qs_con/pretrain/image_encoder --set train.epochs=10
+    # question-only: scratch 7 epochs; contrastive 2 pretraining epochs on the QA texts + 5
+    vit-tf train --data data/qo/train.json --image-root data/qo --out runs/qo_scratch \
+        --val-data data/qo/test.json --set train.epochs=7
+    vit-tf pretrain --experiment contrastive_shapes --data data/qo/train.json --image-root data/qo \
+        --val-data data/qo/test.json --out runs/qo_con/pretrain --set pretrain.texts=questions \
+        --set pretrain.epochs=2
+    vit-tf train --data data/qo/train.json --image-root data/qo --out runs/qo_con/run \
+        --val-data data/qo/test.json --set model.encoder.preset=runs/qo_con/pretrain/image_encoder \
+        --set train.epochs=5
+    # each: vit-tf eval --model RUN --benchmark shapes --image-root DATA --out RUN/eval
+
+Result reached (overall short-answer exact match): quickstart, scratch 86.7 (13 epochs, 1377 s)
+vs contrastive 81.1 (214 s + 10 epochs, 832 s); question-only, scratch 62.5 (7 epochs, 684 s)
+vs contrastive 61.1 (246 s + 5 epochs, 411 s), attribute 52.5 -> 65.5; both arms leave the
+answer prior (0.438) in epoch 3. Tables: README, "Cross-modal pretraining (CLIP / SigLIP)".
 """
 
 import argparse
