@@ -71,7 +71,8 @@ def record_text(record, kinds):
     return " ".join(text.lower().split())
 
 
-def _decode_images(paths, image_size):
+def decode_images(paths, image_size):
+    """Image files -> (n, S, S, 3) uint8, decoded and resized as the VLM pipeline does."""
     import tensorflow as tf
 
     from vit_tf.data.image_converter import decode_image
@@ -108,7 +109,7 @@ def build_pairs(records, texts, image_size, text_index=None):
                          f"{', '.join(present)}); add 'questions' to use question-answer pairs")
     text_ids = np.array([text_index.setdefault(t, len(text_index)) for t in pair_texts],
                         np.int32)
-    return PairSet(images=_decode_images(paths, image_size), image_paths=paths,
+    return PairSet(images=decode_images(paths, image_size), image_paths=paths,
                    image_index=np.array(image_index, np.int32), texts=pair_texts,
                    text_ids=text_ids, categories=categories, record_ids=ids)
 

@@ -27,7 +27,7 @@ import os
 
 import numpy as np
 
-from vit_tf.data.pairs import build_pairs
+from vit_tf.data.pairs import build_pairs, decode_images
 from vit_tf.data.shapes import generate_scene, image_path, scene_rngs
 from vit_tf.data.shapes_scene import ShapesConfig
 from vit_tf.data.sources.easy_vqa import COLORS as EVQA_COLORS
@@ -51,9 +51,7 @@ ATTRIBUTES = ("color", "shape", "size")
 
 
 def _load_images(paths, image_size):
-    from vit_tf.data.pairs import _decode_images
-
-    return _decode_images(list(paths), image_size)
+    return decode_images(list(paths), image_size)
 
 
 def retrieval(model, data, image_root, texts="caption,description,questions",
