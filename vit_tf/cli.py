@@ -13,6 +13,8 @@
     vit-tf compare        RUN_A RUN_B ...
     vit-tf quickstart     [--out DIR]
     vit-tf plan           [--experiment NAME] [--set k=v ...] [--text-length N] [--calibrate]
+    vit-tf pretrain       --data DATA --image-root DIR --out DIR [--val-data F] [--shapes DIR]
+    vit-tf pretrain-eval  --model DIR [--data F --image-root DIR] [--shapes DIR] [--easy-vqa DIR]
     vit-tf pretrained     list | convert [NAME ...]
 
 Bad input ends with ``error: ...`` naming the file, record id and field, and exit status 2
@@ -55,6 +57,39 @@ def add_decoding_args(p):
     p.add_argument("--stream", action="store_true", help="print tokens as they are produced")
 
 
+def add_pretrain_parsers(sub):
+    """``vit-tf pretrain`` (contrastive stage) and ``vit-tf pretrain-eval`` (its evaluation)."""
+    def eval_args(p):
+        p.add_argument("--shapes", default=None, help="a shapes world folder: zero-shot on its "
+                       "held-out scenes and a linear probe (train -> test)")
+        p.add_argument("--prompts", choices=("caption", "question"), default="caption",
+                       help="zero-shot prompt phrasing (question: for question-only pretraining)")
+        p.add_argument("--easy-vqa", default=None, help="an easy-VQA folder (vit-tf data "
+                       "easy-vqa): zero-shot colour and shape on its test images")
+
+    p = sub.add_parser("pretrain", help="contrastive (CLIP / SigLIP) pretraining of the image "
+                       "encoder on image-text pairs; writes a dual-encoder preset and "
+                       "OUT/image_encoder (model.encoder.preset=OUT/image_encoder)")
+    p.add_argument("--data", required=True)
+    p.add_argument("--image-root", required=True)
+    p.add_argument("--out", required=True)
+    p.add_argument("--format", default="llava", help="llava, coco_captions, vqa or tfds")
+    p.add_argument("--val-data", default=None, help="held-out pairs: retrieval each epoch and "
+                   "at the end")
+    p.add_argument("--val-image-root", default=None)
+    p.add_argument("--skip-invalid", action="store_true")
+    eval_args(p)
+    _add_train_args(p)
+    p = sub.add_parser("pretrain-eval", help="retrieval, zero-shot and linear probe of a "
+                       "pretrained dual encoder")
+    p.set_defaults(command="pretrain_eval")
+    p.add_argument("--model", required=True, help="a vit-tf pretrain folder")
+    p.add_argument("--data", default=None, help="held-out pairs (LLaVA JSON) for retrieval")
+    p.add_argument("--image-root", default=None)
+    p.add_argument("--out", default=None, help="report JSON (default MODEL/eval/report.json)")
+    eval_args(p)
+
+
 def build_parser():
     parser = argparse.ArgumentParser(prog="vit-tf", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -74,6 +109,11 @@ def build_parser():
                    help="up to N questions of a family per training scene, each about another "
                         "subject, e.g. position=3 (default: one per family; the test split "
                         "always has one)")
+    p.add_argument("--no-captions", action="store_true",
+                   help="question-only: no caption or description records (the other "
+                        "families' questions are unchanged)")
+    p = dsub.add_parser("easy-vqa", help="write easy-VQA (from the easy-vqa package) as LLaVA JSON")
+    p.add_argument("--out", required=True)
     for name, help_ in (("validate", "report every problem in a LLaVA JSON file"),
                         ("inspect", "print records with the trained tokens marked")):
         p = dsub.add_parser(name, help=help_)
@@ -170,6 +210,8 @@ def build_parser():
     q = psub.add_parser("convert", help="convert parts into the cache (default: every installed "
                         "part); a config naming pretrained:NAME converts it on first use anyway")
     q.add_argument("names", nargs="*")
+
+    add_pretrain_parsers(sub)
 
     p = sub.add_parser("quickstart", help="shapes world -> train -> evaluate, end to end")
     p.add_argument("--out", default="quickstart_out")

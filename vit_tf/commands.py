@@ -13,7 +13,17 @@ def _log(msg):
 
 def cmd_data(args):
     return {"shapes": data_shapes, "validate": data_validate, "inspect": data_inspect,
-            "shard": data_shard}[args.data_command](args)
+            "shard": data_shard, "easy-vqa": data_easy_vqa}[args.data_command](args)
+
+
+def data_easy_vqa(args):
+    from vit_tf.data.sources.easy_vqa import write_easy_vqa
+
+    summary = write_easy_vqa(args.out)
+    for split, s in summary.items():
+        _log(f"{split}: {s['images']} images, {s['records']} records -> "
+             f"{os.path.join(args.out, split + '.json')}")
+    return 0
 
 
 def data_shard(args):
@@ -33,10 +43,15 @@ def data_shard(args):
     return 0
 
 
+NO_CAPTIONS_DROPS = ("caption", "description")   # `vit-tf data shapes --no-captions`
+
+
 def data_shapes(args):
     from vit_tf.data.shapes import FAMILIES, ShapesConfig, parse_questions, write_shapes_world
 
     families = tuple(f.strip() for f in args.families.split(",")) if args.families else FAMILIES
+    if getattr(args, "no_captions", False):
+        families = tuple(f for f in families if f not in NO_CAPTIONS_DROPS)
     config = ShapesConfig(canvas_size=args.canvas_size, min_objects=args.min_objects,
                           max_objects=args.max_objects, families=families)
     summary = write_shapes_world(args.out, args.train, args.test, seed=args.seed, config=config,
@@ -357,4 +372,52 @@ def cmd_quickstart(args):
     _log(f"\ntime: data {t_data:.0f} s + training {t_train:.0f} s + evaluation {t_eval:.0f} s "
          f"= {total / 60:.1f} min")
     _log(f"TensorBoard logs: tensorboard --logdir {os.path.join(run, 'logs')}")
+    return 0
+
+
+def cmd_pretrain(args):
+    from vit_tf.training.pretrain import pretrain
+
+    config = _resolve_config(args)
+    if args.skip_invalid:
+        config.data.skip_invalid = True
+    summary = pretrain(config, args.data, args.image_root, args.out, data_format=args.format,
+                       val_data=args.val_data, val_image_root=args.val_image_root, log=_log)
+    _log(f"pretrained {summary['epochs']} epochs ({summary['steps']} steps) in "
+         f"{summary['fit_seconds']:.0f} s of training, {summary['seconds']:.0f} s in all; "
+         f"image encoder preset: --set model.encoder.preset={args.out}/image_encoder")
+    if args.val_data or args.shapes or args.easy_vqa:
+        args.model, args.data = args.out, args.val_data
+        args.image_root = args.val_image_root or args.image_root
+        args.out = None
+        return cmd_pretrain_eval(args)
+    return 0
+
+
+def cmd_pretrain_eval(args):
+    from vit_tf.eval.contrastive import evaluate_encoder
+    from vit_tf.models.contrastive import DualEncoder, build_dual_encoder
+    from vit_tf.runs import run_config
+
+    if args.data and not args.image_root:
+        raise ValueError("--data needs --image-root")
+    model = DualEncoder.from_preset(args.model)
+    config = run_config(args.model)
+    random_model = None
+    if args.shapes and config is not None:   # the probe's reference: the same towers, untrained
+        import keras
+
+        keras.utils.set_random_seed(config.train.seed + 1)
+        random_model = build_dual_encoder(config, model.tokenizer)
+    report = evaluate_encoder(model, data=args.data, image_root=args.image_root,
+                              texts=config.pretrain.texts if config else
+                              "caption,description,questions",
+                              shapes_dir=args.shapes, prompts=args.prompts,
+                              easy_vqa_dir=args.easy_vqa, random_model=random_model, log=_log)
+    out = args.out or os.path.join(args.model, "eval", "report.json")
+    os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
+    with open(out, "w") as f:
+        json.dump({"model": os.path.abspath(args.model), "prompts": args.prompts, **report}, f,
+                  indent=2)
+    _log(f"report: {out}")
     return 0

@@ -200,12 +200,41 @@ class GenerateConfig:
 
 
 @dataclass
+class PretrainConfig:
+    """The contrastive stage (``vit-tf pretrain``, ``vit_tf.training.pretrain``): the image
+    encoder of ``model.encoder`` and a small text Transformer trained on image-text pairs."""
+    loss: str = "siglip"              # siglip (sigmoid, learnable bias) | clip (softmax)
+    embed_dim: int = 64               # the shared embedding space
+    pooling: str = "mean"             # image tokens -> one vector: mean | attention
+    text_hidden_dim: int = 64
+    text_num_layers: int = 2
+    text_num_heads: int = 4
+    text_intermediate_dim: int = 128
+    text_max_length: int = 48         # tokens per text (longer texts are cut)
+    text_vocabulary_size: int = 512
+    texts: str = "caption,description,questions"   # which records become pairs: categories,
+                                      # and "questions" = every other record's Q+A text
+    batch_size: int = 256             # global batch: in-batch negatives (gathered over replicas)
+    epochs: int = 10
+    steps_per_epoch: int = 0          # 0: one pass over the pairs
+    max_seconds: float = 0.0          # stop at the first epoch end past this (0: no limit)
+    learning_rate: float = 2e-3
+    warmup_steps: int = 100
+    weight_decay: float = 0.1
+    scale_init: float = 10.0          # initial logit scale exp(t) (CLIP: 1/0.07; SigLIP: 10)
+    bias_init: float = -10.0          # initial logit bias b (siglip only; SigLIP: -10)
+    learn_scale: bool = True          # train t (and b)
+    eval_pairs: int = 512             # held-out pairs for the per-epoch retrieval metrics
+
+
+@dataclass
 class ExperimentConfig:
     name: str = "default"
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     generate: GenerateConfig = field(default_factory=GenerateConfig)
+    pretrain: PretrainConfig = field(default_factory=PretrainConfig)
 
 
 def _field_types(cls):

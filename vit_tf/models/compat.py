@@ -8,6 +8,7 @@ Example:
 
 from vit_tf.config import ConfigError
 from vit_tf.data.preset_tokenizer import HUB_LM_CHAT_FORMATS
+from vit_tf.models.encoders.preset import is_image_encoder_preset
 
 
 def check_model_config(config):
@@ -46,6 +47,13 @@ def check_model_config(config):
     for field, names in (("preset", ("clip", "siglip")), ("handle", ("saved_model",)),
                          ("weights", ("resnet50", "vgg16"))):
         value = getattr(e, field)
+        if field == "preset" and value and e.name not in names:
+            if is_image_encoder_preset(value):   # a trained encoder's folder, checked on load
+                continue
+            raise ConfigError(f"model.encoder.preset={value!r} is not an image-encoder preset "
+                              f"folder (vit-tf pretrain writes one: RUN/image_encoder), and "
+                              f"model.encoder.name={e.name} does not use it as a keras-hub "
+                              f"preset (that is for {', '.join(names)})")
         if e.name in names and field != "weights" and not value:
             raise ConfigError(f"model.encoder.name={e.name} needs model.encoder.{field}")
         if value and e.name not in names:
@@ -54,7 +62,7 @@ def check_model_config(config):
     if e.name in ("resnet50", "vgg16") and config.data.image_size < 32:
         raise ConfigError(f"model.encoder.name={e.name} needs data.image_size >= 32 "
                           f"(one token per 32x32 pixels), got {config.data.image_size}")
-    if not e.trainable and e.name == "vit":
+    if not e.trainable and e.name == "vit" and not e.preset:
         raise ConfigError("model.encoder.trainable=false freezes a pretrained encoder; the vit "
                           "encoder starts from random weights and must be trained")
 

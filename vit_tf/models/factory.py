@@ -4,6 +4,7 @@ Each registered part builds itself from its config section with a classmethod th
 fields it reads (no signature introspection here):
 
     IMAGE_ENCODERS[name].from_section(config.model.encoder, image_size=...)
+        (or a trained encoder's preset folder, ``model.encoder.preset``: models/encoders/preset.py)
     DECODERS[name].from_section(config.model.decoder, vocabulary_size=..., max_sequence_length=...,
                                 make_fusion=..., text_embedding=..., special_token_ids=...)
     FUSIONS[name].from_section(config.model.fusion, hidden_dim=..., num_layers=...)
@@ -22,8 +23,9 @@ import vit_tf.models.decoders  # noqa: F401  (registers decoders)
 import vit_tf.models.encoders  # noqa: F401  (registers image encoders)
 from vit_tf.config import ConfigError
 from vit_tf.models.compat import check_model_config
+from vit_tf.models.encoders.preset import build_image_encoder
 from vit_tf.models.vlm import VisionLanguageModel
-from vit_tf.registry import DECODERS, FUSIONS, IMAGE_ENCODERS, PROJECTORS
+from vit_tf.registry import DECODERS, FUSIONS, PROJECTORS
 
 # Fusions whose attention heads split the decoder width.
 _HEADED_FUSIONS = ("cross_attention", "resampler")
@@ -43,7 +45,7 @@ def build_model(config, vocabulary_size, max_text_length=None, special_token_ids
     m = config.model
     image_size = config.data.image_size
     max_text_length = max_text_length or config.data.max_text_length
-    encoder = IMAGE_ENCODERS.get(m.encoder.name).from_section(m.encoder, image_size=image_size)
+    encoder = build_image_encoder(m.encoder, image_size)   # a vit_tf preset folder, or new
     decoder_cls = DECODERS.get(m.decoder.name)
     fusion_cls = FUSIONS.get(m.fusion.name)
     projector_cls = PROJECTORS.get(m.projector.name)
