@@ -30,6 +30,11 @@ a named object (its side, its colour, its size) is learned from these far faster
 one question per family and scene; see vit_tf/experiments/README.md, "Fifth round". The test split
 always has one question per family."""
 
+DATA_FORMATS = ("llava", "coco_captions", "vqa", "tfds", "imagefolder", "sidecar_captions")
+"""What ``--format`` accepts: the readers of ``vit_tf.data.sources.SOURCES`` (a test keeps them
+equal; an unknown name is refused by the reader registry with ``error: ...``). ``imagefolder``
+and ``sidecar_captions`` take the folder as ``--data`` (and as ``--image-root``)."""
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
@@ -87,7 +92,7 @@ def build_parser():
 
     p = dsub.add_parser("shard", help="validate a dataset and write it as TFRecord shards")
     p.add_argument("--data", required=True, help="the data file")
-    p.add_argument("--format", default="llava", help="llava, coco_captions, vqa or tfds")
+    p.add_argument("--format", default="llava", help=", ".join(DATA_FORMATS))
     p.add_argument("--annotations", default=None, help="the answers file for --format vqa")
     p.add_argument("--tfds-data-dir", default=None, help="tfds data_dir for --format tfds "
                    "(--data NAME:SPLIT; images are written under --image-root)")
@@ -136,8 +141,8 @@ def build_parser():
     p.add_argument("--benchmark", default=None, help="shapes or pope (questions from the "
                    "shapes world in --image-root)")
     p.add_argument("--data", default=None, help="a data file instead of a benchmark")
-    p.add_argument("--format", default="llava", help="format of --data: llava, coco_captions, "
-                   "vqa, tfds (default llava)")
+    p.add_argument("--format", default="llava", help="format of --data: "
+                   f"{', '.join(DATA_FORMATS)} (default llava)")
     p.add_argument("--annotations", default=None, help="the answers file for --format vqa")
     p.add_argument("--tfds-data-dir", default=None, help="tfds data_dir for --format tfds "
                    "(--data NAME:SPLIT; images are written under --image-root)")
