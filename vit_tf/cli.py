@@ -7,6 +7,7 @@
     vit-tf train          --data DATA --image-root DIR --out RUN [--experiment NAME] [--set k=v ...]
     vit-tf generate       --model RUN --image IMG --prompt "..."
     vit-tf chat           --model RUN --image IMG
+    vit-tf serve          --model RUN [--host H --port P]
     vit-tf explain        --model RUN --image IMG --prompt "..." --out PNG
     vit-tf export         --model RUN --out DIR
     vit-tf eval           --model RUN (--benchmark shapes|pope | --data FILE [--format F]) --image-root DIR
@@ -58,6 +59,18 @@ def add_decoding_args(p):
     p.add_argument("--no-cache", action="store_true", help="recompute the whole sequence each step")
     p.add_argument("--no-xla", action="store_true", help="do not XLA-compile the decoding loop")
     p.add_argument("--stream", action="store_true", help="print tokens as they are produced")
+
+
+def add_serve_args(sub):
+    """``vit-tf serve``: the browser chat (vit_tf.serve)."""
+    p = sub.add_parser("serve", help="a browser chat about an image (Gradio): upload, ask, "
+                       "answers stream in")
+    p.add_argument("--model", required=True, help="preset, run folder or .keras file")
+    p.add_argument("--host", default="127.0.0.1",
+                   help="address to listen on (default 127.0.0.1: this machine only; 0.0.0.0: "
+                        "every interface)")
+    p.add_argument("--port", type=int, default=7860)
+    p.add_argument("--max-new-tokens", type=int, default=None)
 
 
 def build_parser():
@@ -124,6 +137,8 @@ def build_parser():
     p.add_argument("--image", required=True)
     p.add_argument("--max-new-tokens", type=int, default=None)
     add_decoding_args(p)
+
+    add_serve_args(sub)
 
     p = sub.add_parser("explain", help="relevance of each image patch to each generated token (PNG)")
     p.add_argument("--model", required=True, help="run folder")
