@@ -19,8 +19,9 @@ Example:
 """
 
 from vit_tf.data.sources.coco import read_coco_captions
-from vit_tf.data.sources.folders import read_imagefolder, read_sidecar_captions
+from vit_tf.data.sources.imagefolder import read_imagefolder
 from vit_tf.data.sources.llava import read_llava
+from vit_tf.data.sources.sidecar import read_sidecar_captions
 from vit_tf.data.sources.tfds_source import read_tfds
 from vit_tf.data.sources.vqa import read_vqa
 from vit_tf.registry import Registry

@@ -1,38 +1,32 @@
-"""Read the captioned image folders people already have, as caption instructions.
+"""Read Hugging Face's ``imagefolder`` layout (images + a metadata file) as caption instructions.
 
-Two layouts, each read into the records the COCO reader makes (one caption instruction per
-image, every caption kept as ``references``; or one record per caption with
-``one_per_caption=True``, id ``"<image id>/<k>"``):
-
-``imagefolder`` — Hugging Face's ``ImageFolder`` convention (``datasets.load_dataset(
-"imagefolder", data_dir=...)``). A ``metadata.jsonl`` or ``metadata.csv`` names each image in
-a ``file_name`` column, relative to the metadata file's own folder (``images/1.jpg`` reaches
-into a subfolder), next to a text column::
+The convention of ``datasets.load_dataset("imagefolder", data_dir=...)``: a ``metadata.jsonl``
+or ``metadata.csv`` names each image in a ``file_name`` column, relative to the metadata file's
+own folder (``images/1.jpg`` reaches into a subfolder), next to a text column::
 
     photos/train/metadata.jsonl     {"file_name": "images/1.jpg", "text": "A dog on a couch."}
     photos/train/images/1.jpg
     photos/test/metadata.csv        file_name,text
                                     2.png,Two red circles.
 
-  Metadata files may sit in nested folders; each row belongs to its own file's folder. The
-  text column is ``text`` (what the HF docs use for captioning), else ``caption`` or
-  ``captions`` (exactly one of them; ``text_column=`` picks another); a value is a string or a
-  list of strings. ``id`` and ``category`` are optional columns. Splits are HF's split folder
-  names (``train``/``training``, ``validation``/``valid``/``val``/``dev``,
-  ``test``/``testing``/``eval``/``evaluation``, at any depth): a folder holding several splits
-  is read one split at a time (``split="train"``, or point at ``photos/train``).
+Metadata files may sit in nested folders; each row belongs to its own file's folder. The text
+column is ``text`` (what the HF docs use for captioning), else ``caption`` or ``captions``
+(exactly one of them; ``text_column=`` picks another); a value is a string or a list of
+strings. ``id`` and ``category`` are optional columns. Splits are HF's split folder names
+(``train``/``training``, ``validation``/``valid``/``val``/``dev``,
+``test``/``testing``/``eval``/``evaluation``, at any depth): a folder holding several splits is
+read one split at a time (``split="train"``, or point at ``photos/train``).
 
-``sidecar_captions`` — every image with a caption file of the same name beside it
-(``photo.png`` + ``photo.txt``, the layout of many fine-tuning scripts). Each non-blank line of
-the caption file is one caption.
+Records are the COCO reader's caption instructions: one per image, every caption kept as
+``references`` (``one_per_caption=True``: one per caption, id ``"<image id>/<k>"``). Ids are
+image paths relative to the folder (``train/images/1.jpg``), or the ``id`` column. Every
+problem names its file, record and field, and nothing is left out silently: a missing or
+corrupt image, a missing or empty text, an image listed twice, an unknown column (record
+``*``), an image with no metadata row, an unreadable row::
 
-Record ids are the image paths relative to the folder (``train/images/1.jpg``), or the ``id``
-column. Every problem names its file, record and field, and nothing is silently left out: a
-missing or corrupt image, a missing or empty text, an image listed twice, an unknown column,
-an image with no metadata row or no caption file, a caption file with no image::
+    photos/train/metadata.jsonl: record 'train/a.png' field text: text is empty
 
-    photos/train/metadata.jsonl: record 'line 3' field text: text is empty
-    photos/cat.txt: record 'cat.txt' field caption: caption file has no image beside it
+The folder helpers (``walk``, ``caption_records``) serve ``vit_tf.data.sources.sidecar`` too.
 
 Example:
     >>> data = read_imagefolder("photos", split="train")
@@ -65,7 +59,7 @@ SPLITS = {"train": ("train", "training"),
           "test": ("test", "testing", "eval", "evaluation")}
 
 
-def _walk(folder):
+def walk(folder):
     """Sorted relative paths (posix) of the files under ``folder``; hidden entries skipped."""
     found = []
     for root, dirs, files in os.walk(folder):
@@ -85,7 +79,7 @@ def _split_of(relpath):
     return None
 
 
-def _check_folder(folder):
+def check_folder(folder):
     if not os.path.isdir(folder):
         raise DataValidationError(file_problem(folder, "dataset folder not found",
                                                "missing folder"))
@@ -209,8 +203,8 @@ def read_imagefolder(folder, image_root=None, *, split=None, text_column=None,
     """
     folder = str(folder)
     image_root = str(image_root or folder)
-    _check_folder(folder)
-    files = _select_split(folder, _walk(folder), split)
+    check_folder(folder)
+    files = _select_split(folder, walk(folder), split)
     metadata = [f for f in files if os.path.basename(f) in METADATA_FILES]
     if not metadata:
         raise DataValidationError(file_problem(
@@ -230,7 +224,7 @@ def read_imagefolder(folder, image_root=None, *, split=None, text_column=None,
             if problems:
                 converted.append(({"id": record_id}, problems))
             else:
-                converted += _caption_records(record_id, os.path.join(folder, rel), image_root,
+                converted += caption_records(record_id, os.path.join(folder, rel), image_root,
                                               captions, prompt, one_per_caption, category)
     meta_dirs = sorted(set(dirs))
     for f in files:
@@ -296,8 +290,10 @@ def _metadata_rows(folder, m, text_column, listed, single):
     return out, extra, fatal
 
 
-def _caption_records(record_id, image_path, image_root, captions, prompt, one_per_caption,
-                     category=""):
+def caption_records(record_id, image_path, image_root, captions, prompt, one_per_caption,
+                    category=""):
+    """[(record, [])] of one image's captions (the COCO reader's records; ``image`` relative to
+    ``image_root``)."""
     image = os.path.relpath(image_path, image_root)
     if one_per_caption:
         records = [caption_record(f"{record_id}/{k}", image, c, captions, prompt)
@@ -307,61 +303,3 @@ def _caption_records(record_id, image_path, image_root, captions, prompt, one_pe
     for r in records:
         r["category"] = category or r["category"]
     return [(r, []) for r in records]
-
-
-def read_sidecar_captions(folder, image_root=None, *, caption_extension=".txt",
-                          prompt=CAPTION_PROMPT, one_per_caption=False, skip_invalid=False,
-                          check_images=True, num_workers=None):
-    """Read images with caption files beside them; returns a ``LlavaDataset``.
-
-    Each non-blank line of ``photo<caption_extension>`` is one caption of ``photo.*``.
-    Records' ``image`` is relative to ``image_root`` (default ``folder``).
-    """
-    folder = str(folder)
-    image_root = str(image_root or folder)
-    _check_folder(folder)
-    files = _walk(folder)
-    images = [f for f in files if f.lower().endswith(IMAGE_EXTENSIONS)]
-    if not images:
-        raise DataValidationError(file_problem(folder, "no image files (" + ", ".join(
-            IMAGE_EXTENSIONS) + ") under this folder", "no images"))
-    caption_files = {f for f in files if f.endswith(caption_extension)}
-    converted, claimed = [], {}
-    for image in images:
-        stem = os.path.splitext(image)[0]
-        caption_file = stem + caption_extension
-        path = os.path.join(folder, caption_file)
-
-        def problem(message, kind, file=path, field="caption"):
-            converted.append(({"id": image}, [Problem(file, image, field, message, kind)]))
-
-        if caption_file in claimed:
-            problem(f"{caption_file} is also the caption file of {claimed[caption_file]}: "
-                    "give the images different names", "duplicate file",
-                    file=os.path.join(folder, image), field="image")
-            continue
-        if caption_file not in caption_files:
-            problem("caption file not found", "missing text")
-            continue
-        claimed[caption_file] = image
-        try:
-            with open(path, encoding="utf-8-sig") as f:
-                captions = [line.strip() for line in f if line.strip()]
-        except UnicodeDecodeError as e:
-            problem(f"caption file is not UTF-8 text ({e.reason} at byte {e.start})",
-                    "unreadable text")
-            continue
-        if not captions:
-            problem("caption file is empty", "empty text")
-            continue
-        converted += _caption_records(image, os.path.join(folder, image), image_root, captions,
-                                      prompt, one_per_caption)
-    for caption_file in sorted(caption_files - set(claimed)):
-        if any(os.path.splitext(i)[0] + caption_extension == caption_file for i in images):
-            continue   # its image is already reported (a duplicate name)
-        converted.append(({"id": caption_file}, [Problem(
-            os.path.join(folder, caption_file), caption_file, "caption",
-            "caption file has no image beside it (" + ", ".join(IMAGE_EXTENSIONS) + ")",
-            "orphan caption")]))
-    return finish_records(folder, converted, image_root, skip_invalid=skip_invalid,
-                          check_images=check_images, num_workers=num_workers)
