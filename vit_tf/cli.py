@@ -7,6 +7,7 @@
     vit-tf train          --data DATA --image-root DIR --out RUN [--experiment NAME] [--set k=v ...]
     vit-tf generate       --model RUN --image IMG --prompt "..."
     vit-tf chat           --model RUN --image IMG
+    vit-tf serve          --model RUN [--host H --port P]
     vit-tf explain        --model RUN --image IMG --prompt "..." --out PNG
     vit-tf export         --model RUN --out DIR
     vit-tf eval           --model RUN (--benchmark shapes|pope | --data FILE [--format F]) --image-root DIR
@@ -31,6 +32,11 @@ QUICKSTART_TRAIN_QUESTIONS = "position=4,attribute=2,existence=3"
 a named object (its side, its colour, its size) is learned from these far faster than from
 one question per family and scene; see vit_tf/experiments/README.md, "Fifth round". The test split
 always has one question per family."""
+
+DATA_FORMATS = ("llava", "coco_captions", "vqa", "tfds", "imagefolder", "sidecar_captions")
+"""What ``--format`` accepts: the readers of ``vit_tf.data.sources.SOURCES`` (a test keeps them
+equal; an unknown name is refused by the reader registry with ``error: ...``). ``imagefolder``
+and ``sidecar_captions`` take the folder as ``--data`` (and as ``--image-root``)."""
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -90,6 +96,18 @@ def add_pretrain_parsers(sub):
     eval_args(p)
 
 
+def add_serve_args(sub):
+    """``vit-tf serve``: the browser chat (vit_tf.serve)."""
+    p = sub.add_parser("serve", help="a browser chat about an image (Gradio): upload, ask, "
+                       "answers stream in")
+    p.add_argument("--model", required=True, help="preset, run folder or .keras file")
+    p.add_argument("--host", default="127.0.0.1",
+                   help="address to listen on (default 127.0.0.1: this machine only; 0.0.0.0: "
+                        "every interface)")
+    p.add_argument("--port", type=int, default=7860)
+    p.add_argument("--max-new-tokens", type=int, default=None)
+
+
 def build_parser():
     parser = argparse.ArgumentParser(prog="vit-tf", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -127,7 +145,7 @@ def build_parser():
 
     p = dsub.add_parser("shard", help="validate a dataset and write it as TFRecord shards")
     p.add_argument("--data", required=True, help="the data file")
-    p.add_argument("--format", default="llava", help="llava, coco_captions, vqa or tfds")
+    p.add_argument("--format", default="llava", help=", ".join(DATA_FORMATS))
     p.add_argument("--annotations", default=None, help="the answers file for --format vqa")
     p.add_argument("--tfds-data-dir", default=None, help="tfds data_dir for --format tfds "
                    "(--data NAME:SPLIT; images are written under --image-root)")
@@ -160,6 +178,8 @@ def build_parser():
     p.add_argument("--max-new-tokens", type=int, default=None)
     add_decoding_args(p)
 
+    add_serve_args(sub)
+
     p = sub.add_parser("explain", help="relevance of each image patch to each generated token (PNG)")
     p.add_argument("--model", required=True, help="run folder")
     p.add_argument("--image", required=True)
@@ -176,8 +196,8 @@ def build_parser():
     p.add_argument("--benchmark", default=None, help="shapes or pope (questions from the "
                    "shapes world in --image-root)")
     p.add_argument("--data", default=None, help="a data file instead of a benchmark")
-    p.add_argument("--format", default="llava", help="format of --data: llava, coco_captions, "
-                   "vqa, tfds (default llava)")
+    p.add_argument("--format", default="llava", help="format of --data: "
+                   f"{', '.join(DATA_FORMATS)} (default llava)")
     p.add_argument("--annotations", default=None, help="the answers file for --format vqa")
     p.add_argument("--tfds-data-dir", default=None, help="tfds data_dir for --format tfds "
                    "(--data NAME:SPLIT; images are written under --image-root)")

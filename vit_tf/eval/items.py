@@ -6,7 +6,8 @@ Sources (``eval_set``):
     pope     POPE-style yes/no object hallucination questions generated from the shapes
              world's test scenes (``vit_tf.eval.pope``)
     a file   in any reader's format (``FORMATS``: ``llava``, ``coco_captions``, ``vqa`` with
-             its annotations file, ``tfds`` as ``NAME:SPLIT``)
+             its annotations file, ``tfds`` as ``NAME:SPLIT``, ``imagefolder`` and
+             ``sidecar_captions`` folders)
 
 Every assistant turn of a record is one item (``expand_turns``), answered with the ground-truth
 history before it. An item: ``id`` ("<record>#<turn>"), ``record_id``, ``turn``, ``category``,
@@ -21,7 +22,7 @@ import json
 import os
 
 BENCHMARKS = ("shapes", "pope")
-FORMATS = ("llava", "coco_captions", "vqa", "tfds")
+FORMATS = ("llava", "coco_captions", "vqa", "tfds", "imagefolder", "sidecar_captions")
 OWN_QUESTIONS = "the dataset's own questions"
 
 

@@ -85,18 +85,30 @@ class ChatSession:
 
     def ask(self, question, stream=None):
         """Answer ``question``; ``stream(piece)`` receives the text as it is produced."""
-        turns = self.fit(question)
-        if stream is not None and not self.generator.is_beam:
+        if stream is not None:
             answer = ""
-            for piece in self.generator.stream_text(self.image, turns):
+            for piece in self.ask_stream(question):
                 stream(piece)
                 answer += piece
-        else:
-            answer = self.generator.generate(self.image[None], [turns])[0]
-            if stream is not None:
-                stream(answer)
+            return answer
+        turns = self.fit(question)
+        answer = self.generator.generate(self.image[None], [turns])[0]
         self.history = turns + [{"from": "gpt", "value": answer}]
         return answer
+
+    def ask_stream(self, question):
+        """Yield the answer to ``question`` in pieces as they are produced (all at once for
+        beam search); the exchange joins the history when the answer is complete."""
+        turns = self.fit(question)
+        answer = ""
+        if self.generator.is_beam:
+            answer = self.generator.generate(self.image[None], [turns])[0]
+            yield answer
+        else:
+            for piece in self.generator.stream_text(self.image, turns):
+                answer += piece
+                yield piece
+        self.history = turns + [{"from": "gpt", "value": answer}]
 
     def handle(self, line, stream=None):
         """One input line -> False when the session should end."""

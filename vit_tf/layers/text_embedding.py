@@ -16,6 +16,7 @@ head shares the pretrained vectors.
 
 Example:
     >>> emb = PretrainedTokenEmbedding.from_preset("/models/bert_tiny", 64, total_vocabulary_size=V + 3)
+    >>> emb = PretrainedTokenEmbedding.from_preset("pretrained:all_minilm_l6_v2", 64)   # MiniLM
     >>> emb(ops.ones((2, 5), "int32")).shape          # (2, 5, 64)
     >>> emb(ops.zeros((2, 5, 64)), reverse=True).shape  # (2, 5, V + 3)
 """
@@ -23,6 +24,8 @@ Example:
 import keras
 import keras_hub
 from keras import layers, ops
+
+from vit_tf.pretrained import resolve_preset
 
 
 @keras.saving.register_keras_serializable(package="vit_tf")
@@ -64,7 +67,7 @@ class PretrainedTokenEmbedding(layers.Layer):
         ``total_vocabulary_size``: the tokenizer's ids (preset vocabulary + our markers); the
         rows past the preset's vocabulary are added (default: none).
         """
-        backbone = keras_hub.models.Backbone.from_preset(preset)
+        backbone = keras_hub.models.Backbone.from_preset(resolve_preset(preset))
         table = getattr(backbone, "token_embedding", None)
         if table is None:
             raise ValueError(f"model.text_embedding.preset={preset!r}: {type(backbone).__name__} "

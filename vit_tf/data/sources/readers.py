@@ -4,12 +4,14 @@ Every reader returns the same thing (valid records in the LLaVA shape, a ``Valid
 a skip count), raises the same ``DataValidationError`` naming file, record id and field, and
 honours ``skip_invalid`` the same way. The registry maps a format name to its reader:
 
-    ==============  ===========================================================================
-    llava           ``read_llava(json_path, image_root)``
-    coco_captions   ``read_coco_captions(json_path, image_root, one_per_caption=False)``
-    vqa             ``read_vqa(questions_path, annotations_path, image_root, image_pattern=...)``
-    tfds            ``read_tfds(name, split, data_dir=..., image_dir=...)``
-    ==============  ===========================================================================
+    ================ ==========================================================================
+    llava            ``read_llava(json_path, image_root)``
+    coco_captions    ``read_coco_captions(json_path, image_root, one_per_caption=False)``
+    vqa              ``read_vqa(questions_path, annotations_path, image_root, image_pattern=...)``
+    tfds             ``read_tfds(name, split, data_dir=..., image_dir=...)``
+    imagefolder      ``read_imagefolder(folder, image_root=None, split=None, text_column=None)``
+    sidecar_captions ``read_sidecar_captions(folder, image_root=None, caption_extension=".txt")``
+    ================ ==========================================================================
 
 Example:
     >>> data = read_source("coco_captions", "captions_val2017.json", "val2017",
@@ -17,7 +19,9 @@ Example:
 """
 
 from vit_tf.data.sources.coco import read_coco_captions
+from vit_tf.data.sources.imagefolder import read_imagefolder
 from vit_tf.data.sources.llava import read_llava
+from vit_tf.data.sources.sidecar import read_sidecar_captions
 from vit_tf.data.sources.tfds_source import read_tfds
 from vit_tf.data.sources.vqa import read_vqa
 from vit_tf.registry import Registry
@@ -27,6 +31,8 @@ SOURCES.register("llava")(read_llava)
 SOURCES.register("coco_captions")(read_coco_captions)
 SOURCES.register("vqa")(read_vqa)
 SOURCES.register("tfds")(read_tfds)
+SOURCES.register("imagefolder")(read_imagefolder)
+SOURCES.register("sidecar_captions")(read_sidecar_captions)
 
 
 def read_source(format, *args, **kwargs):
