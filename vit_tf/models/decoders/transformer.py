@@ -124,6 +124,12 @@ class TransformerDecoderLM(LanguageDecoder):
     def _add_positions(self, x, start_index=0, positions=None):
         """x (batch, prefix + text, hidden_dim) plus learned positions from ``start_index``, or
         at ``positions`` (batch, prefix + text) int32 (packed rows restart them)."""
+        length = x.shape[1]
+        if (isinstance(start_index, int) and length is not None
+                and start_index + length > self.max_sequence_length):
+            # Under XLA a gather past the table clamps silently to its last row.
+            raise ValueError(f"{start_index + length} positions (prefix + text) do not fit the "
+                             f"decoder's position table of {self.max_sequence_length}")
         if positions is not None:
             table = ops.cast(self.position_embedding.position_embeddings, x.dtype)
             return x + ops.take(table, positions, axis=0)
