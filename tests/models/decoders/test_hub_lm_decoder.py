@@ -252,3 +252,39 @@ def test_gemma_run_folder_generates_through_the_cli_and_keeps_its_tokenizer(pres
         out = serve(images=tf.constant([f.read()]), prompts=tf.constant(["What colour is the circle?"]),
                     max_new_tokens=tf.constant(3))
     assert out["text"].numpy()[0].decode() == answer
+
+
+@pytest.mark.parametrize("family", ["gemma", "llama"])
+def test_hub_lm_decoder_text_logits_equal_keras_hubs_causal_lm_and_generate_under_xla(family,
+                                                                                     presets):
+    """Without images our decoder is the LM itself: its logits (embedding scale, masks, final
+    norm, soft cap) must equal keras-hub's own CausalLM on the same backbone, right padding
+    included. Then the compiled (XLA) generation loop gives the eager loop's tokens."""
+    folder, _ = presets[family]
+    config = tiny_config(model__decoder__name=family, model__decoder__preset=folder,
+                         data__max_text_length=48)
+    keras.utils.set_random_seed(0)  # before the SentencePiece tokenizer exists (SEEDED_FIRST)
+    pre = preprocessor_for_config(config)
+    model = build_task(config, pre)
+    backbone = model.decoder.backbone
+    causal_lm = {"gemma": keras_hub.models.GemmaCausalLM,
+                 "llama": keras_hub.models.Llama3CausalLM}[family](backbone=backbone,
+                                                                  preprocessor=None)
+    rng = np.random.default_rng(0)
+    ids = rng.integers(3, pre.vocabulary_size, (2, 9)).astype("int32")
+    mask = np.ones_like(ids, bool)
+    mask[1, 6:] = False                                        # a right-padded row
+    ours = np.asarray(model.decoder(ids, padding_mask=mask))
+    theirs = np.asarray(causal_lm({"token_ids": ids, "padding_mask": mask}))
+    np.testing.assert_allclose(ours[0], theirs[0], rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(ours[1, :6], theirs[1, :6], rtol=1e-5, atol=1e-5)
+
+    inputs, _, _ = _batch(pre, config.data.image_size)
+    tf.config.run_functions_eagerly(True)
+    try:
+        eager = Generator(model, max_new_tokens=3, jit_compile=False).generate_ids(
+            inputs["images"], PROMPTS)
+    finally:
+        tf.config.run_functions_eagerly(False)
+    compiled = Generator(model, max_new_tokens=3, jit_compile=True)
+    assert compiled.generate_ids(inputs["images"], PROMPTS) == eager
