@@ -238,8 +238,8 @@ class Generator:
 
     def generate_ids(self, images, conversations):
         """-> list of generated token-id lists (without the prompt and the stop token)."""
+        images = self.pixels(images)   # an unreadable image is named before any prompt check
         token_ids, mask, lengths = self.encode_prompts(conversations)
-        images = self.pixels(images)
         if len(images) != len(conversations):
             raise ValueError(f"{len(images)} images but {len(conversations)} conversations")
         if not self.is_beam:
@@ -267,8 +267,8 @@ class Generator:
         if self.is_beam:
             raise ValueError("beam search cannot stream: its best sequence is known only at the "
                              "end; use generate() or a greedy/top_k/top_p strategy")
-        token_ids, mask, lengths = self.encode_prompts(conversations)
         images = self.pixels(images)
+        token_ids, mask, lengths = self.encode_prompts(conversations)
         reset_seed(self.sampler)
         batch, width = token_ids.shape
         prompt, mask_t = tf.constant(token_ids), tf.constant(mask)
