@@ -7,12 +7,12 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
 
 from vit_tf.cli import main
-from vit_tf.runs import RunLock
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 KILLER = os.path.join(ROOT, "tests", "training", "kill_during_write.py")
@@ -22,10 +22,11 @@ TINY = [
     "model.encoder.num_layers=1", "model.encoder.num_heads=1",
     "model.encoder.intermediate_dim=16", "model.decoder.hidden_dim=8",
     "model.decoder.num_layers=1", "model.decoder.num_heads=1",
-    "model.decoder.intermediate_dim=16", "train.epochs=3", "train.steps_per_epoch=4",
+    "model.decoder.intermediate_dim=16", "train.epochs=2", "train.steps_per_epoch=4",
     "train.warmup_steps=2", "train.jit_compile=false", "train.num_samples_to_log=0",
-    "train.checkpoint_every_steps=2", "train.stage1.epochs=2", "train.stage1.steps_per_epoch=3",
-    "train.stage1.warmup_steps=1",
+    "train.checkpoint_every_steps=2", "train.stage1.epochs=2", "train.stage1.steps_per_epoch=2",
+    "train.stage1.warmup_steps=1", "data.pad_widths=96", "train.steps_per_execution=1",
+    # one text shape, one step per call: the fewest traces
 ]
 
 
@@ -48,47 +49,67 @@ def shapes(tmp_path_factory):
     return out
 
 
-def _killed_while_writing(prefix, argv, log_path):
-    """Run the CLI in a subprocess that SIGKILLs itself half-way through writing the
-    checkpoint whose temporary path starts with ``prefix``; -> its output (stdout + stderr)."""
+def _kill_while_writing(prefix, argv, log_path):
+    """Start the CLI in a subprocess that SIGKILLs itself half-way through writing the
+    checkpoint whose temporary path starts with ``prefix``; -> a function that waits for that
+    and returns the process's output (stdout + stderr)."""
     env = dict(os.environ, PYTHONPATH=ROOT)
     env.pop("VIT_TF_DEBUG", None)
-    with open(log_path, "wb") as log:
-        code = subprocess.call([sys.executable, KILLER, str(prefix), *argv], env=env,
-                               stdout=log, stderr=subprocess.STDOUT, timeout=1200)
-    output = open(log_path).read()
-    assert code == -9, f"not killed (exit {code}): {output[-3000:]}"
-    return output
+    log = open(log_path, "wb")
+    proc = subprocess.Popen([sys.executable, KILLER, str(prefix), *argv], env=env, stdout=log,
+                            stderr=subprocess.STDOUT)
+
+    def killed():
+        try:
+            code = proc.wait(timeout=1200)
+        finally:
+            proc.kill()
+            log.close()
+        output = open(log_path).read()
+        assert code == -9, f"not killed (exit {code}): {output[-3000:]}"
+        return output
+
+    killed.pid = proc.pid
+    return killed
 
 
 def test_kill_9_in_stage_1_and_stage_2_mid_write_then_resume_gives_the_uninterrupted_losses(
         shapes, tmp_path, capsys):
     killed = tmp_path / "killed"
-    # 1. Killed while writing stage 1's checkpoint of step 4 (steps 2 and 3 are complete).
-    first = _killed_while_writing(killed / "stage1" / "state" / ".tmp-step_000004",
-                                  _args(shapes, killed), tmp_path / "first.txt")
-    assert sorted(os.listdir(killed / "stage1" / "state")) == [
-        ".tmp-step_000004", "step_000002", "step_000003"]
+    # 1. Killed while writing stage 1's last checkpoint (step 4; step 2 is complete). The same
+    # run uninterrupted, in this process, meanwhile.
+    first = _kill_while_writing(killed / "stage1" / "state" / ".tmp-step_000004",
+                                _args(shapes, killed), tmp_path / "first.txt")
+    assert main(_args(shapes, tmp_path / "full")) == 0
+    first = first()
+    assert sorted(os.listdir(killed / "stage1" / "state")) == [".tmp-step_000004",
+                                                               "step_000002"]
     # What a user sees: no TensorFlow start-up noise, counts as counts.
     assert "cuInit" not in first and "I0000" not in first and "absl::InitializeLog" not in first
-    assert "stage 1 epoch 1/2: 3 steps in" in first and " - examples 12 - " in first
+    assert "stage 1 epoch 1/2: 2 steps in" in first and " - examples 8 - " in first
     assert ".0000 - padded" not in first
 
-    # 2. Resumed: stage 1 restarts from step 3 (the half-written step 4 is never read), ends,
-    # and stage 2 is killed while writing its step-8 checkpoint (steps 4 and 6 complete).
-    second = _killed_while_writing(killed / "state" / ".tmp-step_000008",
-                                   _resume(shapes, killed), tmp_path / "second.txt")
-    assert f"resuming from {killed / 'stage1' / 'state'} at step 3 (epoch 2, step 0" in second
-    assert sorted(os.listdir(killed / "state")) == [".tmp-step_000008", "step_000004",
-                                                    "step_000006"]
+    # 2. Resumed: stage 1 restarts from step 2 (the half-written step 4 is never read), ends,
+    # and stage 2 is killed while writing its step-6 checkpoint (steps 2 and 4 complete).
+    # While it runs, a second writer of the same run folder is refused by its lock.
+    second = _kill_while_writing(killed / "state" / ".tmp-step_000006",
+                                 _resume(shapes, killed), tmp_path / "second.txt")
+    lock = killed / ".lock"
+    deadline = time.monotonic() + 600
+    while not (lock.exists() and f"pid {second.pid} " in lock.read_text()):
+        assert time.monotonic() < deadline, "the resumed run never locked its folder"
+        time.sleep(0.05)
+    capsys.readouterr()
+    assert main(_resume(shapes, killed)) == 2
+    assert f"{killed} is being written by host" in capsys.readouterr().err
+    second = second()
+    assert f"resuming from {killed / 'stage1' / 'state'} at step 2 (epoch 2, step 0" in second
+    assert sorted(os.listdir(killed / "state")) == [".tmp-step_000006", "step_000002",
+                                                    "step_000004"]
     assert os.listdir(killed / "stage1" / ".tmp") == []   # stage1/model.keras went in whole
 
-    # 3. Refusals that keep everything: another process writing the run; changed config;
-    # changed data.
+    # 3. Refusals that keep everything: changed config; changed data.
     capsys.readouterr()
-    with RunLock(str(killed)):
-        assert main(_resume(shapes, killed)) == 2
-    assert f"{killed} is being written by host" in capsys.readouterr().err
     config_path = killed / "config.json"
     original = config_path.read_text()
     config = json.loads(original)
@@ -104,24 +125,23 @@ def test_kill_9_in_stage_1_and_stage_2_mid_write_then_resume_gives_the_uninterru
     assert main(_resume(shapes, killed, data=tmp_path / "changed.json")) == 2
     err = capsys.readouterr().err
     assert "refusing to resume" in err and "data.text:" in err and "config." not in err
-    assert sorted(os.listdir(killed / "state")) == [".tmp-step_000008", "step_000004",
-                                                    "step_000006"]
+    assert sorted(os.listdir(killed / "state")) == [".tmp-step_000006", "step_000002",
+                                                    "step_000004"]
 
-    # 4. Resumed to the end, and the same run uninterrupted.
+    # 4. Resumed to the end: the losses of the uninterrupted run.
     assert main(_resume(shapes, killed)) == 0
     out = capsys.readouterr().out
     assert f"stage 1: loaded the finished stage from {killed / 'stage1' / 'model.keras'}" in out
-    assert f"resuming from {killed / 'state'} at step 6 (epoch 2, step 2 in it)" in out
-    assert main(_args(shapes, tmp_path / "full")) == 0
+    assert f"resuming from {killed / 'state'} at step 4 (epoch 2, step 0 in it)" in out
 
     full = json.loads((tmp_path / "full" / "train_summary.json").read_text())
     resumed = json.loads((killed / "train_summary.json").read_text())
     for key in ("loss", "token_accuracy"):
-        assert len(resumed["history"][key]) == 3
+        assert len(resumed["history"][key]) == 2
         np.testing.assert_allclose(resumed["history"][key], full["history"][key], rtol=1e-4)
         np.testing.assert_allclose(resumed["stages"]["stage1"]["history"][key],
                                    full["stages"]["stage1"]["history"][key], rtol=1e-4)
-    assert sorted(os.listdir(killed / "state")) == ["step_000010", "step_000012"]
+    assert sorted(os.listdir(killed / "state")) == ["step_000006", "step_000008"]
     assert sorted(os.listdir(killed / "checkpoints")) == [".tmp"] + [
-        f"epoch_{e:03d}.keras" for e in range(1, 4)]
+        f"epoch_{e:03d}.keras" for e in range(1, 3)]
     shutil.rmtree(tmp_path / "full")
