@@ -259,7 +259,7 @@ def test_hub_lm_decoder_text_logits_equal_keras_hubs_causal_lm_and_generate_unde
                                                                                      presets):
     """Without images our decoder is the LM itself: its logits (embedding scale, masks, final
     norm, soft cap) must equal keras-hub's own CausalLM on the same backbone, right padding
-    included. Then the compiled (XLA) generation loop gives the eager loop's tokens."""
+    included. Then (Gemma) the compiled (XLA) generation loop gives the eager loop's tokens."""
     folder, _ = presets[family]
     config = tiny_config(model__decoder__name=family, model__decoder__preset=folder,
                          data__max_text_length=48)
@@ -279,6 +279,8 @@ def test_hub_lm_decoder_text_logits_equal_keras_hubs_causal_lm_and_generate_unde
     np.testing.assert_allclose(ours[0], theirs[0], rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(ours[1, :6], theirs[1, :6], rtol=1e-5, atol=1e-5)
 
+    if family != "gemma":   # compiling one family's loop is enough (they share Generator)
+        return
     inputs, _, _ = _batch(pre, config.data.image_size)
     tf.config.run_functions_eagerly(True)
     try:
