@@ -2,6 +2,7 @@
 an uninterrupted run, no half-written checkpoint ever loaded; resuming on changed data or
 config, or while another process writes the run, is refused. One tiny setup for all of it."""
 
+import errno
 import json
 import os
 import shutil
@@ -74,7 +75,7 @@ def _kill_while_writing(prefix, argv, log_path):
 
 
 def test_kill_9_in_stage_1_and_stage_2_mid_write_then_resume_gives_the_uninterrupted_losses(
-        shapes, tmp_path, capsys):
+        shapes, tmp_path, capsys, monkeypatch):
     killed = tmp_path / "killed"
     # 1. Killed while writing stage 1's last checkpoint (step 4; step 2 is complete). The same
     # run uninterrupted, in this process, meanwhile.
@@ -128,11 +129,25 @@ def test_kill_9_in_stage_1_and_stage_2_mid_write_then_resume_gives_the_uninterru
     assert sorted(os.listdir(killed / "state")) == [".tmp-step_000006", "step_000002",
                                                     "step_000004"]
 
-    # 4. Resumed to the end: the losses of the uninterrupted run.
+    # 4. Resumed to the end, the disk full when the final preset is written: a clear error,
+    # the training state kept; resumed again once there is space: the preset, and the losses
+    # of the uninterrupted run.
+    from vit_tf.models.vlm import VisionLanguageModel
+
+    def disk_full(self, folder, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device", str(folder))
+
+    monkeypatch.setattr(VisionLanguageModel, "save_to_preset", disk_full)
+    assert main(_resume(shapes, killed)) == 1
+    captured = capsys.readouterr()
+    assert f"resuming from {killed / 'state'} at step 4 (epoch 2, step 0 in it)" in captured.out
+    assert f"error: {killed}: could not write the preset" in captured.err
+    assert "run with --resume to write the preset" in captured.err
+    monkeypatch.undo()
     assert main(_resume(shapes, killed)) == 0
     out = capsys.readouterr().out
     assert f"stage 1: loaded the finished stage from {killed / 'stage1' / 'model.keras'}" in out
-    assert f"resuming from {killed / 'state'} at step 4 (epoch 2, step 0 in it)" in out
+    assert f"resuming from {killed / 'state'} at step 8 (epoch 3, step 0 in it)" in out
 
     full = json.loads((tmp_path / "full" / "train_summary.json").read_text())
     resumed = json.loads((killed / "train_summary.json").read_text())

@@ -22,7 +22,8 @@ from vit_tf.models.factory import build_task
 from vit_tf.models.vlm import count_params
 from vit_tf.runs import RunLock, is_finished, paths
 from vit_tf.training.callbacks import AnswerAccuracy, EpochTimer, SampleAnswers
-from vit_tf.training.checkpointing import AtomicModelCheckpoint, resumable_fit
+from vit_tf.training.checkpointing import (AtomicModelCheckpoint, CheckpointWriteError,
+                                           resumable_fit)
 from vit_tf.training.distribute import (defer_symbolic_build, discard, distributable,
                                          make_strategy, write_folder)
 from vit_tf.training.fingerprint import check_fingerprint, config_fingerprint
@@ -187,8 +188,14 @@ def _train(config, data_json, image_root, out, out_w, strategy, resume, log, val
             verbose=0, fingerprint=fingerprint,
         )
     model = merge_lora(model)  # LoRA factors folded into the kernels: a plain model
-    model.save_to_preset(out_w, generate_config=config.generate,
-                         extra_metadata={"experiment": config.name})
+    try:
+        model.save_to_preset(out_w, generate_config=config.generate,
+                             extra_metadata={"experiment": config.name})
+    except OSError as e:   # disk full...: the preset's metadata.json (written last) is absent
+        raise CheckpointWriteError(
+            f"{out_w}: could not write the preset ({e}); training is complete and its last "
+            f"checkpoint in {w['state']} is intact: free space and run with --resume to write "
+            "the preset") from e
 
     summary = {
         "examples": data.num_examples,
