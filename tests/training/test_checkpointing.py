@@ -205,7 +205,7 @@ def test_disk_full_while_checkpointing_names_the_folder_keeps_the_previous_and_r
 
 
 def test_resume_with_other_data_or_config_is_refused_saying_what_changed(tmp_path, interrupted):
-    from vit_tf.training.fingerprint import ResumeMismatchError
+    from vit_tf.training.fingerprint import ResumeMismatchError, check_fingerprint
 
     def fit(fingerprint, state_dir):
         return resumable_fit(_model(), _dataset(), str(state_dir), epochs=EPOCHS,
@@ -228,7 +228,7 @@ def test_resume_with_other_data_or_config_is_refused_saying_what_changed(tmp_pat
     for change in ("config.train.learning_rate: 0.05 -> 0.1", "data.records: 40 -> 39",
                    'data.text: "ab" -> "cd"'):
         assert change in message
-    fit(first, state_dir)   # the same inputs resume
+    check_fingerprint(str(state_dir), first)   # the same inputs resume (no error)
 
 
 def test_checkpoints_that_all_fail_to_load_are_refused_not_restarted_from_step_0(tmp_path,
