@@ -21,7 +21,7 @@ def make_schedule(train_config, total_steps):
 
 
 @keras.saving.register_keras_serializable(package="vit_tf")
-class PartAdamW(NonFiniteUpdateGuard, GradNormTelemetry, keras.optimizers.AdamW):
+class PartAdamW(GradNormTelemetry, NonFiniteUpdateGuard, keras.optimizers.AdamW):
     """AdamW whose learning rate is multiplied per variable: ``lr_multipliers`` {variable path: m}.
 
     It also records the global gradient norm for the ``grad_norm`` log
