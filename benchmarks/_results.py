@@ -1,4 +1,4 @@
-"""Write one named section of benchmarks/results.md, keeping the others."""
+"""Write (and read) one named section of benchmarks/results.md, keeping the others."""
 
 import os
 import re
@@ -15,3 +15,13 @@ def write_section(name, text, path=RESULTS):
         old.rstrip() + "\n\n" + block + "\n" if old.strip() else block + "\n")
     with open(path, "w") as f:
         f.write(new)
+
+
+def read_section(name, path=RESULTS):
+    """The text between ``<!-- name -->`` and ``<!-- /name -->`` (KeyError when absent)."""
+    text = open(path).read() if os.path.exists(path) else ""
+    match = re.search(rf"<!-- {re.escape(name)} -->\n?(.*?)<!-- /{re.escape(name)} -->", text,
+                      re.S)
+    if match is None:
+        raise KeyError(f"{path}: no section {name!r}")
+    return match.group(1)

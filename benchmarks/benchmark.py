@@ -8,8 +8,9 @@ on a shared machine absolute numbers move with the load, the ratios much less.
 
 What is measured (model: the experiment's architecture with random weights; speed does not
 depend on the weights):
-  * training: ``model.fit`` steps on shapes-world batches (XLA as the config says); examples/s
-    and text tokens/s (non-padding tokens) over the steps after the first (compiled) epoch;
+  * training: ``model.fit`` steps on the experiment's own training input (packed rows when it
+    packs, its batch size and steps per call, XLA as the config says; the row label says
+    which); rows/s and text tokens/s (non-padding tokens) after the first (compiled) call;
   * generation: ``Generator.generate_ids`` with stop tokens disabled, so every run produces
     exactly ``max_new_tokens`` per row; new tokens/s = batch x max_new_tokens / seconds, median
     of ``--repeats`` runs after one warm-up (compilation) run;
@@ -36,10 +37,11 @@ from vit_tf.data.pipeline import encode_records, make_dataset  # noqa: E402
 from vit_tf.data.prepare import prepare_records  # noqa: E402
 from vit_tf.data.preset_tokenizer import preprocessor_for_config  # noqa: E402
 from vit_tf.data.shapes import write_shapes_world  # noqa: E402
+from vit_tf.data.training_data import prepare_training_data  # noqa: E402
 from vit_tf.experiments import load_experiment  # noqa: E402
 from vit_tf.models.factory import build_task  # noqa: E402
 from vit_tf.models.generation import Generator  # noqa: E402
-from vit_tf.training.optim import compile_model  # noqa: E402
+from vit_tf.training.optim import compile_model, steps_per_call  # noqa: E402
 
 
 class Timer:
@@ -84,20 +86,29 @@ def bench_data(config, records, preprocessor, batches):
     return n / t.wall, n / t.cpu
 
 
-def bench_train(config, records, preprocessor, steps):
-    examples = encode_records(records, preprocessor, config.data.max_text_length)
-    ds = make_dataset(examples, config.data.image_size, config.data.batch_size, shuffle=True,
-                      repeat=True, drop_remainder=True)
-    model = build_task(config, preprocessor)
-    compile_model(model, config.train, 3 * steps)
+def bench_train(config, data_dir, steps):
+    """Steps of the experiment's own training input: ``prepare_training_data`` (packed rows
+    when ``data.pack_by_image``), its batch size and ``train.steps_per_execution`` (as far as
+    it divides ``steps``), as ``vit-tf train`` runs it. -> ((rows/s wall, per CPU-s),
+    (text tokens/s wall, per CPU-s), the setting as a label)."""
+    data = prepare_training_data(config, os.path.join(data_dir, "train.json"), data_dir,
+                                 log=lambda m: None)
+    _, ds = data.train_dataset()
+    per_call = steps_per_call(config.train.steps_per_execution, steps)
+    model = build_task(config, data.preprocessor)
+    compile_model(model, config.train, 3 * steps, steps_per_execution=per_call)
     model.fit(ds, epochs=1, steps_per_epoch=steps, verbose=0)  # compile + warm up
     tokens = 0
     for inputs, _, _ in ds.take(steps):
         tokens += int(np.asarray(inputs["padding_mask"]).sum())
     with Timer() as t:
         model.fit(ds, epochs=1, steps_per_epoch=steps, verbose=0)
-    examples = steps * config.data.batch_size
-    return (examples / t.wall, examples / t.cpu), (tokens / t.wall, tokens / t.cpu)
+    rows = steps * config.data.batch_size
+    d = config.data
+    label = (f"{f'packed rows of {d.pack_length}' if d.pack_by_image else 'unpacked'}, "
+             f"batch {d.batch_size}, {per_call} steps/call, "
+             f"{'XLA' if config.train.jit_compile else 'no XLA'}")
+    return (rows / t.wall, rows / t.cpu), (tokens / t.wall, tokens / t.cpu), label
 
 
 def bench_generate(model, images, batch, new_tokens, use_cache, xla, repeats):
@@ -122,7 +133,7 @@ def main(argv=None):
     p.add_argument("--experiment", default="default")
     p.add_argument("--set", dest="overrides", action="append", default=[])
     p.add_argument("--repeats", type=int, default=3)
-    p.add_argument("--train-steps", type=int, default=20)
+    p.add_argument("--train-steps", type=int, default=32)
     p.add_argument("--quick", action="store_true", help="fewer settings (a smoke run)")
     p.add_argument("--grid", choices=("compact", "full"), default="compact",
                    help="compact: vary one factor at a time around (cache, XLA, batch 1, 64 new); "
@@ -139,12 +150,10 @@ def main(argv=None):
         rows.append(("tf.data pipeline", "decode+resize+bucket+batch", "examples/s",
                      bench_data(config, records, preprocessor, 5 if args.quick else 30)))
         print(f"  tf.data: {rows[-1][3][0]:.1f} examples/s wall, {rows[-1][3][1]:.1f} per CPU-s", flush=True)
-        ex_s, tok_s = bench_train(config, records, preprocessor,
-                                  3 if args.quick else args.train_steps)
-        xla = "XLA" if config.train.jit_compile else "no XLA"
-        rows.append(("training", f"batch {config.data.batch_size}, {xla}", "examples/s", ex_s))
-        rows.append(("training", f"batch {config.data.batch_size}, {xla}", "text tokens/s", tok_s))
-        print(f"  training: {ex_s[0]:.1f} examples/s wall ({ex_s[1]:.1f} per CPU-s), "
+        ex_s, tok_s, setting = bench_train(config, data, 3 if args.quick else args.train_steps)
+        rows.append(("training", setting, "rows/s", ex_s))
+        rows.append(("training", setting, "text tokens/s", tok_s))
+        print(f"  training: {ex_s[0]:.1f} rows/s wall ({ex_s[1]:.1f} per CPU-s), "
               f"{tok_s[0]:.1f} tokens/s wall ({tok_s[1]:.1f} per CPU-s)", flush=True)
         model = build_task(config, preprocessor)
         # Converted once, outside the timed calls (float32 batches pass through the generator).

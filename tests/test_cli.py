@@ -166,3 +166,49 @@ def test_data_inspect_marks_only_the_assistant_tokens(shapes, capsys):
     assert line.strip().startswith("<|user|>")
     assert line.count("[[") == 1 and line.rstrip().endswith("<|end|>]]")
     assert "<|assistant|> [[" in line
+
+
+def test_a_value_error_from_vit_tf_is_a_one_line_error_one_from_elsewhere_keeps_its_traceback(
+        monkeypatch, tmp_path, capsys):
+    """Only vit_tf's own KeyError/ValueError (about the user's input) become "error: ..."; the
+    same exception raised inside numpy (a bug, or input nothing validated) is not swallowed."""
+    import numpy as np
+
+    from vit_tf import commands
+
+    assert main(["train", "--data", "x.json", "--out", str(tmp_path / "run")]) == 2
+    assert capsys.readouterr().err == "error: train needs --data and --image-root (or --resume)\n"
+    monkeypatch.setattr(commands, "cmd_compare", lambda args: np.percentile([1.0], 200))
+    with pytest.raises(ValueError, match="Percentiles must be in the range"):
+        main(["compare", "x"])
+
+
+def test_a_keras_file_with_a_lambda_or_an_unknown_class_is_refused_in_safe_mode(tmp_path,
+                                                                                capsys):
+    import json as json_module
+    import zipfile
+
+    import keras
+
+    lam = tmp_path / "lambda.keras"
+    keras.Sequential([keras.Input((2,)), keras.layers.Lambda(lambda x: x * 2)]).save(lam)
+    assert main(["generate", "--model", str(lam), "--image", "x.png", "--prompt", "hi"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {lam}: refused to load this .keras file: it holds a Lambda")
+
+    known = tmp_path / "known.keras"
+    keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)]).save(known)
+    unknown = tmp_path / "unknown.keras"
+    with zipfile.ZipFile(known) as src, zipfile.ZipFile(unknown, "w") as dst:
+        for item in src.infolist():
+            data = src.read(item.filename)
+            if item.filename == "config.json":
+                config = json_module.loads(data)
+                config["config"]["layers"][-1].update(module="evil.module",
+                                                      class_name="Backdoor")
+                data = json_module.dumps(config).encode()
+            dst.writestr(item, data)
+    assert main(["generate", "--model", str(unknown), "--image", "x.png", "--prompt", "hi"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {unknown}: refused to load this .keras file: it names a "
+                          "class vit_tf does not know")

@@ -45,8 +45,39 @@ def test_training_graph_costs_about_three_forward_passes_and_parts_add_up():
 
 
 def test_fit_line_recovers_overhead_and_rate():
-    overhead, rate = _fit_line([1e9, 3e9], [0.1 + 1e9 / 5e9, 0.1 + 3e9 / 5e9])
-    assert overhead == pytest.approx(0.1) and rate == pytest.approx(5e9)
+    overhead, rate, warning = _fit_line([1e9, 3e9], [0.1 + 1e9 / 5e9, 0.1 + 3e9 / 5e9])
+    assert overhead == pytest.approx(0.1) and rate == pytest.approx(5e9) and warning is None
+
+
+def test_a_calibration_where_no_line_fits_says_so_in_every_plan():
+    """The larger model measured faster (a busy machine): the planner may not swap to another
+    model silently; the calibration keeps the warning and the plan prints it."""
+    from vit_tf.planning.planner import Plan, calibrate, format_plan
+
+    class FakePlan:
+        def __init__(self, flops):
+            self.flops_per_step, self.state_bytes = flops, 0.0
+            self.activation_bytes_per_example, self.batch_size = 0.0, 1
+
+    plans = iter([FakePlan(1e9), FakePlan(3e9)])
+    times = iter([0.9, 0.5])
+    logs = []
+    import vit_tf.planning.planner as planner
+
+    real = planner.make_plan
+    planner.make_plan = lambda cfg, text_length=None: next(plans)
+    try:
+        calibration = calibrate([None, None], lambda cfg, plan: dict(
+            wall=(t := next(times)), cpu=2 * t, peak_bytes=0.0), log=logs.append)
+    finally:
+        planner.make_plan = real
+    assert len(calibration["warnings"]) == 2
+    assert calibration["wall_overhead"] == 0.0 and calibration["wall_flops"] == pytest.approx(
+        3e9 / 0.9)
+    assert "did not get slower with more FLOPs (0.9 s, 0.5 s)" in calibration["warnings"][0]
+    assert any("warning: wall-clock step time" in m for m in logs)
+    text = format_plan(Plan(1, 8, {}, 1e9, 5e8, calibration=calibration, step_seconds=0.3))
+    assert text.count("warning: ") == 2 and "vit-tf plan --calibrate" in text
 
 
 def _sets():

@@ -19,12 +19,18 @@
     vit-tf pretrained     list | convert [NAME ...]
 
 Bad input ends with ``error: ...`` naming the file, record id and field, and exit status 2
-(set VIT_TF_DEBUG=1 for the traceback).
+(set VIT_TF_DEBUG=1 for the traceback). An exception raised outside vit_tf's own code (a bug,
+or input nothing validated) keeps its traceback. TensorFlow's start-up notices that say nothing
+about the run (absl's pre-init banner and INFO/WARNING lines under TF_CPP_MIN_LOG_LEVEL, the
+CUDA ``cuInit`` failure on a machine without an NVIDIA driver) are filtered from stderr;
+everything else passes through (VIT_TF_DEBUG=1: nothing is filtered).
 """
 
 import argparse
 import os
+import re
 import sys
+import threading
 
 QUICKSTART_TRAIN_QUESTIONS = "position=4,attribute=2,existence=3"
 """The quickstart's training mix (``vit-tf data shapes --train-questions``): up to 4 position,
@@ -245,22 +251,92 @@ def build_parser():
     return parser
 
 
+_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
+
+
+def raised_by_vit_tf(error):
+    """True when the innermost frame of ``error``'s traceback is vit_tf's code: a deliberate
+    error about the user's input. A ``KeyError`` / ``ValueError`` raised inside numpy, Keras,
+    TensorFlow... is unexpected (most likely a bug, or input vit_tf did not validate)."""
+    tb = error.__traceback__
+    if tb is None:
+        return True
+    while tb.tb_next is not None:
+        tb = tb.tb_next
+    return os.path.abspath(tb.tb_frame.f_code.co_filename).startswith(_PACKAGE_DIR)
+
+
+class StartupNoiseFilter:
+    """Forward stderr (the file descriptor: C++ logging included) minus TensorFlow's start-up
+    noise: absl's "before absl::InitializeLog()" banner, INFO (and WARNING) lines that
+    ``TF_CPP_MIN_LOG_LEVEL`` (1, 2) asks to hide but that are printed before absl reads it,
+    the CPU-instructions note, oneDNN's int64 fallback note, and the CUDA "failed call to
+    cuInit" error on a machine without an NVIDIA driver. Every other line passes unchanged."""
+
+    def __init__(self, err_fd=2):
+        level = os.environ.get("TF_CPP_MIN_LOG_LEVEL", "0")
+        level = int(level) if level.isdigit() else 0
+        patterns = [rb"^WARNING: All log messages before absl::InitializeLog\(\) is called",
+                    rb"^To enable the following instructions: ",
+                    rb"^E\d{4} .*oneDNN supports DT_INT64 only on platforms with AVX-512"]
+        if level >= 1:
+            patterns.append(rb"^I\d{4} ")
+        if level >= 2:
+            patterns.append(rb"^W\d{4} ")
+        if not os.path.exists("/proc/driver/nvidia"):
+            patterns.append(rb"^E\d{4} .*failed call to cuInit")
+        self.noise = re.compile(b"|".join(patterns))
+        self.err_fd = err_fd
+        self.saved = os.dup(err_fd)
+        read_fd, write_fd = os.pipe()
+        os.dup2(write_fd, err_fd)
+        os.close(write_fd)
+        self.thread = threading.Thread(target=self._pump, args=(read_fd,), daemon=True)
+        self.thread.start()
+
+    def _pump(self, read_fd):
+        with os.fdopen(read_fd, "rb", buffering=0) as pipe:
+            for line in iter(pipe.readline, b""):
+                if not self.noise.search(line):
+                    os.write(self.saved, line)
+
+    def close(self):
+        sys.stderr.flush()
+        os.dup2(self.saved, self.err_fd)   # closes the pipe's last write end: the pump ends
+        self.thread.join(timeout=5)
+        os.close(self.saved)
+
+
 def main(argv=None):
     args = build_parser().parse_args(argv)
-    from vit_tf import commands
-
-    handler = getattr(commands, f"cmd_{args.command}")
     if os.environ.get("VIT_TF_DEBUG"):
-        return handler(args) or 0
+        from vit_tf import commands
+
+        return getattr(commands, f"cmd_{args.command}")(args) or 0
+    quiet = StartupNoiseFilter() if sys.stderr is sys.__stderr__ else None
+    try:
+        return _run(args)
+    finally:
+        if quiet is not None:
+            quiet.close()
+
+
+def _run(args):
+    from vit_tf import commands
     from vit_tf.config import ConfigError
     from vit_tf.data.sources import DataValidationError
     from vit_tf.pretrained import PretrainedError
 
+    handler = getattr(commands, f"cmd_{args.command}")
     try:
         return handler(args) or 0
     except DataValidationError as e:
         print(f"error: invalid data\n{e}", file=sys.stderr)
-    except (ConfigError, PretrainedError, FileNotFoundError, FileExistsError, KeyError, ValueError) as e:
+    except (ConfigError, PretrainedError, FileNotFoundError, FileExistsError) as e:
+        print(f"error: {e}", file=sys.stderr)
+    except (KeyError, ValueError) as e:
+        if not raised_by_vit_tf(e):
+            raise   # unexpected: keep the traceback
         msg = e.args[0] if isinstance(e, KeyError) and e.args else e
         print(f"error: {msg}", file=sys.stderr)
     return 2

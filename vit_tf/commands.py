@@ -149,12 +149,14 @@ def cmd_train(args):
         config.data.skip_invalid = True
     if args.resume and not (args.data and (args.image_root or is_shard_source(args.data))):
         raise ValueError("--resume needs the same --data and --image-root as the first run")
+    from vit_tf.training.checkpointing import CheckpointWriteError
     from vit_tf.training.nan_guard import NonFiniteLossError
 
     try:
         summary = train(config, args.data, args.image_root, args.out, resume=args.resume,
                         log=_log, val_json=args.val_data, val_image_root=args.val_image_root)
-    except NonFiniteLossError as e:  # diverged: the message names the step and the checkpoint
+    except (NonFiniteLossError, CheckpointWriteError) as e:
+        # diverged, or the disk filled: the message names the step / folder and what was kept
         print(f"error: {e}", file=sys.stderr)
         return 1
     _log(f"trained in {summary['seconds']:.0f} s; preset: {args.out} (--model {args.out}; "

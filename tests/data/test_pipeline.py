@@ -123,6 +123,12 @@ def test_given_pad_widths_replace_the_buckets_and_keep_every_row_exact(records):
         assert not row["padding_mask"][n:].any() and not row["weights"][n:].any()
 
 
+def test_bucket_widths_are_the_documented_ones():
+    from vit_tf.data.pipeline import bucket_widths
+
+    assert bucket_widths(160) == [16, 24, 40, 64, 96, 144, 160]   # README, config.py
+
+
 def test_parse_widths_reads_sorted_widths_and_refuses_bad_ones():
     assert parse_widths("", 50) is None
     assert parse_widths("96, 48", 90) == [48, 96]

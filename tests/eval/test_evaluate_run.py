@@ -9,8 +9,6 @@ from tests.data.test_sources import _coco, _vqa
 from tests.eval.test_pope import _tiny_run
 from vit_tf.cli import main
 from vit_tf.eval.compare import flatten_metrics
-from vit_tf.eval.items import dataset_sha256
-from vit_tf.eval.metrics import vqa_accuracy
 
 
 @pytest.fixture(scope="module")
@@ -18,7 +16,16 @@ def run(tmp_path_factory):
     return _tiny_run(tmp_path_factory.mktemp("evaluate_run") / "run", data__max_text_length=64)
 
 
-def test_eval_on_a_vqa_file_reports_soft_accuracy_per_answer_type(run, tmp_path):
+def test_eval_on_a_vqa_file_reports_soft_accuracy_per_answer_type(run, tmp_path, monkeypatch):
+    """Known answers in, hand-computed scores out (not the metric functions re-run): "Two" for
+    "How many dogs?" (humans: eight "2", one "two", one "3") and "maybe" for "Is it sunny?"."""
+    import hashlib
+
+    from vit_tf.models.generation import Generator
+
+    answers = {"How many dogs?": "Two", "Is it sunny?": "maybe"}
+    monkeypatch.setattr(Generator, "generate", lambda self, images, conversations: [
+        answers[c[-1]["value"].replace("<image>", "").strip()] for c in conversations])
     q_path, a_path, root = _vqa(tmp_path)
     out = tmp_path / "vqa_eval"
     assert main(["eval", "--model", str(run), "--data", q_path, "--format", "vqa",
@@ -26,13 +33,20 @@ def test_eval_on_a_vqa_file_reports_soft_accuracy_per_answer_type(run, tmp_path)
     report = json.loads((out / "metrics.json").read_text())
     items = [json.loads(line) for line in (out / "predictions.jsonl").read_text().split("\n")
              if line]
-    assert len(items) == 2 and all(len(it["answers"]) == 10 for it in items)
-    for it in items:
-        assert it["vqa_accuracy"] == vqa_accuracy(it["prediction"], it["answers"])
-        assert report["categories"][it["category"]]["vqa_accuracy"] == it["vqa_accuracy"]
+    assert [(it["prediction"], it["vqa_accuracy"], it["correct"]) for it in items] == [
+        ("Two", 1.0, 1.0), ("maybe", 0.0, 0.0)]   # "Two" -> "2": eight humans match
+    assert report["categories"]["number"]["vqa_accuracy"] == 1.0
+    assert report["categories"]["yes/no"]["vqa_accuracy"] == 0.0
+    assert report["overall"]["exact_match"] == 0.5 and report["overall"]["n"] == 2
     assert report["dataset"]["format"] == "vqa" and len(report["dataset"]["files"]) == 2
-    assert report["dataset"]["sha256"] == dataset_sha256(
-        [{**it, "image_path": f"{root}/COCO_val2014_000000000042.jpg"} for it in items])
+    # The documented digest: SHA-256 over each item's id, prompt, reference(s), image bytes.
+    image = hashlib.sha256(open(f"{root}/COCO_val2014_000000000042.jpg", "rb").read()).hexdigest()
+    digest = hashlib.sha256()
+    for it in items:
+        row = {"id": it["id"], "prompt": it["prompt"], "reference": it["reference"],
+               "answers": it["answers"], "references": it.get("references"), "image": image}
+        digest.update(json.dumps(row, sort_keys=True).encode())
+    assert report["dataset"]["sha256"] == digest.hexdigest()
 
 
 def test_eval_on_coco_captions_scores_against_every_reference(run, tmp_path, capsys):

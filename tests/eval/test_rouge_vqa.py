@@ -9,7 +9,11 @@
 - VQA accuracy: ``vqaEval.py`` of github.com/GT-Vision-Lab/VQA scores a prediction as the mean,
   over each human answer left out, of ``min(#other humans matching / 3, 1)``. With 10 answers of
   which m match, that is ``(m * min((m - 1) / 3, 1) + (10 - m) * min(m / 3, 1)) / 10``:
-  0, 0.3, 0.6, 0.9, 1.0 for m = 0, 1, 2, 3, >= 4; checked by hand below.
+  0, 0.3, 0.6, 0.9, 1.0 for m = 0, 1, 2, 3, >= 4; checked by hand below. Which answers match
+  depends on the script's normalisation rules: ``VQA_CASES`` holds what the script itself
+  printed (``VQAEval(vqa, res, n=12).evaluate()``, one question per case, answer ids 1..10) at
+  revision c4e6a0e (the 2017 v2.0 release, in Python 3), run once in a scratch folder (never a
+  dependency); ``VQA_CASES_2021`` what commit a013f00 (2021) prints where it differs.
 """
 
 import pytest
@@ -75,9 +79,40 @@ def test_vqa_accuracy_over_ten_choose_nine_subsets(matching, expected):
     assert vqa_accuracy("blue", answers) == pytest.approx(expected, abs=TOL)
 
 
-def test_vqa_accuracy_normalises_both_sides():
-    answers = ["2", "two", "Two.", "3", "3", "3", "3", "3", "3", "3"]
-    assert vqa_accuracy("the two", answers) == pytest.approx(0.9, abs=TOL)
+# (prediction, the ten human answers, vqaEval.py c4e6a0e's accuracy)
+VQA_CASES = [
+    ("the two", ["2", "two", "Two.", "3", "3", "3", "3", "3", "3", "3"], 0.3),
+    ("Yes", ["yes"] * 10, 1.0),
+    ("two", ["Two"] * 10, 0.0),
+    ("black and white", ["black-and-white"] * 5 + ["white"] * 5, 1.0),
+    ("a dog", ["dog"] * 3 + ["cat"] * 7, 0.9),
+    ("1000", ["1,000"] * 2 + ["1000"] * 2 + ["many"] * 6, 1.0),
+    ("yes.", ["yes"] * 9 + ["no"], 1.0),
+    ("yes", ["Yes"] * 4 + ["no"] * 6, 0.0),
+    (" yes\n", ["yes"] * 3 + ["no"] * 7, 0.9),
+    ("Two", ["2", "2", "two", "3", "2", "2", "2", "2", "2", "2"], 1.0),
+    ("red", ["red"] * 10, 1.0),
+    ("3.5", ["3.5"] * 3 + ["3"] * 7, 0.9),
+    ("left side", ["left"] * 5 + ["left side"] * 2 + ["right"] * 3, 0.6),
+]
+# Where commit a013f00 (2021) prints otherwise: both sides fully normalised when the humans
+# disagree, neither side when they agree.
+VQA_CASES_2021 = {"the two": 0.9, "Yes": 0.0, "yes": 1.0}
+
+
+@pytest.mark.parametrize("prediction,answers,official", VQA_CASES)
+def test_vqa_accuracy_equals_the_official_script(prediction, answers, official):
+    assert vqa_accuracy(prediction, answers) == pytest.approx(official, abs=TOL)
+
+
+def test_vqa_accuracy_documented_differences_from_the_script():
+    # The script maps "dont" to "don't" with its contraction table (1.0); we do not.
+    assert vqa_accuracy("dont", ["don't"] * 4 + ["no"] * 6) == 0.0
+    assert vqa_accuracy("don't", ["don't"] * 4 + ["no"] * 6) == 1.0
+    # The 2021 commit scores these cases otherwise; we follow the 2017 release.
+    for prediction, answers, official in VQA_CASES:
+        if prediction in VQA_CASES_2021:
+            assert vqa_accuracy(prediction, answers) != VQA_CASES_2021[prediction]
 
 
 def test_vqa_accuracy_rejects_single_answer_and_mean_checks_lengths():

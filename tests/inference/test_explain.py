@@ -46,10 +46,18 @@ def test_relevance_is_the_first_order_change_when_a_patch_moves_towards_grey(mod
             np.testing.assert_allclose(abs(change) / eps, relevance[0, r, c], rtol=0.1, atol=1e-3)
 
 
-def test_a_grey_image_has_zero_relevance_everywhere(model):
-    grey = np.full((16, 16, 3), BASELINE, np.float32)
-    relevance = patch_relevance(model, grey, [2, 27, 4, 3], [31, 4], patch_size=8)
-    np.testing.assert_array_equal(relevance, 0)
+def test_relevance_lands_in_the_grid_cell_of_the_only_patch_that_is_not_grey(model, image):
+    """Row r, column c of the map is the patch at rows r*8.., columns c*8.. of the image: a
+    transposed or misordered reshape would put it elsewhere (the grey patches have zero
+    relevance by the method's definition; the location is what this checks)."""
+    for r, c in ((1, 0), (0, 1)):
+        picture = np.full((16, 16, 3), BASELINE, np.float32)
+        picture[r * 8:(r + 1) * 8, c * 8:(c + 1) * 8] = image[:8, :8]
+        relevance = patch_relevance(model, picture, [2, 27, 4, 3], [31, 4], patch_size=8)
+        assert (relevance[:, r, c] > 0).all()
+        others = np.ones((2, 2), bool)
+        others[r, c] = False
+        np.testing.assert_array_equal(relevance[:, others], 0)
 
 
 def test_explain_maps_every_generated_token_and_renders_one_panel_per_token(model, image, tmp_path):

@@ -165,3 +165,21 @@ def test_prompt_longer_than_the_context_raises_value_error(model, images):
     long = [{"from": "human", "value": "is it big " * 20}]
     with pytest.raises(ValueError, match="does not fit"):
         gen.generate_ids(images[:1], [long])
+
+
+def test_a_prompt_that_leaves_less_than_max_new_tokens_is_refused_not_cut_short(model, images):
+    """The loop writes into the text context after the prompt: a prompt of n tokens leaves
+    C - n positions. Asking for more must say so, never return a shorter answer silently."""
+    probe = Generator(model, max_new_tokens=1, jit_compile=False)
+    context = probe.max_text_length
+    prompt = [{"from": "human", "value": "is it big"}]
+    n = len(probe.prompt_ids([prompt])[0])
+    fits = Generator(model, max_new_tokens=context - n, use_cache=False, jit_compile=False)
+    assert len(fits.encode_prompts([prompt])[0][0]) >= n + context - n
+    too_many = Generator(model, max_new_tokens=context - n + 1, jit_compile=False)
+    with pytest.raises(ValueError, match=rf"prompt 0 is {n} tokens: with max_new_tokens="
+                                         rf"{context - n + 1} it needs {context + 1} positions, "
+                                         rf"more than the model's text context of {context}; "
+                                         rf"shorten the prompt or set max_new_tokens <= "
+                                         rf"{context - n}"):
+        too_many.generate_ids(images[:1], [prompt])

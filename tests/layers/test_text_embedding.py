@@ -144,3 +144,42 @@ def test_run_folder_keeps_the_bert_tokenizer_and_its_markers(bert, tmp_path):
 def test_senseless_text_embedding_settings_are_refused(overrides, message):
     with pytest.raises(ConfigError, match=message):
         build_model(tiny_config(**overrides), 50)
+
+
+def _captured_reverse(layer):
+    """Wrap ``layer.call`` to keep the hidden states it maps to logits (``reverse=True``)."""
+    seen = []
+    call = layer.call
+
+    def spy(inputs, reverse=False):
+        if reverse:
+            seen.append(np.asarray(inputs, np.float32))
+        return call(inputs, reverse=reverse)
+
+    layer.call = spy
+    return seen
+
+
+def test_bert_output_head_runs_in_float32_under_mixed_bfloat16(bert):
+    """The logits are the float32 product of the decoder's last states with the projection and
+    the table (a bfloat16 head would be ~1e-2 off), whatever the compute dtype."""
+    from vit_tf.training.precision import precision_policy
+
+    folder, _ = bert
+    config = tiny_config(model__text_embedding__name="keras_hub",
+                         model__text_embedding__preset=folder,
+                         train__precision="mixed_bfloat16")
+    with precision_policy("mixed_bfloat16"):
+        task = build_task(config, preprocessor_for_config(config))
+    embedding = task.decoder.token_embedding
+    assert task.decoder.blocks[0].compute_dtype == "bfloat16"
+    seen = _captured_reverse(embedding)
+    rng = np.random.default_rng(0)
+    ids = rng.integers(5, task.preprocessor.vocabulary_size, (2, 6)).astype("int32")
+    logits = np.asarray(task({"images": rng.uniform(0, 255, (2, 16, 16, 3)).astype("float32"),
+                              "token_ids": ids, "padding_mask": np.ones((2, 6), bool)}))
+    assert logits.dtype == np.float32 and len(seen) == 1
+    table = np.asarray(embedding.table(), np.float32)
+    kernel = np.asarray(embedding.output_projection.kernel, np.float32)
+    expected = (seen[0].astype(np.float64) @ kernel) @ table.T
+    np.testing.assert_allclose(logits, expected, rtol=1e-4, atol=1e-5)

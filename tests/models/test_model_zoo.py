@@ -107,3 +107,30 @@ def test_nonsensical_combination_is_refused_with_a_config_error(overrides, messa
 def test_unknown_fusion_name_lists_the_known_ones():
     with pytest.raises(KeyError, match="attention_pooling"):
         build_model(tiny_config(model__fusion__name="nope"), 50, max_text_length=TEXT)
+
+
+@pytest.mark.parametrize("decoder,fusion", [("transformer", "attention_pooling"),
+                                            ("lstm", "cross_attention")])
+def test_read_fusions_generate_the_same_under_xla_as_eagerly(decoder, fusion):
+    """The eager checks above never compile the loop; XLA is how generate runs by default."""
+    model, _ = tiny_task(seed=1, **_overrides(decoder, fusion))
+    images = np.random.default_rng(1).uniform(0, 255, (2, 16, 16, 3)).astype("float32")
+    eager = Generator(model, max_new_tokens=4, jit_compile=False).generate_ids(images, PROMPTS)
+    tf.config.run_functions_eagerly(False)
+    compiled = Generator(model, max_new_tokens=4, jit_compile=True).generate_ids(images, PROMPTS)
+    assert compiled == eager and all(len(ids) for ids in eager)
+
+
+def test_the_position_table_covers_a_resampler_prefix_longer_than_the_image_tokens():
+    """24 resampled queries from 4 image tokens: the table must hold 24 + the text, or the
+    last text positions read past it (clamped to its last row under XLA)."""
+    model, _ = tiny_task(seed=0, **{**_overrides("transformer", "resampler"),
+                                    "model__fusion__num_queries": 24})
+    assert model.num_image_tokens == 4 and model.num_prefix_tokens == 24
+    assert model.decoder.max_sequence_length >= 24 + TEXT
+    inputs, _, _ = _batch(model.preprocessor.vocabulary_size)
+    assert np.isfinite(np.asarray(model(inputs))).all()   # eager: every position is in the table
+    assert Generator(model, jit_compile=False).max_text_length == (
+        model.decoder.max_sequence_length - 24)
+    with pytest.raises(ValueError, match="do not fit the decoder's position table"):
+        model.decoder._add_positions(tf.zeros((1, model.decoder.max_sequence_length + 1, 16)))

@@ -1,6 +1,7 @@
 """resumable_fit: exact resume (weights, optimizer, schedule, data position, epoch metrics) and
 atomic checkpoints (a writer killed half-way leaves the previous checkpoint usable)."""
 
+import json
 import os
 import shutil
 
@@ -164,3 +165,88 @@ def test_atomic_model_checkpoint_never_leaves_a_partial_keras_file(tmp_path):
         callback.on_epoch_end(1)
     assert sorted(f for f in os.listdir(tmp_path) if f.endswith(".keras")) == ["epoch_001.keras"]
     keras.saving.load_model(tmp_path / "epoch_001.keras")
+
+
+def test_disk_full_while_checkpointing_names_the_folder_keeps_the_previous_and_resumes(
+        tmp_path, monkeypatch, uninterrupted):
+    """ENOSPC half-way through a checkpoint: a clear error naming the folder and the intact
+    previous checkpoint, nothing half-written left, and once space is back the resume gives
+    the uninterrupted run's losses."""
+    import errno
+
+    from vit_tf.training.checkpointing import CheckpointWriteError
+
+    state_dir = tmp_path / "state"
+    real_save_weights = keras.Model.save_weights
+
+    def disk_full(self, path, *args, **kwargs):
+        if "step_000006" in str(path):
+            with open(path, "wb") as f:
+                f.write(b"\x89HDF partial")
+            raise OSError(errno.ENOSPC, "No space left on device", str(path))
+        return real_save_weights(self, path, *args, **kwargs)
+
+    monkeypatch.setattr(keras.Model, "save_weights", disk_full)
+    with pytest.raises(CheckpointWriteError) as e:
+        _fit(state_dir, {})
+    message = str(e.value)
+    assert str(state_dir) in message and "no space left on device" in message
+    assert f"the previous checkpoint {state_dir / 'step_000005'} is intact" in message
+    assert "--resume" in message
+    assert sorted(os.listdir(state_dir)) == ["step_000004", "step_000005"]   # no .tmp left
+    monkeypatch.undo()                                                        # space is back
+    full_losses, full_history = uninterrupted
+    resumed = {}
+    history = _fit(state_dir, resumed)
+    assert min(resumed) == 6
+    np.testing.assert_allclose([resumed[s] for s in sorted(resumed)],
+                               [full_losses[s] for s in sorted(resumed)], rtol=1e-5)
+    np.testing.assert_allclose(history["loss"], full_history["loss"], rtol=1e-5)
+
+
+def test_resume_with_other_data_or_config_is_refused_saying_what_changed(tmp_path, interrupted):
+    from vit_tf.training.fingerprint import ResumeMismatchError, check_fingerprint
+
+    def fit(fingerprint, state_dir):
+        return resumable_fit(_model(), _dataset(), str(state_dir), epochs=EPOCHS,
+                             steps_per_epoch=STEPS, every_steps=2, make_train_ds=_dataset,
+                             verbose=0, log=lambda *a: None, fingerprint=fingerprint)
+
+    first = {"config": {"train": {"learning_rate": 0.05}}, "data": {"records": 40, "text": "ab"}}
+    state_dir = tmp_path / "state"
+    with pytest.raises(KeyboardInterrupt):
+        resumable_fit(_model(), _dataset(), str(state_dir), epochs=EPOCHS, steps_per_epoch=STEPS,
+                      every_steps=2, make_train_ds=_dataset, verbose=0, log=lambda *a: None,
+                      callbacks=[StepLosses({}, die_at=3)], fingerprint=first)
+    assert json.loads((state_dir / "step_000002" / "state.json").read_text())[
+        "fingerprint"] == first
+    changed = {"config": {"train": {"learning_rate": 0.1}}, "data": {"records": 39, "text": "cd"}}
+    with pytest.raises(ResumeMismatchError) as e:
+        fit(changed, state_dir)
+    message = str(e.value)
+    assert str(state_dir) in message and "3 change(s)" in message
+    for change in ("config.train.learning_rate: 0.05 -> 0.1", "data.records: 40 -> 39",
+                   'data.text: "ab" -> "cd"'):
+        assert change in message
+    check_fingerprint(str(state_dir), first)   # the same inputs resume (no error)
+
+
+def test_checkpoints_that_all_fail_to_load_are_refused_not_restarted_from_step_0(tmp_path,
+                                                                               interrupted):
+    from vit_tf.training.checkpointing import CheckpointLoadError
+
+    state_dir = tmp_path / "state"
+    shutil.copytree(interrupted, state_dir)
+    for step in ("step_000004", "step_000005"):
+        with open(state_dir / step / "model.weights.h5", "r+b") as f:
+            f.truncate(100)
+    with pytest.raises(CheckpointLoadError, match="no checkpoint could be loaded"):
+        load_state(_model(), str(state_dir), log=lambda *a: None)
+    # An optimizer state that does not fit (Keras would skip it with a warning) is unusable too.
+    other = keras.Sequential([keras.Input((6,)), keras.layers.Dense(8, activation="relu"),
+                              keras.layers.Dense(1)])
+    other.compile(keras.optimizers.SGD(momentum=0.9), "mse")
+    shutil.rmtree(state_dir)
+    shutil.copytree(interrupted, state_dir)
+    with pytest.raises(CheckpointLoadError, match="Skipping variable loading"):
+        load_state(other, str(state_dir), log=lambda *a: None)

@@ -97,8 +97,9 @@ def _tree(folder):
 
 
 def _epoch_losses(log):
-    """The ``loss`` of each epoch line Keras printed (``2/2 - 3s - ... - loss: 4.7823 - ...``)."""
-    return re.findall(r"^\d+/\d+ - .* - loss: ([0-9.e+-]+)", log, flags=re.M)
+    """The ``loss`` of each epoch line ``ProgressLog`` printed (``epoch 2/2: 2 steps in 3 s
+    ... - loss 4.7823 - ...``)."""
+    return re.findall(r"^epoch \d+/\d+: .* - loss ([0-9.e+-]+)", log, flags=re.M)
 
 
 def test_multi_worker_trains_with_two_processes_and_only_the_chief_writes(tmp_path):

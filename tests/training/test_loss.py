@@ -113,3 +113,22 @@ def test_clipping_is_per_variable_by_default_and_global_when_asked():
     assert (overall.clipnorm, overall.global_clipnorm) == (None, 0.5)
     with pytest.raises(ConfigError, match="train.clipnorm and train.global_clipnorm"):
         make_optimizer(tiny_config(train__global_clipnorm=0.5).train, 10)
+
+
+def test_epoch_loss_weights_each_batch_by_its_trained_tokens_not_its_rows():
+    """Keras's own loss tracker weights a batch by its rows: over batches of 1, 4 and 7 trained
+    tokens the epoch loss would be the mean of the three batch means. Ours is the mean over
+    all 12 trained tokens, in evaluate and in fit (a zero learning rate keeps the weights)."""
+    keras.utils.set_random_seed(0)
+    model = build_model(tiny_config(), VOCAB, max_text_length=TEXT)
+    model.compile(optimizer=keras.optimizers.SGD(0.0), jit_compile=False)
+    x, y, w = _batch(seed=2)
+    ce = _token_cross_entropy(np.asarray(model(x)), y)
+    token_mean = (ce * w).sum() / w.sum()
+    batch_means = ((ce * w).sum(1) / w.sum(1)).mean()
+    assert abs(token_mean - batch_means) > 1e-2
+    logs = model.evaluate(x, y, sample_weight=w, batch_size=1, verbose=0, return_dict=True)
+    np.testing.assert_allclose(logs["loss"], token_mean, rtol=1e-5)
+    history = model.fit(x, y, sample_weight=w, batch_size=1, epochs=1, shuffle=False, verbose=0)
+    np.testing.assert_allclose(history.history["loss"][0], token_mean, rtol=1e-5)
+    assert [m.name for m in model.metrics].count("loss") == 1

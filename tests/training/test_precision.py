@@ -44,3 +44,21 @@ def test_policy_is_restored_after_an_error_and_bad_names_are_refused():
     with pytest.raises(ConfigError, match="train.precision='float8'"):
         with precision_policy("float8"):
             pass
+
+
+def test_mixed_bfloat16_computes_in_bfloat16_with_a_float32_head(batch):
+    """Not just dtypes: the blocks really compute in bfloat16 (the logits move by ~1e-3 against
+    the same weights in float32, no more than bfloat16 rounding explains), and the tied output
+    head is a float32 product of the last hidden states with the table."""
+    from tests.layers.test_text_embedding import _captured_reverse
+
+    mixed = _build("mixed_bfloat16")
+    full = _build("float32")
+    full.set_weights(mixed.get_weights())
+    seen = _captured_reverse(mixed.decoder.token_embedding)
+    logits = np.asarray(mixed(batch[0]))
+    reference = np.asarray(full(batch[0]))
+    difference = np.abs(logits - reference).max()
+    assert 1e-5 < difference < 0.05 * np.abs(reference).max()
+    table = np.asarray(mixed.decoder.token_embedding.embeddings, np.float32)
+    np.testing.assert_allclose(logits, seen[0].astype(np.float64) @ table.T, rtol=1e-4, atol=1e-5)

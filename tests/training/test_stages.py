@@ -76,8 +76,9 @@ def test_stage1_trains_through_resumable_fit_with_its_own_state(two_stage_run):
 
 
 def test_stage1_resumes_from_its_state_without_training_again(two_stage_run, tmp_path):
-    """A run killed after stage 1's last checkpoint but before stage1/model.keras was written:
-    run_stage1 restores the state's weights and history instead of training again."""
+    """A run killed after stage 1's last checkpoint, or while writing stage1/model.keras:
+    the half-written file is never where a resume looks; run_stage1 restores the state's
+    weights and history instead of training again."""
     out, summary, data = two_stage_run
     copy = tmp_path / "run"
     os.makedirs(copy)
@@ -88,6 +89,18 @@ def test_stage1_resumes_from_its_state_without_training_again(two_stage_run, tmp
                                      preprocessor=preprocessor, log=lambda m: None)
     keras.utils.set_random_seed(123)   # other initial weights than the run's
     task = build_task(config, preprocessor)
+
+    def killed_while_writing(path, *args, **kwargs):   # as a kill -9 during the write leaves it
+        with open(path, "wb") as f:
+            f.write(b"PK\x03\x04 half a .keras file")
+        raise KeyboardInterrupt("killed while writing stage1/model.keras")
+
+    task.save = killed_while_writing
+    with pytest.raises(KeyboardInterrupt):
+        run_stage1(task, config, training.train_records, training.train_dataset, str(copy),
+                   log=lambda m: None)
+    del task.save
+    assert not os.path.exists(copy / "stage1" / "model.keras")   # never half there
     logs = []
     resumed = run_stage1(task, config, training.train_records, training.train_dataset,
                          str(copy), log=logs.append)

@@ -120,3 +120,56 @@ def test_tensorboard_batch_summaries_carry_the_true_global_step(tmp_path):
         for event in tf.compat.v1.train.summary_iterator(str(folder / name)):
             steps.update(event.step for v in event.summary.value if v.tag == "batch_loss")
     assert steps == {3, 6, 9, 12}     # Keras alone would count calls: 1, 2, 3, 4
+
+
+def _batch_loss_steps(folder):
+    steps = []
+    for name in sorted(os.listdir(folder)):
+        for event in tf.compat.v1.train.summary_iterator(str(folder / name)):
+            steps += [event.step for v in event.summary.value if v.tag == "batch_loss"]
+    return steps
+
+
+def test_tensorboard_batch_steps_continue_after_a_resume(tmp_path):
+    """Keras' TensorBoard restarts its counter in every fit: a resumed run (and the second fit
+    of a mid-epoch resume) would write its batch summaries over steps 1, 2, ... again."""
+    state = tmp_path / "state"
+    with pytest.raises(KeyboardInterrupt):
+        resumable_fit(_model(3), _dataset(), str(state), epochs=EPOCHS, steps_per_epoch=STEPS,
+                      every_steps=3, make_train_ds=_dataset, verbose=0, log=lambda *a: None,
+                      callbacks=[TensorBoard(str(tmp_path / "logs"), update_freq=3),
+                                 Calls(die_at=6)])
+    resumable_fit(_model(3), _dataset(), str(state), epochs=EPOCHS, steps_per_epoch=STEPS,
+                  every_steps=3, make_train_ds=_dataset, verbose=0, log=lambda *a: None,
+                  callbacks=[TensorBoard(str(tmp_path / "logs"), update_freq=3)])
+    assert _batch_loss_steps(tmp_path / "logs" / "train") == [3, 6, 9, 12]
+
+
+def test_nan_guard_under_several_steps_per_call_names_the_exact_step_and_applies_no_update():
+    """With 4 steps per compiled call the callbacks see only every 4th step: the optimizer's
+    guard still skips the NaN step (step 6) and every step after it in the call, and NanGuard
+    names step 6, not the call's last (8). The weights are exactly those after step 5."""
+    from vit_tf.training.nan_guard import NanGuard, NonFiniteLossError
+    from vit_tf.training.optim import PartAdamW
+
+    x = np.random.default_rng(0).normal(size=(32, 5)).astype("float32")
+    y = np.ones((32, 1), "float32")
+    x[11] = np.nan                                     # batch 6 (batches of 2) -> step 6
+
+    def model(per_call):
+        keras.utils.set_random_seed(3)
+        m = keras.Sequential([keras.Input((5,)), keras.layers.Dense(1)])
+        m.compile(PartAdamW(learning_rate=0.1), "mse", steps_per_execution=per_call)
+        return m
+
+    guarded = model(4)
+    data = tf.data.Dataset.from_tensor_slices((x, y)).batch(2).repeat()
+    with pytest.raises(NonFiniteLossError,
+                       match=r"became nan at step 6 \(epoch 2, batch 2\); no update was applied"):
+        guarded.fit(data, epochs=3, steps_per_epoch=4, verbose=0,
+                    callbacks=[NanGuard(steps_per_epoch=4)])
+    five = model(1)
+    five.fit(data, epochs=1, steps_per_epoch=5, verbose=0)
+    for a, b in zip(guarded.get_weights(), five.get_weights()):
+        np.testing.assert_array_equal(a, b)
+    assert all(np.isfinite(v.numpy()).all() for v in guarded.optimizer.variables)

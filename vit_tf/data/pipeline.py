@@ -71,7 +71,8 @@ def encode_records(records, preprocessor, max_text_length):
 
 
 def bucket_widths(max_width, smallest=16):
-    """Padded text widths: 16, 24, 32, 48, 64, 96, ... up to ``max_width`` (one XLA shape each)."""
+    """Padded text widths: 16, 24, 40, 64, 96, 144, ... (x1.5, rounded up to 8) up to
+    ``max_width`` (one XLA shape each)."""
     widths, w = [], smallest
     while w < max_width:
         widths.append(w)

@@ -210,9 +210,12 @@ def shard_dataset(source, preprocessor, batch_size, max_text_length, *, shuffle=
     unless ``skip_too_long``. With ``input_context`` the batch size is per replica
     (``input_context.get_per_replica_batch_size`` is the caller's job, as in tf.distribute).
     """
+    # deterministic even when shuffled: the order is the seeded shuffles', never the order in
+    # which parallel reads and decodes finish, so a fresh copy repeats the stream exactly
+    # (resumable_fit resumes by skipping the batches already trained on).
     ds = shard_examples(source, preprocessor, ids=ids, input_context=input_context,
                         shuffle_files=shuffle, shuffle_buffer=shuffle_buffer if shuffle else 0,
-                        seed=seed, deterministic=not shuffle)
+                        seed=seed, deterministic=True)
     too_long = lambda inputs, labels, weights: tf.shape(labels)[0] > max_text_length  # noqa: E731
     if skip_too_long:
         ds = ds.filter(lambda *ex: tf.logical_not(too_long(*ex)))

@@ -14,6 +14,8 @@ Example:
     >>> model = build_task(config, data.preprocessor)
 """
 
+import hashlib
+import json
 import os
 from dataclasses import dataclass, field
 
@@ -74,6 +76,14 @@ def extract_images(source, records, out_dir):
                 f.write(ex["image"])
             record["image_path"] = path
     return records
+
+
+def _file_sha256(path):
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 @dataclass
@@ -140,6 +150,27 @@ class TrainingData:
                                  ids=[r["id"] for r in self.val_records])
         return make_dataset(encode_records(self.val_records, self.preprocessor,
                                            d.max_text_length), d.image_size, d.batch_size)
+
+    def fingerprint(self, records=None):
+        """What ``train_dataset(records)`` trains on, for a resume to check it is unchanged:
+        ``{"records": n, "text": SHA-256 of every record's id, category and conversation in
+        order, "images": SHA-256 of the image bytes}`` (JSON source: each record's image file;
+        shards: the shard files, which hold the images). The source's path is left out:
+        moving the data does not change it."""
+        records = self.train_records if records is None else records
+        text = hashlib.sha256()
+        for r in records:
+            row = {"id": r["id"], "category": r.get("category"),
+                   "conversations": r["conversations"]}
+            text.update(json.dumps(row, sort_keys=True).encode("utf-8") + b"\n")
+        images, seen = hashlib.sha256(), {}
+        files = (shard_files(self.source) if self.streamed
+                 else [r["image_path"] for r in records])
+        for path in files:
+            if path not in seen:
+                seen[path] = _file_sha256(path)
+            images.update(seen[path].encode())
+        return {"records": len(records), "text": text.hexdigest(), "images": images.hexdigest()}
 
     def with_images(self, records, out_dir):
         """``records`` with an ``image_path`` each (shard images extracted to ``out_dir``)."""

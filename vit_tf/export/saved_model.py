@@ -60,7 +60,12 @@ class ServingModule(tf.Module):
         check = tf.debugging.assert_less(
             longest, self.max_text_length,
             message=f"a prompt does not fit the text context of the model ({self.max_text_length} tokens)")
-        with tf.control_dependencies([check]):
+        room = tf.debugging.assert_less_equal(   # never a shorter answer without a word
+            longest + max_new_tokens, self.max_text_length,
+            message=f"a prompt plus max_new_tokens does not fit the text context of the model "
+                    f"({self.max_text_length} tokens): shorten the prompt or lower "
+                    "max_new_tokens")
+        with tf.control_dependencies([check, room]):
             width = tf.minimum((longest + 15) // 16 * 16 + max_new_tokens, self.max_text_length)
         dense = ids.to_tensor(default_value=self.pad_id)                      # (batch, longest)
         token_ids = tf.pad(dense, [[0, 0], [0, width - longest]], constant_values=self.pad_id)

@@ -69,15 +69,19 @@ class ChatSession:
 
     def fit(self, question):
         """History + question, oldest pairs dropped to leave room for the answer -> turns."""
-        room = self.context - min(self.generator.max_new_tokens, self.context // 2)
+        room = self.context - self.generator.max_new_tokens   # the answer gets all its tokens
+        if room < 1:
+            raise ValueError(f"max_new_tokens={self.generator.max_new_tokens} leaves no room for "
+                             f"a prompt in the model's text context of {self.context} tokens")
         turns = self.history + [{"from": "human", "value": question}]
         dropped = 0
         while len(turns) > 1 and self._length(turns) > room:
             turns = turns[2:]
             dropped += 1
-        if self._length(turns) >= self.context:
-            raise ValueError(f"this message is {self._length(turns)} tokens; the model's text "
-                             f"context is {self.context} tokens")
+        if self._length(turns) > room:
+            raise ValueError(f"this message is {self._length(turns)} tokens; with "
+                             f"max_new_tokens={self.generator.max_new_tokens} the model's text "
+                             f"context of {self.context} tokens leaves room for {room}")
         if dropped:
             self.write(f"(dropped the {dropped} oldest exchange(s) to stay within the "
                        f"{self.context}-token context)")

@@ -50,6 +50,13 @@ class Fusion(layers.Layer):
 
     def num_prefix_tokens(self, num_image_tokens):
         """How many prefix embeddings ``num_image_tokens`` image tokens become."""
+        return self.prefix_length(self, num_image_tokens)
+
+    @classmethod
+    def prefix_length(cls, section, num_image_tokens):
+        """``num_prefix_tokens`` before the fusion is built, from its config ``section`` (a
+        ``FusionConfig``, or the fusion itself: the same field names): the factory sizes the
+        decoder's position table with it."""
         return 0
 
     def prefix(self, image_tokens):
@@ -81,7 +88,8 @@ class ConcatFusion(Fusion):
         """No fields of ``section`` (no weights, no options)."""
         return cls(hidden_dim, num_layers, name=name)
 
-    def num_prefix_tokens(self, num_image_tokens):
+    @classmethod
+    def prefix_length(cls, section, num_image_tokens):
         return num_image_tokens
 
     def prefix(self, image_tokens):

@@ -104,8 +104,9 @@ class ResamplerFusion(Fusion):
         self.resampler.build(image_tokens_shape or (None, None, self.hidden_dim))
         self.built = True
 
-    def num_prefix_tokens(self, num_image_tokens):
-        return self.num_queries
+    @classmethod
+    def prefix_length(cls, section, num_image_tokens):
+        return section.num_queries
 
     def prefix(self, image_tokens):
         return self.resampler(image_tokens)  # (batch, num_queries, hidden_dim)

@@ -43,7 +43,7 @@ class PretrainedTokenEmbedding(layers.Layer):
             file restores them without it).
 
     Call: ids (batch, L) int -> (batch, L, hidden_dim); ``reverse=True``: (batch, L, hidden_dim)
-        -> logits (batch, L, vocabulary_size + num_added).
+        -> logits (batch, L, vocabulary_size + num_added), float32 under every dtype policy.
     """
 
     def __init__(self, vocabulary_size, embedding_dim, hidden_dim, num_added=0,
@@ -56,7 +56,13 @@ class PretrainedTokenEmbedding(layers.Layer):
         self.pretrained_trainable = pretrained_trainable
         self.preset = preset
         self.projection = layers.Dense(hidden_dim, use_bias=False, name="projection")
-        self.output_projection = layers.Dense(embedding_dim, use_bias=False,
+        # The output head (projection + transposed table) runs in float32 under mixed
+        # precision, as keras's ReversibleEmbedding(reverse_dtype="float32") does for the
+        # learned table: bfloat16 logits would round every score to ~3 significant digits.
+        # Like keras's Embedding, the tables are read unrounded (no autocast); the input
+        # projection still computes in the layer's dtype (it casts its input).
+        self.autocast = False
+        self.output_projection = layers.Dense(embedding_dim, use_bias=False, dtype="float32",
                                               name="output_projection")
 
     @classmethod
@@ -99,8 +105,8 @@ class PretrainedTokenEmbedding(layers.Layer):
 
     def call(self, inputs, reverse=False):
         if reverse:
-            x = self.output_projection(inputs)  # (batch, L, embedding_dim)
-            return ops.matmul(x, ops.transpose(ops.cast(self.table(), x.dtype)))  # (batch, L, V)
+            x = self.output_projection(ops.cast(inputs, "float32"))  # (batch, L, embedding_dim)
+            return ops.matmul(x, ops.transpose(ops.cast(self.table(), "float32")))  # (batch, L, V)
         x = ops.take(self.table(), ops.cast(inputs, "int32"), axis=0)  # (batch, L, embedding_dim)
         return self.projection(x)  # (batch, L, hidden_dim)
 

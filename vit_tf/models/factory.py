@@ -35,7 +35,8 @@ def build_model(config, vocabulary_size, max_text_length=None, special_token_ids
     """Compose encoder, projector, fusion and decoder named in ``config.model``.
 
     ``max_text_length`` defaults to ``config.data.max_text_length``; the decoder's position table
-    covers the image tokens plus that many text tokens (plus one for the label shift).
+    covers the fusion's prefix (image tokens or resampled queries) plus that many text tokens
+    (plus 8).
     ``special_token_ids`` (``tokenizer.special_ids``) defaults to the reserved ids our trained
     tokenizers use (the order of ``SPECIAL_TOKENS``).
     Combinations that make no sense raise ``ConfigError`` before anything is built; an unknown
@@ -62,9 +63,13 @@ def build_model(config, vocabulary_size, max_text_length=None, special_token_ids
     width = decoder_cls.width_from_section(m.decoder)
     projector = (None if width is None
                  else projector_cls.from_section(m.projector, hidden_dim=width))
+    # The position table covers the fusion's prefix (the image tokens, or a resampler's
+    # queries, which may be more) + the text + 8; never less than image tokens + text, as
+    # every model was sized before the resampler's prefix was counted.
+    prefix = max(encoder.num_tokens, fusion_cls.prefix_length(m.fusion, encoder.num_tokens))
     decoder = decoder_cls.from_section(
         m.decoder, vocabulary_size=vocabulary_size,
-        max_sequence_length=encoder.num_tokens + max_text_length + 8,
+        max_sequence_length=prefix + max_text_length + 8,
         make_fusion=make_fusion, text_embedding=m.text_embedding,
         special_token_ids=special_token_ids,
     )

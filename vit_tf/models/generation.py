@@ -84,7 +84,8 @@ class Generator:
         self.pad_id = self.preprocessor.pad_id
         self.sampler = make_sampler(sampler) if isinstance(sampler, str) else sampler
         self.stop_ids = _stop_token_ids(self.preprocessor, self.preprocessor.stop_id, stop_tokens)
-        self.max_text_length = model.decoder.max_sequence_length - model.num_image_tokens
+        # Text positions left after the decoder's prefix (image tokens, resampled queries or none).
+        self.max_text_length = model.decoder.max_sequence_length - model.num_prefix_tokens
         self._compiled = tf.function(self._generate_ids, jit_compile=jit_compile, reduce_retracing=True)
         self._prefill = tf.function(self._start, jit_compile=jit_compile, reduce_retracing=True)
         self._step = tf.function(self._one_step, jit_compile=jit_compile, reduce_retracing=True)
@@ -193,6 +194,16 @@ class Generator:
                 f"prompt of {int(lengths.max())} tokens does not fit the model's text context of "
                 f"{self.max_text_length} tokens"
             )
+        # Never fewer than max_new_tokens without a word: a prompt that leaves less room than
+        # that in the context would silently get a shorter answer.
+        short = np.flatnonzero(lengths + self.max_new_tokens > self.max_text_length)
+        if len(short):
+            i, n = int(short[0]), int(lengths[short[0]])
+            raise ValueError(
+                f"prompt {i} is {n} tokens: with max_new_tokens={self.max_new_tokens} it needs "
+                f"{n + self.max_new_tokens} positions, more than the model's text context of "
+                f"{self.max_text_length}; shorten the prompt or set max_new_tokens <= "
+                f"{self.max_text_length - n}")
         width = min(width, self.max_text_length)
         token_ids = np.full((len(pairs), width), self.pad_id, np.int32)
         for i, ids in enumerate(pairs):
@@ -227,8 +238,8 @@ class Generator:
 
     def generate_ids(self, images, conversations):
         """-> list of generated token-id lists (without the prompt and the stop token)."""
+        images = self.pixels(images)   # an unreadable image is named before any prompt check
         token_ids, mask, lengths = self.encode_prompts(conversations)
-        images = self.pixels(images)
         if len(images) != len(conversations):
             raise ValueError(f"{len(images)} images but {len(conversations)} conversations")
         if not self.is_beam:
@@ -256,8 +267,8 @@ class Generator:
         if self.is_beam:
             raise ValueError("beam search cannot stream: its best sequence is known only at the "
                              "end; use generate() or a greedy/top_k/top_p strategy")
-        token_ids, mask, lengths = self.encode_prompts(conversations)
         images = self.pixels(images)
+        token_ids, mask, lengths = self.encode_prompts(conversations)
         reset_seed(self.sampler)
         batch, width = token_ids.shape
         prompt, mask_t = tf.constant(token_ids), tf.constant(mask)

@@ -1,6 +1,7 @@
 """The vision-language model: image encoder -> projector -> language decoder -> logits."""
 
 import keras
+import tensorflow as tf
 from keras import ops
 
 from vit_tf.models.task import TaskMixin
@@ -58,6 +59,7 @@ class VisionLanguageModel(TaskMixin, keras.Model):
                              f"model takes {image_size}px")
         self.preprocessor = preprocessor
         self.step_counts = StepCounts(name="step_counts")
+        self.token_loss = TokenWeightedLoss(name="loss")
 
     # Training uses Keras's stock train_step (vit_tf.training.optim.compile_model adds the
     # optimizer's grad_norm as a compiled metric); only these public hooks are overridden.
@@ -65,6 +67,33 @@ class VisionLanguageModel(TaskMixin, keras.Model):
         """Keras's metrics plus ``StepCounts`` of the batch's ``padding_mask``."""
         self.step_counts.update_state(x["padding_mask"])
         return super().compute_metrics(x, y, y_pred, sample_weight=sample_weight)
+
+    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+        """Keras's loss; also adds it to ``TokenWeightedLoss``, which reports the logs' ``loss``.
+
+        Keras's own tracker weights each batch's mean by its number of ROWS, so an epoch's
+        ``loss`` would be the mean of batch means; weighted by the batch's trained tokens (the
+        sum of ``sample_weight``) it is the mean over every trained token of the epoch, the
+        quantity each batch's loss is a mean of. The gradients are unchanged.
+        """
+        loss = super().compute_loss(x, y, y_pred, sample_weight, training=training)
+        if loss is not None and y is not None:
+            tokens = (ops.sum(ops.cast(sample_weight, "float32")) if sample_weight is not None
+                      else ops.cast(ops.size(y), "float32"))
+            # Per replica; Keras scaled the loss by 1/replicas for the gradient sum: undo it.
+            replicas = tf.distribute.get_strategy().num_replicas_in_sync
+            self.token_loss.update_state(ops.cast(loss, "float32") * replicas, tokens)
+        return loss
+
+    @property
+    def metrics(self):
+        """Keras's metrics with ``token_loss`` in the place of its row-weighted loss tracker."""
+        metrics = super().metrics
+        tracker = getattr(self, "_loss_tracker", None)
+        if tracker is None or not any(m is tracker for m in metrics):
+            return metrics
+        return [self.token_loss if m is tracker else m for m in metrics
+                if m is not self.token_loss]
 
     def test_step(self, data):
         """Keras's test step; the training-only metrics are left out (no ``val_grad_norm``)."""
@@ -161,6 +190,27 @@ class StepCounts(keras.metrics.Metric):
     def reset_state(self):
         for v in self.counts.values():
             v.assign(0.0)
+
+
+class TokenWeightedLoss(keras.metrics.Metric):
+    """Epoch mean of the loss with each batch weighted by its trained tokens (named ``loss``:
+    it is the logs' ``loss`` and ``val_loss``)."""
+
+    def __init__(self, name="loss", **kwargs):
+        super().__init__(name=name, **kwargs)
+        self.total = self.add_variable((), initializer="zeros", name="total", dtype="float32")
+        self.count = self.add_variable((), initializer="zeros", name="count", dtype="float32")
+
+    def update_state(self, loss, tokens):
+        self.total.assign_add(loss * tokens)
+        self.count.assign_add(tokens)
+
+    def result(self):
+        return ops.divide_no_nan(self.total, self.count)
+
+    def reset_state(self):
+        self.total.assign(0.0)
+        self.count.assign(0.0)
 
 
 def count_params(layer):

@@ -214,12 +214,20 @@ def make_plan(config, vocabulary_size=None, text_length=None, calibration=None):
     return plan
 
 
-def _fit_line(xs, ys):
-    """Least-squares ``y = a + x / rate`` -> (a, rate); a clipped at 0."""
+def _fit_line(xs, ys, what="step time"):
+    """Least-squares ``y = a + x / rate`` -> (a, rate, warning or None); a clipped at 0.
+
+    When the slope is not positive (the larger model measured no slower: noise swamped the
+    difference) no line fits; the rate through the largest point is used instead, and the
+    warning says so (kept in the calibration, printed with every plan)."""
     slope, a = np.polyfit(np.asarray(xs, float), np.asarray(ys, float), 1)
-    if slope <= 0:   # noise swamped the difference: rate through the largest point
-        return 0.0, max(xs) / max(ys)
-    return max(float(a), 0.0), 1.0 / float(slope)
+    if slope <= 0:
+        return 0.0, max(xs) / max(ys), (
+            f"{what}: the calibration models did not get slower with more FLOPs "
+            f"({', '.join(f'{y:.3g} s' for y in ys)}), so the machine was busy or the "
+            "difference too small; estimated as FLOPs / rate through the largest point, with "
+            "no per-step overhead. Recalibrate on an idle machine: vit-tf plan --calibrate")
+    return max(float(a), 0.0), 1.0 / float(slope), None
 
 
 def calibrate(configs, measure, log=print):
@@ -233,14 +241,20 @@ def calibrate(configs, measure, log=print):
         log(f"  calibration: {plan.flops_per_step / 1e9:.2f} GFLOP/step -> {m['wall']:.3f} s "
             f"wall, {m['cpu']:.3f} CPU-s, peak +{m['peak_bytes'] / 2**20:.0f} MiB")
     flops = [p.flops_per_step for p, _ in rows]
-    wall_overhead, wall_flops = _fit_line(flops, [m["wall"] for _, m in rows])
-    cpu_overhead, cpu_flops = _fit_line(flops, [m["cpu"] for _, m in rows])
+    wall_overhead, wall_flops, wall_warning = _fit_line(flops, [m["wall"] for _, m in rows],
+                                                        "wall-clock step time")
+    cpu_overhead, cpu_flops, cpu_warning = _fit_line(flops, [m["cpu"] for _, m in rows],
+                                                     "CPU step time")
+    warnings = [w for w in (wall_warning, cpu_warning) if w]
+    for warning in warnings:
+        log(f"  warning: {warning}")
     runtime = [m["peak_bytes"] - p.state_bytes - p.activation_bytes_per_example * p.batch_size
                for p, m in rows]
     return {"wall_overhead": wall_overhead, "wall_flops": wall_flops,
             "cpu_overhead": cpu_overhead, "cpu_flops": cpu_flops,
             "runtime_bytes": float(max(np.median(runtime), 0.0)),
-            "points": [{"flops": p.flops_per_step, **m} for p, m in rows]}
+            "points": [{"flops": p.flops_per_step, **m} for p, m in rows],
+            "warnings": warnings}
 
 
 CALIBRATION_TEXT_LENGTH = 64
@@ -304,6 +318,7 @@ def format_plan(plan):
                   f"GFLOP/s + {c['wall_overhead'] * 1e3:.0f} ms per step)",
                   f"estimated peak memory: {plan.peak_bytes / mib:,.0f} MiB (incl. "
                   f"{c['runtime_bytes'] / mib:,.0f} MiB TensorFlow runtime per-step overhead)"]
+        lines += [f"warning: {w}" for w in c.get("warnings", [])]
     else:
         lines.append("step time and peak memory: not calibrated on this machine "
                      "(run `vit-tf plan --calibrate` once)")

@@ -26,25 +26,62 @@ start, and the previous checkpoint (the newest ``keep`` are kept) is used. Keras
 writing corrupts the only copy), restores only the epoch (a mid-epoch save resumes at the start
 of the epoch with weights already advanced) and not the data position.
 
+A failed write (disk full, quota, I/O error) removes its temporary folder and raises
+``CheckpointWriteError`` naming the folder and the previous, intact checkpoint; once the cause
+is gone, ``--resume`` continues from that one.
+
+What was trained on is recorded too: ``fingerprint`` (the caller's dict, e.g. the training
+config and a digest of the data) is stored in every ``state.json``, and a resume whose
+fingerprint differs is refused with ``ResumeMismatchError`` listing what changed (continuing
+on other data or another config would silently mix two runs).
+
 Layout::
 
     state_dir/step_000120/model.weights.h5   weights + optimizer variables
     state_dir/step_000120/state.json         {"global_step", "epoch", "step_in_epoch",
-                                              "history", "metrics"}
+                                              "history", "metrics", "fingerprint"}
 """
 
+import errno
 import json
 import math
 import os
 import shutil
+import warnings
 
 import keras
 import numpy as np
 
+from vit_tf.training.fingerprint import ResumeMismatchError, check_fingerprint
 from vit_tf.training.optim import set_steps_per_execution
 
 STATE_FILE = "state.json"
 WEIGHTS_FILE = "model.weights.h5"
+
+
+class CheckpointLoadError(ValueError):
+    """Checkpoints exist but none of them can be loaded."""
+
+
+class CheckpointWriteError(OSError):
+    """A checkpoint could not be written (disk full, quota, I/O error); nothing half-written
+    is left where a resume would read it, and the previous checkpoint is untouched."""
+
+
+def _no_space(error):
+    """ENOSPC / EDQUOT, also as h5py reports it (errno in the message, not in ``.errno``)."""
+    text = str(error)
+    return (getattr(error, "errno", None) in (errno.ENOSPC, errno.EDQUOT)
+            or "No space left" in text or "errno = 28" in text or "Disk quota" in text)
+
+
+def _write_failed(error, what, folder, previous):
+    cause = "no space left on device" if _no_space(error) else f"{type(error).__name__}: {error}"
+    kept = (f"the previous checkpoint {previous} is intact" if previous
+            else "no earlier checkpoint exists")
+    return CheckpointWriteError(
+        f"{folder}: could not write {what} ({cause}); {kept}. Free space (or fix the cause) "
+        "and continue the run with --resume.")
 
 
 def _fsync_tree(folder):
@@ -59,12 +96,20 @@ def atomic_save(write, final_path):
     ``tmp_path`` is ``<dirname>/.tmp/<basename>`` (same file system, same suffix, so Keras'
     file-name checks pass); a crash leaves at most a stale file under ``.tmp``.
     """
-    tmp_dir = os.path.join(os.path.dirname(final_path) or ".", ".tmp")
-    os.makedirs(tmp_dir, exist_ok=True)
+    folder = os.path.dirname(final_path) or "."
+    tmp_dir = os.path.join(folder, ".tmp")
     tmp_path = os.path.join(tmp_dir, os.path.basename(final_path))
-    write(tmp_path)
-    with open(tmp_path, "rb") as f:
-        os.fsync(f.fileno())
+    try:
+        os.makedirs(tmp_dir, exist_ok=True)
+        write(tmp_path)
+        with open(tmp_path, "rb") as f:
+            os.fsync(f.fileno())
+    except OSError as e:
+        if os.path.exists(tmp_path):
+            os.remove(tmp_path)
+        kept = sorted(n for n in os.listdir(folder) if n.endswith(os.path.splitext(final_path)[1]))
+        raise _write_failed(e, os.path.basename(final_path), folder,
+                            os.path.join(folder, kept[-1]) if kept else None) from e
     os.replace(tmp_path, final_path)
     return final_path
 
@@ -100,18 +145,27 @@ def _metric_variables(model):
 
 
 def save_state(model, state_dir, state, keep=2):
-    """Write one checkpoint atomically; keep the newest ``keep`` and drop stale temp folders."""
-    os.makedirs(state_dir, exist_ok=True)
+    """Write one checkpoint atomically; keep the newest ``keep`` and drop stale temp folders.
+
+    A failed write (``OSError``: disk full...) removes the temporary folder and raises
+    ``CheckpointWriteError`` naming ``state_dir`` and the previous checkpoint."""
     name = f"step_{state['global_step']:06d}"
     tmp = os.path.join(state_dir, f".tmp-{name}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    os.makedirs(tmp)
-    model.save_weights(os.path.join(tmp, WEIGHTS_FILE))
     state = dict(state, metrics={k: np.asarray(v).tolist()
                                  for k, v in _metric_variables(model).items()})
-    with open(os.path.join(tmp, STATE_FILE), "w") as f:
-        json.dump(state, f)
-    _fsync_tree(tmp)
+    try:
+        os.makedirs(state_dir, exist_ok=True)
+        shutil.rmtree(tmp, ignore_errors=True)
+        os.makedirs(tmp)
+        model.save_weights(os.path.join(tmp, WEIGHTS_FILE))
+        with open(os.path.join(tmp, STATE_FILE), "w") as f:
+            json.dump(state, f)
+        _fsync_tree(tmp)
+    except OSError as e:
+        shutil.rmtree(tmp, ignore_errors=True)   # free what it took; never read anyway
+        previous = _step_dirs(state_dir)
+        raise _write_failed(e, f"the checkpoint {name}", state_dir,
+                            previous[-1][1] if previous else None) from e
     final = os.path.join(state_dir, name)
     shutil.rmtree(final, ignore_errors=True)   # the same step saved again (after a resume)
     os.replace(tmp, final)
@@ -119,27 +173,45 @@ def save_state(model, state_dir, state, keep=2):
         shutil.rmtree(old, ignore_errors=True)
 
 
-def load_state(model, state_dir, log=print):
+def load_state(model, state_dir, log=print, fingerprint=None):
     """Restore the newest usable checkpoint into ``model``; -> its state dict, or None.
 
-    A checkpoint that fails to load (damaged disk, a partial copy made by hand) is reported and
-    the next older one is tried.
+    A checkpoint that fails to load (damaged disk, a partial copy made by hand, an optimizer
+    state that does not fit the model's: Keras would skip it with a warning) is reported and
+    the next older one is tried; when none loads, ``CheckpointLoadError`` (never a silent start
+    from step 0). ``fingerprint``: refuse (``ResumeMismatchError``) a checkpoint written with
+    another one.
     """
     for name in os.listdir(state_dir) if os.path.isdir(state_dir) else []:
         if name.startswith(".tmp-"):   # a checkpoint whose writer was killed
             shutil.rmtree(os.path.join(state_dir, name), ignore_errors=True)
+    problems = []
     for step, folder in reversed(_step_dirs(state_dir)):
         try:
             with open(os.path.join(folder, STATE_FILE)) as f:
                 state = json.load(f)
+            check_fingerprint(state_dir, fingerprint, state, log)
             with model.distribute_strategy.scope():
                 if model.optimizer is not None and not model.optimizer.built:
                     model.optimizer.build(model.trainable_variables)
-            model.load_weights(os.path.join(folder, WEIGHTS_FILE))
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                model.load_weights(os.path.join(folder, WEIGHTS_FILE))
+            skipped = [str(w.message) for w in caught if "Skipping variable loading" in
+                       str(w.message)]
+            if skipped:
+                raise ValueError(skipped[0])
+        except ResumeMismatchError:
+            raise
         except (OSError, ValueError, KeyError) as e:
             log(f"{folder}: unusable checkpoint ({e}); trying an older one")
+            problems.append(f"{os.path.basename(folder)}: {e}")
             continue
         return state
+    if problems:
+        raise CheckpointLoadError(
+            f"{state_dir}: no checkpoint could be loaded ({'; '.join(problems)}); refusing to "
+            "start again from step 0 over them: move the folder away to start afresh")
     return None
 
 
@@ -150,8 +222,10 @@ class StateCheckpoint(keras.callbacks.Callback):
     what the other callbacks add (validation accuracy, timings).
     """
 
-    def __init__(self, state_dir, steps_per_epoch, every_steps=0, history=None, keep=2):
+    def __init__(self, state_dir, steps_per_epoch, every_steps=0, history=None, keep=2,
+                 fingerprint=None):
         super().__init__()
+        self.fingerprint = fingerprint
         self.state_dir = state_dir
         self.steps_per_epoch = steps_per_epoch
         self.every_steps = every_steps
@@ -176,8 +250,11 @@ class StateCheckpoint(keras.callbacks.Callback):
             self._restore_metrics(add=False)
 
     def _state(self, epoch, step_in_epoch):
-        return {"global_step": epoch * self.steps_per_epoch + step_in_epoch, "epoch": epoch,
-                "step_in_epoch": step_in_epoch, "history": self.history}
+        state = {"global_step": epoch * self.steps_per_epoch + step_in_epoch, "epoch": epoch,
+                 "step_in_epoch": step_in_epoch, "history": self.history}
+        if self.fingerprint is not None:
+            state["fingerprint"] = self.fingerprint
+        return state
 
     def on_train_batch_end(self, batch, logs=None):
         if self.metrics:
@@ -200,7 +277,7 @@ class StateCheckpoint(keras.callbacks.Callback):
 
 def resumable_fit(model, train_ds, state_dir, *, epochs, steps_per_epoch, callbacks=(),
                   validation_data=None, every_steps=0, save_dir=None, make_train_ds=None,
-                  verbose=2, log=print):
+                  verbose=2, log=print, fingerprint=None):
     """``model.fit`` that checkpoints into, and resumes from, ``state_dir``; -> history dict.
 
     ``train_ds`` must be repeated and deterministic: a freshly built copy yields the same
@@ -210,13 +287,17 @@ def resumable_fit(model, train_ds, state_dir, *, epochs, steps_per_epoch, callba
     object draws new seeds for a ``reshuffle_each_iteration`` shuffle (another order).
     ``save_dir`` (default ``state_dir``): where checkpoints are written, e.g. a temporary
     folder on a non-chief multi-worker task that still resumes from the chief's ``state_dir``.
-    One call per training stage, each with its own ``state_dir``.
+    One call per training stage, each with its own ``state_dir``. ``fingerprint`` (a JSON-able
+    dict: what the stage trains on, e.g. its config and a digest of its data) is saved with
+    every checkpoint; resuming with a different one raises ``ResumeMismatchError``.
     """
     if every_steps < 0:
         raise ValueError(f"train.checkpoint_every_steps must be >= 0, got {every_steps}")
-    state = load_state(model, state_dir, log)
+    if fingerprint is not None:
+        fingerprint = json.loads(json.dumps(fingerprint))   # as state.json will hold it
+    state = load_state(model, state_dir, log, fingerprint=fingerprint)
     checkpoint = StateCheckpoint(save_dir or state_dir, steps_per_epoch, every_steps,
-                                 state["history"] if state else None)
+                                 state["history"] if state else None, fingerprint=fingerprint)
     epoch, step, done = 0, 0, 0
     if state:
         epoch, step, done = state["epoch"], state["step_in_epoch"], state["global_step"]

@@ -4,6 +4,7 @@ import keras
 
 from vit_tf.config import ConfigError
 from vit_tf.training.grad_norm import GradNormTelemetry, track_grad_norm
+from vit_tf.training.nan_guard import NonFiniteUpdateGuard
 
 
 def make_schedule(train_config, total_steps):
@@ -20,11 +21,13 @@ def make_schedule(train_config, total_steps):
 
 
 @keras.saving.register_keras_serializable(package="vit_tf")
-class PartAdamW(GradNormTelemetry, keras.optimizers.AdamW):
+class PartAdamW(GradNormTelemetry, NonFiniteUpdateGuard, keras.optimizers.AdamW):
     """AdamW whose learning rate is multiplied per variable: ``lr_multipliers`` {variable path: m}.
 
     It also records the global gradient norm for the ``grad_norm`` log
-    (``vit_tf.training.grad_norm``); without multipliers it steps exactly like ``AdamW``.
+    (``vit_tf.training.grad_norm``) and applies no update from the first step with non-finite
+    gradients on (``vit_tf.training.nan_guard``); without multipliers it steps exactly like
+    ``AdamW``.
 
     Why this shape: Keras compiles one optimizer, and scaling *gradients* would not change
     Adam's step (it is invariant to the gradient's scale), so the multiplier is applied where the

@@ -163,6 +163,19 @@ class TensorBoard(keras.callbacks.TensorBoard):
     here (and in ``SampleAnswers`` / ``RelevanceMaps`` / ``HParamsLogger``) force recording on.
     """
 
+    def on_train_begin(self, logs=None):
+        # Keras restarts its batch counter at 0 in every ``fit``: after ``--resume`` (and in the
+        # second ``fit`` of a mid-epoch resume) batch summaries and the profiler window would
+        # start again at step 0, over the first run's. Continue from the steps already taken
+        # (the optimizer's counter: it is checkpointed with the weights).
+        super().on_train_begin(logs)
+        optimizer = getattr(self.model, "optimizer", None)
+        done = int(keras.ops.convert_to_numpy(optimizer.iterations)) if optimizer else 0
+        if done:
+            self._pop_writer()
+            self._global_train_batch = done
+            self._push_writer(self._train_writer, done)
+
     def on_epoch_end(self, epoch, logs=None):
         with tf.summary.record_if(True):
             super().on_epoch_end(epoch, logs)

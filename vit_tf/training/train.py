@@ -20,16 +20,19 @@ from vit_tf.data.preprocessor import VisionLanguagePreprocessor
 from vit_tf.data.training_data import prepare_training_data
 from vit_tf.models.factory import build_task
 from vit_tf.models.vlm import count_params
-from vit_tf.runs import is_finished, paths
+from vit_tf.runs import RunLock, is_finished, paths
 from vit_tf.training.callbacks import AnswerAccuracy, EpochTimer, SampleAnswers
-from vit_tf.training.checkpointing import AtomicModelCheckpoint, resumable_fit
+from vit_tf.training.checkpointing import (AtomicModelCheckpoint, CheckpointWriteError,
+                                           resumable_fit)
 from vit_tf.training.distribute import (defer_symbolic_build, discard, distributable,
                                          make_strategy, write_folder)
+from vit_tf.training.fingerprint import check_fingerprint, config_fingerprint
 from vit_tf.training.lora import merge_lora
 from vit_tf.training.nan_guard import NanGuard
 from vit_tf.training.optim import compile_model, epoch_steps, steps_per_call
 from vit_tf.training.policy import apply_policy, resolve_policy, trainable_counts
 from vit_tf.training.precision import precision_policy
+from vit_tf.training.progress import ProgressLog
 from vit_tf.training.relevance_callback import RelevanceMaps
 from vit_tf.training.stages import run_stage1
 from vit_tf.training.telemetry import (parse_profile_steps, telemetry_callbacks,
@@ -64,10 +67,11 @@ def _steps(config, data, log):
     return steps, per_call
 
 
-def _callbacks(config, data, model, w, val_json, val_image_root, image_root, per_call):
-    """Checkpoints, NaN guard, validation, samples, relevance maps and telemetry."""
+def _callbacks(config, data, model, w, val_json, val_image_root, image_root, steps, per_call):
+    """Checkpoints, NaN guard, validation, samples, relevance maps, telemetry and progress."""
     d = config.data
-    callbacks = [NanGuard(w["checkpoints"]), EpochTimer(), AtomicModelCheckpoint(w["checkpoints"])]
+    callbacks = [NanGuard(w["checkpoints"], steps_per_epoch=steps), EpochTimer(),
+                 AtomicModelCheckpoint(w["checkpoints"])]
     if val_json:
         callbacks.append(_answer_accuracy(val_json, val_image_root or image_root,
                                           data.preprocessor, d))
@@ -82,7 +86,9 @@ def _callbacks(config, data, model, w, val_json, val_image_root, image_root, per
         if config.train.relevance_maps:
             callbacks.append(RelevanceMaps(samples[: config.train.relevance_maps],
                                            os.path.join(w["logs"], "relevance")))
-    return callbacks + telemetry_callbacks(config, w["logs"], update_freq=whole_calls(50, per_call))
+    return (callbacks + telemetry_callbacks(config, w["logs"],
+                                            update_freq=whole_calls(50, per_call))
+            + [ProgressLog(config.train.epochs, steps)])
 
 
 def train(config, data_json, image_root, out, resume=False, log=print, val_json=None,
@@ -92,6 +98,9 @@ def train(config, data_json, image_root, out, resume=False, log=print, val_json=
 
     Under ``train.strategy=multi_worker`` only the chief writes ``out``; the other workers
     write to a temporary folder, deleted at the end (``vit_tf.training.distribute``).
+    The folder is locked while training (``vit_tf.runs.RunLock``): a second process writing
+    the same ``out`` is refused. A resume on other data or another config than the
+    checkpoint's is refused too (``vit_tf.training.fingerprint``).
 
     ``val_json`` (LLaVA JSON, images under ``val_image_root`` or ``image_root``): held-out
     records whose per-category answer accuracy is logged each epoch (``AnswerAccuracy``).
@@ -113,7 +122,14 @@ def train(config, data_json, image_root, out, resume=False, log=print, val_json=
         raise FileExistsError(
             f"{out} already holds a run; pass --resume to continue it or choose another --out"
         )
-    os.makedirs(out_w, exist_ok=True)
+    with RunLock(out_w):
+        return _train(config, data_json, image_root, out, out_w, strategy, resume, log,
+                      val_json, val_image_root)
+
+
+def _train(config, data_json, image_root, out, out_w, strategy, resume, log, val_json,
+           val_image_root):
+    p, w = paths(out), paths(out_w)
     keras.utils.set_random_seed(config.train.seed)
     start = time.perf_counter()
 
@@ -126,7 +142,10 @@ def train(config, data_json, image_root, out, resume=False, log=print, val_json=
     if not data.report.ok:
         log(f"skipped {data.report.n_invalid} of {data.report.n_records} records "
             f"({data.report.summary()}); details in {w['report']}")
-    if not resume:
+    fingerprint = {"config": config_fingerprint(config), "data": data.fingerprint()}
+    if resume:   # refused here, before anything is built, when the data or config changed
+        check_fingerprint(p["state"], fingerprint, log=log)
+    else:
         save_config(config, w["config"])
         data.preprocessor.save_to_preset(out_w)
     steps, per_call = _steps(config, data, log)
@@ -144,7 +163,7 @@ def train(config, data_json, image_root, out, resume=False, log=print, val_json=
         with strategy.scope():
             stage1 = run_stage1(model, config, data.train_records,
                                 lambda records: data.train_dataset(records), out_w, log,
-                                read_dir=out)
+                                read_dir=out, fingerprint=data.fingerprint)
     with strategy.scope():
         multipliers = apply_policy(model, resolve_policy(config.train.policy, config.model),
                                    config.train.lora)
@@ -159,16 +178,24 @@ def train(config, data_json, image_root, out, resume=False, log=print, val_json=
     datasets = lambda: (distributable(data.train_dataset()[1], strategy),  # noqa: E731
                         distributable(data.validation_dataset(), strategy))
     train_ds, val_ds = datasets()
-    callbacks = _callbacks(config, data, model, w, val_json, val_image_root, image_root, per_call)
+    callbacks = _callbacks(config, data, model, w, val_json, val_image_root, image_root, steps,
+                           per_call)
     with strategy.scope():
         history = resumable_fit(
             model, train_ds, p["state"], epochs=config.train.epochs, steps_per_epoch=steps,
             callbacks=callbacks, validation_data=val_ds, save_dir=w["state"], log=log,
             every_steps=config.train.checkpoint_every_steps, make_train_ds=lambda: datasets()[0],
+            verbose=0, fingerprint=fingerprint,
         )
     model = merge_lora(model)  # LoRA factors folded into the kernels: a plain model
-    model.save_to_preset(out_w, generate_config=config.generate,
-                         extra_metadata={"experiment": config.name})
+    try:
+        model.save_to_preset(out_w, generate_config=config.generate,
+                             extra_metadata={"experiment": config.name})
+    except OSError as e:   # disk full...: the preset's metadata.json (written last) is absent
+        raise CheckpointWriteError(
+            f"{out_w}: could not write the preset ({e}); training is complete and its last "
+            f"checkpoint in {w['state']} is intact: free space and run with --resume to write "
+            "the preset") from e
 
     summary = {
         "examples": data.num_examples,

@@ -252,3 +252,68 @@ def test_gemma_run_folder_generates_through_the_cli_and_keeps_its_tokenizer(pres
         out = serve(images=tf.constant([f.read()]), prompts=tf.constant(["What colour is the circle?"]),
                     max_new_tokens=tf.constant(3))
     assert out["text"].numpy()[0].decode() == answer
+
+
+@pytest.mark.parametrize("family", ["gemma", "llama"])
+def test_hub_lm_decoder_text_logits_equal_keras_hubs_causal_lm_and_generate_under_xla(family,
+                                                                                     presets):
+    """Without images our decoder is the LM itself: its logits (embedding scale, masks, final
+    norm, soft cap) must equal keras-hub's own CausalLM on the same backbone, right padding
+    included. Then (Gemma) the compiled (XLA) generation loop gives the eager loop's tokens."""
+    folder, _ = presets[family]
+    config = tiny_config(model__decoder__name=family, model__decoder__preset=folder,
+                         data__max_text_length=48)
+    keras.utils.set_random_seed(0)  # before the SentencePiece tokenizer exists (SEEDED_FIRST)
+    pre = preprocessor_for_config(config)
+    model = build_task(config, pre)
+    backbone = model.decoder.backbone
+    causal_lm = {"gemma": keras_hub.models.GemmaCausalLM,
+                 "llama": keras_hub.models.Llama3CausalLM}[family](backbone=backbone,
+                                                                  preprocessor=None)
+    rng = np.random.default_rng(0)
+    ids = rng.integers(3, pre.vocabulary_size, (2, 9)).astype("int32")
+    mask = np.ones_like(ids, bool)
+    mask[1, 6:] = False                                        # a right-padded row
+    ours = np.asarray(model.decoder(ids, padding_mask=mask))
+    theirs = np.asarray(causal_lm({"token_ids": ids, "padding_mask": mask}))
+    np.testing.assert_allclose(ours[0], theirs[0], rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(ours[1, :6], theirs[1, :6], rtol=1e-5, atol=1e-5)
+
+    if family != "gemma":   # compiling one family's loop is enough (they share Generator)
+        return
+    inputs, _, _ = _batch(pre, config.data.image_size)
+    tf.config.run_functions_eagerly(True)
+    try:
+        eager = Generator(model, max_new_tokens=3, jit_compile=False).generate_ids(
+            inputs["images"], PROMPTS)
+    finally:
+        tf.config.run_functions_eagerly(False)
+    compiled = Generator(model, max_new_tokens=3, jit_compile=True)
+    assert compiled.generate_ids(inputs["images"], PROMPTS) == eager
+
+
+def test_tfrecord_shards_tokenize_with_a_preset_tokenizer_as_in_memory(presets, tmp_path):
+    """Shard training runs the preprocessor inside the graph; with Gemma's SentencePiece it
+    yields exactly the ids and loss masks of the in-memory pipeline (the README once said
+    shards needed our WordPiece)."""
+    from vit_tf.data.pipeline import encode_records
+    from vit_tf.data.shapes import ShapesConfig, write_shapes_world
+    from vit_tf.data.shards import shard_examples, write_shards
+    from vit_tf.data.sources import read_llava
+
+    config = tiny_config(model__decoder__name="gemma", model__decoder__preset=presets["gemma"][0],
+                         data__max_text_length=96)
+    keras.utils.set_random_seed(0)  # before the SentencePiece tokenizer exists (SEEDED_FIRST)
+    pre = preprocessor_for_config(config)
+    write_shapes_world(tmp_path, 2, 0, seed=0, config=ShapesConfig(canvas_size=16, max_objects=1))
+    records = read_llava(tmp_path / "train.json", tmp_path).records[:5]
+    write_shards(records, tmp_path / "shards", 2)
+    memory = encode_records(records, pre, 96)
+    streamed = list(shard_examples(tmp_path / "shards", pre).as_numpy_iterator())
+    assert len(streamed) == len(records)
+    for i, (inputs, labels, weights) in enumerate(streamed):
+        n = int(memory.lengths[i])                      # input tokens (labels: shifted by 1)
+        np.testing.assert_array_equal(inputs["token_ids"], memory.token_ids[i, :n])
+        np.testing.assert_array_equal(labels, memory.token_ids[i, 1:n + 1])
+        np.testing.assert_array_equal(weights > 0, memory.trained[i, 1:n + 1])
+        assert weights.sum() > 0

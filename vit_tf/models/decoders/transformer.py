@@ -124,9 +124,15 @@ class TransformerDecoderLM(LanguageDecoder):
     def _add_positions(self, x, start_index=0, positions=None):
         """x (batch, prefix + text, hidden_dim) plus learned positions from ``start_index``, or
         at ``positions`` (batch, prefix + text) int32 (packed rows restart them)."""
-        if positions is not None:
+        if positions is not None:   # packed rows: positions restart in every example
             table = ops.cast(self.position_embedding.position_embeddings, x.dtype)
             return x + ops.take(table, positions, axis=0)
+        length = x.shape[1]
+        if (isinstance(start_index, int) and length is not None
+                and start_index + length > self.max_sequence_length):
+            # Under XLA a slice past the table clamps silently to its last rows.
+            raise ValueError(f"{start_index + length} positions (prefix + text) do not fit the "
+                             f"decoder's position table of {self.max_sequence_length}")
         return x + self.position_embedding(x, start_index=start_index)
 
     @staticmethod
