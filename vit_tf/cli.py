@@ -14,7 +14,7 @@
     vit-tf compare        RUN_A RUN_B ...
     vit-tf quickstart     [--out DIR]
     vit-tf plan           [--experiment NAME] [--set k=v ...] [--text-length N] [--calibrate]
-    vit-tf pretrain       --data DATA --image-root DIR --out DIR [--val-data F] [--shapes DIR]
+    vit-tf pretrain       --data DATA --image-root DIR --out DIR [--val-data F] [--shapes DIR] [--resume]
     vit-tf pretrain-eval  --model DIR [--data F --image-root DIR] [--shapes DIR] [--easy-vqa DIR]
     vit-tf pretrained     list | convert [NAME ...]
 
@@ -90,6 +90,8 @@ def add_pretrain_parsers(sub):
                    "at the end")
     p.add_argument("--val-image-root", default=None)
     p.add_argument("--skip-invalid", action="store_true")
+    p.add_argument("--resume", action="store_true", help="continue the interrupted run in --out "
+                   "from its last checkpoint (same --data, --image-root, --val-data)")
     eval_args(p)
     _add_train_args(p)
     p = sub.add_parser("pretrain-eval", help="retrieval, zero-shot and linear probe of a "

@@ -392,11 +392,14 @@ def cmd_quickstart(args):
 def cmd_pretrain(args):
     from vit_tf.training.pretrain import pretrain
 
-    config = _resolve_config(args)
-    if args.skip_invalid:
+    if args.resume and args.overrides:
+        raise ValueError("--resume continues the run with its saved config; drop --set")
+    config = None if args.resume else _resolve_config(args)
+    if args.skip_invalid and config is not None:
         config.data.skip_invalid = True
     summary = pretrain(config, args.data, args.image_root, args.out, data_format=args.format,
-                       val_data=args.val_data, val_image_root=args.val_image_root, log=_log)
+                       val_data=args.val_data, val_image_root=args.val_image_root,
+                       resume=args.resume, log=_log)
     _log(f"pretrained {summary['epochs']} epochs ({summary['steps']} steps) in "
          f"{summary['fit_seconds']:.0f} s of training, {summary['seconds']:.0f} s in all; "
          f"image encoder preset: --set model.encoder.preset={args.out}/image_encoder")

@@ -46,15 +46,20 @@ class RetrievalMonitor(keras.callbacks.Callback):
 
 
 class TimeBudget(keras.callbacks.Callback):
-    """Stops training at the first epoch end past ``max_seconds`` from the start of ``fit``."""
+    """Stops training at the first epoch end past ``max_seconds`` of training: ``spent`` seconds
+    before this process (a resumed run's finished epochs) plus those since the first ``fit``
+    it saw (a resume from mid-epoch runs two)."""
 
-    def __init__(self, max_seconds):
+    def __init__(self, max_seconds, spent=0.0):
         super().__init__()
         self.max_seconds = max_seconds
+        self.spent = spent
         self.stopped_at = None
+        self._start = None
 
     def on_train_begin(self, logs=None):
-        self._start = time.perf_counter()
+        if self._start is None:
+            self._start = time.perf_counter() - self.spent
 
     def on_epoch_end(self, epoch, logs=None):
         if self.max_seconds and time.perf_counter() - self._start >= self.max_seconds:

@@ -257,8 +257,10 @@ class DualEncoder(keras.Model):
                                   {"pretraining": {"task": "contrastive", **info}})
         metadata = {"format": FORMAT, **info,
                     "files": {MODEL_FILE: _sha256(os.path.join(preset_dir, MODEL_FILE))}}
-        with open(os.path.join(preset_dir, "metadata.json"), "w") as f:
+        path = os.path.join(preset_dir, "metadata.json")   # last, and whole: it marks the preset
+        with open(path + ".tmp", "w") as f:
             json.dump(metadata, f, indent=2)
+        os.replace(path + ".tmp", path)
         return metadata
 
     @classmethod
