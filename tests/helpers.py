@@ -191,3 +191,32 @@ def write_tiny_run(run, seed=0, **overrides):
     task.save_to_preset(run, generate_config=config.generate)
     save_config(config, os.path.join(run, "config.json"))
     return config
+
+
+def kill_after_first_checkpoint(argv, state_dir, log_path, timeout=1200):
+    """Run ``python -m vit_tf.cli ARGV`` in a subprocess and SIGKILL it as soon as a
+    training-state checkpoint (``state_dir/step_*``) exists; the log goes to ``log_path``."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env = dict(os.environ, PYTHONPATH=root)
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen([sys.executable, "-m", "vit_tf.cli", *argv], env=env,
+                                stdout=log, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + timeout
+        while not (os.path.isdir(state_dir) and any(n.startswith("step_")
+                                                    for n in os.listdir(state_dir))):
+            if proc.poll() is not None:
+                raise AssertionError(f"training exited early: {open(log_path).read()[-2000:]}")
+            if time.monotonic() > deadline:
+                raise AssertionError(f"no checkpoint in {timeout} s: "
+                                     f"{open(log_path).read()[-2000:]}")
+            time.sleep(0.02)
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()

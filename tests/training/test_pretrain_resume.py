@@ -6,7 +6,8 @@ import threading
 
 import numpy as np
 
-from tests.training.test_resume_cli import _kill_after_first_checkpoint, shapes  # noqa: F401
+from tests.helpers import kill_after_first_checkpoint
+from tests.training.test_resume_cli import shapes  # noqa: F401
 from vit_tf.cli import main
 
 TINY = [
@@ -41,7 +42,7 @@ def test_kill_9_then_resume_gives_the_losses_of_an_uninterrupted_run(shapes, tmp
 
     def kill():   # in a thread, so that the uninterrupted run trains meanwhile (2 cores)
         try:
-            _kill_after_first_checkpoint(_args(shapes, killed), killed / "state",
+            kill_after_first_checkpoint(_args(shapes, killed), killed / "state",
                                          tmp_path / "log.txt")
         except AssertionError as e:
             errors.append(e)
