@@ -141,3 +141,26 @@ def test_write_val_splits_relation_categories_by_form(tmp_path):
                                             "furthest") for f in forms)
     assert sum(r["category"].startswith("relation/") for r in split) == sum(
         r["category"] == "relation" for r in plain)
+
+
+def test_answer_prior_is_the_blind_entropy_per_trained_token():
+    """Names masked, "Is there a red circle?" and "Is there a blue square?" share a context:
+    answers yes / no / yes / no -> majority 50%, ln 2 nats per question over 2 trained tokens."""
+    import math
+
+    import numpy as np
+
+    from vit_tf.experiments.shapes_breakdown import answer_prior
+
+    class TwoTokenAnswers:   # every answer is one token plus <|end|>: 2 trained tokens
+        def encode_conversations(self, conversations):
+            return [(None, np.array([False, True, True])) for _ in conversations]
+
+    records = [_question(f"Is there a {name}?", answer, "existence") for name, answer in
+               (("red circle", "yes"), ("blue square", "no"), ("green circle", "yes"),
+                ("red triangle", "no"))]
+    records.append(_question("What colour is the square?", "red", "attribute"))
+    prior = answer_prior(records, TwoTokenAnswers())
+    assert prior["existence"] == pytest.approx((50.0, math.log(2) / 2))
+    assert prior["attribute"] == pytest.approx((100.0, 0.0))
+    assert prior["all"] == pytest.approx((60.0, 4 * math.log(2) / 10))
