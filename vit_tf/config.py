@@ -74,11 +74,12 @@ class ProjectorConfig:
 @dataclass
 class FusionConfig:
     name: str = "concat"              # key in vit_tf.registry.FUSIONS: concat, cross_attention,
-                                      # attention_pooling, resampler
+                                      # attention_pooling, resampler, relation_network
     num_heads: int = 4                # cross_attention and resampler attention heads
     gated: bool = True                # cross_attention: tanh gates initialised at 0 (Flamingo)
     num_queries: int = 8              # resampler: learned queries K (N image tokens -> K)
     resampler_layers: int = 1         # resampler: cross-attention layers over the image tokens
+    relation_dim: int = 32            # relation_network: width of the pair MLP (N^2 pairs)
 
 
 @dataclass

@@ -221,7 +221,7 @@ def test_question_subject_ignores_phrasing_and_option_order():
     assert question_subject(a, config) == question_subject(b, config) != question_subject(c, config)
 
 
-@pytest.mark.parametrize("questions", [None, {"position": 3}])
+@pytest.mark.parametrize("questions", [None, {"position": 3}, {"relation": 6}])
 def test_position_and_relation_answers_match_scene(questions):
     config = ShapesConfig()
     pattern = _vocab_pattern(config)
@@ -257,6 +257,28 @@ def test_position_and_relation_answers_match_scene(questions):
                 assert b is pick(dist, key=dist.get), prompt
                 checked += 1
     assert checked > 200
+
+
+def test_relation_mix_mirrors_each_pair_balances_yes_no_and_takes_every_form():
+    """--train-questions relation=N: the first question is unchanged, a yes/no one is followed
+    by the same pair the other way round (opposite answer), and the forms take turns."""
+    default, mixed = _scenes(120), _scenes(120, questions={"relation": 6})
+    answers, forms, mirrored = [], set(), 0
+    for (_, plain), (_, more) in zip(default, mixed):
+        assert [r for r in more if r["id"].count("-") == 2] == plain
+        asked = [_first_turn(r) for r in more if r["category"] == "relation"]
+        assert len(asked) <= 6
+        assert len({question_subject([turn], ShapesConfig()) for turn in asked}) == len(asked)
+        names = [re.findall(r"the \w+ (?:circle|square|triangle)", p) for p, _ in asked]
+        if len(asked) > 1 and asked[0][1] in ("yes", "no"):
+            assert names[1] == names[0][::-1] and asked[1][1] != asked[0][1]
+            mirrored += 1
+        answers += [a for _, a in asked if a in ("yes", "no")]
+        forms |= {w for p, _ in asked for w in ("left", "right", "above", "below", "closest",
+                                               "furthest") if w in p}
+    assert mirrored >= 40
+    assert abs(answers.count("yes") - answers.count("no")) <= 0.05 * len(answers)
+    assert forms == {"left", "right", "above", "below", "closest", "furthest"}
 
 
 def test_counting_answers_match_scene():

@@ -8,6 +8,8 @@ from tests.helpers import run_layer_test
 from vit_tf.layers.attention_pooling import AttentionPooling, AttentionPoolingFusion
 from vit_tf.layers.cross_attention import CrossAttentionFusion, GatedCrossAttention
 from vit_tf.layers.fusion import ConcatFusion
+from vit_tf.layers.relation_network import (RelationNetwork, RelationNetworkFusion,
+                                            grid_coordinates)
 from vit_tf.layers.resampler import Resampler, ResamplerFusion
 from vit_tf.registry import FUSIONS
 
@@ -19,7 +21,8 @@ def _tokens(batch, n, seed=0):
 
 
 def test_every_fusion_is_registered_under_its_config_name():
-    assert {"concat", "cross_attention", "attention_pooling", "resampler"} <= set(FUSIONS.names())
+    assert {"concat", "cross_attention", "attention_pooling", "resampler",
+            "relation_network"} <= set(FUSIONS.names())
     assert FUSIONS.get("resampler") is ResamplerFusion
 
 
@@ -64,18 +67,19 @@ def test_resampler_maps_any_number_of_image_tokens_to_k_queries(tmp_path):
 @pytest.mark.parametrize(
     "fusion, prefix_len",
     [
-        (lambda: ConcatFusion(HIDDEN, 2, name="f"), 5),
+        (lambda: ConcatFusion(HIDDEN, 2, name="f"), 4),
         (lambda: ResamplerFusion(HIDDEN, 2, num_queries=3, num_heads=2, name="f"), 3),
         (lambda: CrossAttentionFusion(HIDDEN, 2, num_heads=2, name="f"), 0),
         (lambda: AttentionPoolingFusion(HIDDEN, 2, name="f"), 0),
+        (lambda: RelationNetworkFusion(HIDDEN, 2, relation_dim=4, name="f"), 4),
     ],
-    ids=["concat", "resampler", "cross_attention", "attention_pooling"],
+    ids=["concat", "resampler", "cross_attention", "attention_pooling", "relation_network"],
 )
 def test_fusion_interface_prefix_and_reads(fusion, prefix_len, tmp_path):
     fusion = fusion()
-    img, x = _tokens(2, 5), _tokens(2, 4, seed=2)
+    img, x = _tokens(2, 4), _tokens(2, 4, seed=2)   # 4 image tokens: a 2 x 2 grid
     fusion.build((None, None, HIDDEN))
-    assert fusion.num_prefix_tokens(5) == prefix_len
+    assert fusion.num_prefix_tokens(4) == prefix_len
     prefix = fusion.prefix(img)
     assert (prefix is None) == (prefix_len == 0)
     if prefix is not None:
@@ -83,7 +87,8 @@ def test_fusion_interface_prefix_and_reads(fusion, prefix_len, tmp_path):
     changed = [not np.allclose(np.asarray(fusion.read(i, x, img)), x) for i in range(2)]
     expected = {"concat": [False, False], "resampler": [False, False],
                 "cross_attention": [False, False],  # gated, gates at 0
-                "attention_pooling": [False, True]}[FUSIONS_BY_CLASS[type(fusion)]]
+                "attention_pooling": [False, True],
+                "relation_network": [False, True]}[FUSIONS_BY_CLASS[type(fusion)]]
     assert changed == expected
     if fusion.weights:
         run_layer_test(fusion, img, tmp_path)
@@ -93,3 +98,33 @@ def test_fusion_interface_prefix_and_reads(fusion, prefix_len, tmp_path):
 
 
 FUSIONS_BY_CLASS = {FUSIONS.get(n): n for n in FUSIONS.names()}
+
+
+def test_relation_network_sums_a_question_conditioned_mlp_over_every_pair_of_tokens(tmp_path):
+    x, img = _tokens(2, 3), _tokens(2, 9, seed=1)     # 9 image tokens: a 3 x 3 grid
+    layer = RelationNetwork(HIDDEN, relation_dim=5, name="relations")
+    out = np.asarray(run_layer_test(layer, (x, img), tmp_path,
+                                    expected_output_shape=(2, 3, HIDDEN)))
+    # g_ijt = relu(W_a [o_i; c_i] + b + W_b [o_j; c_j] + W_q LN(x_t)); x_t + f(mean_ij g_ijt),
+    # written out pair by pair.
+    objects = np.concatenate([img, np.broadcast_to(grid_coordinates(9), (2, 9, 2))], -1)
+    wa, ba = (np.asarray(w) for w in layer.first.weights)
+    wb, wq = np.asarray(layer.second.kernel), np.asarray(layer.query.kernel)
+    q = np.asarray(layer.norm(x)) @ wq
+    expected = np.zeros((2, 3, 5))
+    for i in range(9):
+        for j in range(9):
+            pair = objects[:, i] @ wa + ba + objects[:, j] @ wb              # (batch, r)
+            expected += np.maximum(pair[:, None] + q, 0) / 81
+    f = np.asarray(layer.out(layer.hidden(expected.astype("float32"))))
+    np.testing.assert_allclose(out, x + f, atol=1e-5)
+    # Where the tokens sit matters: the same tokens in another arrangement relate differently.
+    swapped = img[:, [8, 1, 2, 3, 4, 5, 6, 7, 0]]
+    assert not np.allclose(np.asarray(layer(x, swapped)), out, atol=1e-5)
+
+
+def test_grid_coordinates_lay_tokens_out_row_major_and_refuse_a_non_square():
+    np.testing.assert_array_equal(grid_coordinates(4), [[-1, -1], [-1, 1], [1, -1], [1, 1]])
+    np.testing.assert_array_equal(grid_coordinates(1), [[0, 0]])
+    with pytest.raises(ValueError, match="5 tokens are not one"):
+        grid_coordinates(5)

@@ -13,7 +13,7 @@ from vit_tf.models.generation import Generator
 from vit_tf.training.optim import compile_model
 
 TEXT = 24
-FUSIONS = ("concat", "cross_attention", "attention_pooling", "resampler")
+FUSIONS = ("concat", "cross_attention", "attention_pooling", "resampler", "relation_network")
 DECODERS = ("transformer", "lstm")
 PROMPTS = [
     [{"from": "human", "value": "Is it big"}],
@@ -58,7 +58,8 @@ def test_combination_trains_generates_and_round_trips(decoder, fusion, tmp_path)
     vocab = model.preprocessor.vocabulary_size
     assert model.decoder.max_sequence_length - model.num_image_tokens >= TEXT
     assert type(model.decoder.fusion).__name__.lower().startswith(fusion.replace("_", "")[:6])
-    expected_prefix = {"concat": model.num_image_tokens, "resampler": 3}.get(fusion, 0)
+    expected_prefix = {"concat": model.num_image_tokens, "resampler": 3,
+                       "relation_network": model.num_image_tokens}.get(fusion, 0)
     assert model.num_prefix_tokens == expected_prefix
 
     inputs, labels, weights = _batch(vocab)

@@ -14,7 +14,9 @@ Example::
 
 from __future__ import annotations
 
+import itertools
 import math
+import re
 from typing import Callable
 
 import numpy as np
@@ -59,7 +61,9 @@ def scene_records(
     ``questions`` ({family: n}, e.g. ``{"position": 3}``) asks up to n questions of a family
     about the scene, each about another subject (``question_subject``); the first is the one
     asked without it, and the extra ones draw from the family's stream after it, so every other
-    record is unchanged. Extra existence questions alternate the answer (no, yes, ...).
+    record is unchanged. Extra existence questions alternate the answer (no, yes, ...); extra
+    relation questions come from ``relation_mix`` (each left-of / above question followed by
+    its mirror, forms in turn).
     """
     streams = rng.integers(0, 2**63 - 1, size=len(FAMILIES))
     records = []
@@ -73,6 +77,15 @@ def scene_records(
         records.append(_record(turns, split, index, family))
         wanted = (questions or {}).get(family, 1)
         seen = {question_subject(turns, config)}
+        if family in _MIX_BUILDERS and wanted > 1:
+            for more in _MIX_BUILDERS[family](scene, family_rng, turns):
+                if len(seen) >= wanted:
+                    break
+                subject = question_subject(more, config)
+                if subject not in seen:
+                    seen.add(subject)
+                    records.append(_record(more, split, index, family, number=len(seen)))
+            continue
         for attempt in range(EXTRA_TRIES * (wanted - 1)):
             if len(seen) >= wanted:
                 break
@@ -368,6 +381,60 @@ def _relation(scene, rng, config, index) -> list[Turn] | None:
     return [(prompt, "yes" if holds else "no")]
 
 
+def _yes_no_relation(rng, word: str, a: ShapeObject, b: ShapeObject) -> list[Turn]:
+    """"Is a <word> b?" answered from the centres (the pair is clearly apart on that axis)."""
+    i = 0 if word in ("left", "right") else 1
+    holds = a.center[i] < b.center[i] if word in ("left", "above") else a.center[i] > b.center[i]
+    prompt = _pick(rng, _RELATION_PROMPTS[word]).format(a=_name(a), b=_name(b))
+    return [(prompt, "yes" if holds else "no")]
+
+
+def relation_mix(scene: Scene, rng: np.random.Generator, first: list[Turn]):
+    """Extra relation questions about ``scene`` after ``first`` (the one asked without a mix),
+    best first, for ``--train-questions relation=N``.
+
+    A left-of / above question is only answered by comparing its two objects when the model
+    also sees the same pair the other way round, so yes/no questions come in mirrored pairs:
+    "Is A left of B?" then "Is B left of A?" (opposite answers: yes and no exactly balanced,
+    both argument orders). ``first``'s mirror comes first; then the forms (left/right,
+    above/below, closest, furthest) take turns, in a random order, each over its questions in a
+    random order. Yields turn lists; the caller keeps those about a new subject.
+    """
+    margin = RELATION_MARGIN * scene.canvas_size
+    names = {_name(o): o for o in scene.objects}
+    found = re.findall(r"the \w+ (?:circle|square|triangle)", first[0][0])
+    word = next((w for w in ("left", "right", "above", "below")
+                 if any(first[0][0] == p.format(a=n, b=m) for p in _RELATION_PROMPTS[w]
+                        for n in found for m in found)), None)
+    if word is not None and len(found) == 2:
+        yield _yes_no_relation(rng, word, names[found[1]], names[found[0]])
+    units = {"x": [], "y": [], "closest": [], "furthest": []}
+    for a, b in itertools.combinations(scene.objects, 2):
+        for axis, i, words in (("x", 0, ("left", "right")), ("y", 1, ("above", "below"))):
+            if abs(a.center[i] - b.center[i]) >= margin:
+                units[axis] += [(w, a, b) for w in words]
+    if len(scene.objects) >= 3:
+        for kind in ("closest", "furthest"):
+            for a in scene.objects:
+                b = _closest(scene, a, furthest=kind == "furthest")
+                if b is not None:
+                    units[kind].append((kind, a, b))
+    queues = []
+    for kind in rng.permutation(list(units)):
+        found_units = units[str(kind)]
+        queues.append([found_units[k] for k in rng.permutation(len(found_units))])
+    while any(queues):
+        for queue in queues:
+            if not queue:
+                continue
+            word, a, b = queue.pop(0)
+            if word in ("closest", "furthest"):
+                yield [(_pick(rng, _RELATION_PROMPTS[word]).format(a=_name(a)), _name(b))]
+            else:
+                yield _yes_no_relation(rng, word, a, b)
+                yield _yes_no_relation(rng, word, b, a)
+
+
 def _conversation(scene, rng, config, index) -> list[Turn]:
     """Three or four turns about one object, later ones calling it "it"; sometimes the first
     asks about an absent object and the second names the present one."""
@@ -411,3 +478,7 @@ _BUILDERS: dict[str, Callable[..., list[Turn] | None]] = {
     "conversation": _conversation,
 }
 assert tuple(_BUILDERS) == FAMILIES
+
+_MIX_BUILDERS = {"relation": relation_mix}
+"""Families whose extra questions (``scene_records(questions=...)``) follow their own plan
+instead of re-drawing the family's question."""

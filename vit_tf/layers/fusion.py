@@ -9,8 +9,9 @@ A decoder runs ``x = block_i(x)`` for ``i = 0 .. num_layers - 1``. A fusion laye
 Reads are position-wise in the text (each text state queries the image tokens), so cached
 generation only needs the image tokens at every step, not a cache of their own.
 
-Registered fusions (``model.fusion.name``): ``concat``, ``resampler`` (prefix fusions) and
-``cross_attention``, ``attention_pooling`` (read fusions).
+Registered fusions (``model.fusion.name``): ``concat``, ``resampler`` (prefix fusions),
+``cross_attention``, ``attention_pooling`` (read fusions) and ``relation_network`` (both: the
+image tokens as prefix, and a relation network over their pairs read after the last block).
 
 Example:
     >>> fusion = ConcatFusion(hidden_dim=16, num_layers=2)

@@ -24,6 +24,9 @@ def check_model_config(config):
         if m.fusion.resampler_layers < 1:
             raise ConfigError("model.fusion.resampler_layers must be >= 1 for the resampler "
                               f"fusion, got {m.fusion.resampler_layers}")
+    if m.fusion.name == "relation_network" and m.fusion.relation_dim < 1:
+        raise ConfigError("model.fusion.relation_dim must be >= 1 for the relation_network "
+                          f"fusion, got {m.fusion.relation_dim}")
     if (m.fusion.name in ("cross_attention", "resampler") and m.decoder.name not in HUB_LM_CHAT_FORMATS
             and m.decoder.hidden_dim % m.fusion.num_heads):
         raise ConfigError(

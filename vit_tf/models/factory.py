@@ -18,6 +18,7 @@ import vit_tf.layers.attention_pooling  # noqa: F401  (registers fusions)
 import vit_tf.layers.cross_attention  # noqa: F401
 import vit_tf.layers.fusion  # noqa: F401
 import vit_tf.layers.projector  # noqa: F401  (registers projectors)
+import vit_tf.layers.relation_network  # noqa: F401
 import vit_tf.layers.resampler  # noqa: F401
 import vit_tf.models.decoders  # noqa: F401  (registers decoders)
 import vit_tf.models.encoders  # noqa: F401  (registers image encoders)
