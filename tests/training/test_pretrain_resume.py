@@ -81,3 +81,14 @@ def test_kill_9_then_resume_gives_the_losses_of_an_uninterrupted_run(shapes, tmp
 
     assert main(["pretrain", *_data(shapes), "--out", str(killed), "--resume"]) == 2
     assert "nothing to resume" in capsys.readouterr().err
+
+
+def test_a_second_pretrain_into_a_folder_being_written_is_refused(shapes, tmp_path, capsys):  # noqa: F811
+    from vit_tf.runs import RunLock
+
+    out = tmp_path / "busy"
+    with RunLock(str(out)):   # as a first process holds it while it trains
+        assert main(_args(shapes, out)) == 2
+    err = capsys.readouterr().err
+    assert "is being written by host" in err and "choose another --out" in err
+    assert not (out / "config.json").exists()   # nothing written by the refused run

@@ -56,6 +56,7 @@ from vit_tf.data.pairs import build_pairs, pair_dataset, tokenize_pairs
 from vit_tf.data.sources.readers import read_data_argument
 from vit_tf.data.tokenizer import make_tokenizer, train_tokenizer
 from vit_tf.models.contrastive import build_dual_encoder
+from vit_tf.runs import RunLock
 from vit_tf.training.callbacks import EpochTimer
 from vit_tf.training.checkpointing import STATE_FILE, resumable_fit
 from vit_tf.training.contrastive_callbacks import RetrievalMonitor, TimeBudget
@@ -168,98 +169,99 @@ def pretrain(config, data, image_root, out, *, data_format="llava", val_data=Non
     strategy = make_strategy(config.train)
     out_w = write_folder(out, strategy)
     os.makedirs(out_w, exist_ok=True)
-    keras.utils.set_random_seed(config.train.seed)
-    start = time.perf_counter()
+    with RunLock(out_w):   # a second pretrain into the same folder is refused
+        keras.utils.set_random_seed(config.train.seed)
+        start = time.perf_counter()
 
-    pairs = build_pairs(_read(data, image_root, data_format, config.data.skip_invalid, log),
-                        p.texts, config.data.image_size)
-    counts = {c or "(none)": pairs.categories.count(c) for c in sorted(set(pairs.categories))}
-    log(f"{len(pairs)} image-text pairs over {len(pairs.images)} images ({counts})")
-    if p.batch_size % strategy.num_replicas_in_sync:
-        raise ValueError(f"pretrain.batch_size={p.batch_size} (the global batch) must be a "
-                         f"multiple of the {strategy.num_replicas_in_sync} replicas")
-    if len(pairs) < p.batch_size:
-        raise ValueError(f"{data}: {len(pairs)} pairs, fewer than pretrain.batch_size="
-                         f"{p.batch_size}")
-    val, val_fingerprint = None, None
-    if val_data:
-        val_pairs = build_pairs(_read(val_data, val_image_root or image_root, data_format,
-                                      config.data.skip_invalid, log),
-                                p.texts, config.data.image_size)
-        val = heldout(val_pairs, p.eval_pairs)
-        val_fingerprint = pairs_fingerprint(val_pairs)
-    fingerprint = {"config": {k: v for k, v in to_dict(config).items() if k != "name"},
-                   "data": pairs_fingerprint(pairs), "val_data": val_fingerprint}
-    if resume:   # refused before any work; then the first run's vocabulary
-        check_fingerprint(os.path.join(out, FINGERPRINT_FILE), fingerprint)
-        with open(os.path.join(out, VOCABULARY_FILE)) as f:
-            tokenizer = make_tokenizer(json.load(f))
-    else:
-        tokenizer = train_tokenizer(sorted(set(pairs.texts)), p.text_vocabulary_size)
-    token_ids = tokenize_pairs(tokenizer, pairs.texts, p.text_max_length)
-    cut = int(np.sum(token_ids[:, -1] != 0))
-    if cut:
-        log(f"{cut} texts fill all pretrain.text_max_length={p.text_max_length} tokens "
-            "(longer ones are cut)")
+        pairs = build_pairs(_read(data, image_root, data_format, config.data.skip_invalid, log),
+                            p.texts, config.data.image_size)
+        counts = {c or "(none)": pairs.categories.count(c) for c in sorted(set(pairs.categories))}
+        log(f"{len(pairs)} image-text pairs over {len(pairs.images)} images ({counts})")
+        if p.batch_size % strategy.num_replicas_in_sync:
+            raise ValueError(f"pretrain.batch_size={p.batch_size} (the global batch) must be a "
+                             f"multiple of the {strategy.num_replicas_in_sync} replicas")
+        if len(pairs) < p.batch_size:
+            raise ValueError(f"{data}: {len(pairs)} pairs, fewer than pretrain.batch_size="
+                             f"{p.batch_size}")
+        val, val_fingerprint = None, None
+        if val_data:
+            val_pairs = build_pairs(_read(val_data, val_image_root or image_root, data_format,
+                                          config.data.skip_invalid, log),
+                                    p.texts, config.data.image_size)
+            val = heldout(val_pairs, p.eval_pairs)
+            val_fingerprint = pairs_fingerprint(val_pairs)
+        fingerprint = {"config": {k: v for k, v in to_dict(config).items() if k != "name"},
+                       "data": pairs_fingerprint(pairs), "val_data": val_fingerprint}
+        if resume:   # refused before any work; then the first run's vocabulary
+            check_fingerprint(os.path.join(out, FINGERPRINT_FILE), fingerprint)
+            with open(os.path.join(out, VOCABULARY_FILE)) as f:
+                tokenizer = make_tokenizer(json.load(f))
+        else:
+            tokenizer = train_tokenizer(sorted(set(pairs.texts)), p.text_vocabulary_size)
+        token_ids = tokenize_pairs(tokenizer, pairs.texts, p.text_max_length)
+        cut = int(np.sum(token_ids[:, -1] != 0))
+        if cut:
+            log(f"{cut} texts fill all pretrain.text_max_length={p.text_max_length} tokens "
+                "(longer ones are cut)")
 
-    steps = p.steps_per_epoch or len(pairs) // p.batch_size
-    per_call = steps_per_call(config.train.steps_per_execution, steps,
-                              config.train.checkpoint_every_steps)
-    stage = dataclasses.replace(config.train, learning_rate=p.learning_rate,
-                                warmup_steps=p.warmup_steps, weight_decay=p.weight_decay,
-                                min_learning_rate=min(config.train.min_learning_rate,
-                                                      p.learning_rate))
-    with strategy.scope():
-        model = build_dual_encoder(config, tokenizer)
-        optimizer = make_optimizer(stage, steps * p.epochs)
-        optimizer.exclude_from_weight_decay(var_names=NO_DECAY)
-        model.compile(optimizer=optimizer, jit_compile=config.train.jit_compile,
-                      steps_per_execution=per_call)
-        # Its variables now, not inside the first traced step (which TF then traces twice).
-        optimizer.build(model.trainable_variables)
-    defer_symbolic_build(model, strategy)
-    if not resume:   # config.json last: it marks a run that --resume can continue
-        _write_atomic(os.path.join(out_w, VOCABULARY_FILE),
-                      json.dumps(tokenizer.get_vocabulary()))
-        _write_atomic(os.path.join(out_w, FINGERPRINT_FILE), json.dumps(fingerprint, indent=1))
-        _write_atomic(os.path.join(out_w, "config.json"), json.dumps(to_dict(config), indent=2))
-    log(f"dual encoder ({p.loss}): {model.count_params():,} parameters (image tower "
-        f"{model.image_encoder.count_params():,}); {steps} steps/epoch x {p.epochs} epochs, "
-        f"batch {p.batch_size} ({strategy.num_replicas_in_sync} replica(s)); TensorBoard: "
-        f"tensorboard --logdir {os.path.join(out_w, 'logs')}")
+        steps = p.steps_per_epoch or len(pairs) // p.batch_size
+        per_call = steps_per_call(config.train.steps_per_execution, steps,
+                                  config.train.checkpoint_every_steps)
+        stage = dataclasses.replace(config.train, learning_rate=p.learning_rate,
+                                    warmup_steps=p.warmup_steps, weight_decay=p.weight_decay,
+                                    min_learning_rate=min(config.train.min_learning_rate,
+                                                          p.learning_rate))
+        with strategy.scope():
+            model = build_dual_encoder(config, tokenizer)
+            optimizer = make_optimizer(stage, steps * p.epochs)
+            optimizer.exclude_from_weight_decay(var_names=NO_DECAY)
+            model.compile(optimizer=optimizer, jit_compile=config.train.jit_compile,
+                          steps_per_execution=per_call)
+            # Its variables now, not inside the first traced step (which TF then traces twice).
+            optimizer.build(model.trainable_variables)
+        defer_symbolic_build(model, strategy)
+        if not resume:   # config.json last: it marks a run that --resume can continue
+            _write_atomic(os.path.join(out_w, VOCABULARY_FILE),
+                          json.dumps(tokenizer.get_vocabulary()))
+            _write_atomic(os.path.join(out_w, FINGERPRINT_FILE), json.dumps(fingerprint, indent=1))
+            _write_atomic(os.path.join(out_w, "config.json"), json.dumps(to_dict(config), indent=2))
+        log(f"dual encoder ({p.loss}): {model.count_params():,} parameters (image tower "
+            f"{model.image_encoder.count_params():,}); {steps} steps/epoch x {p.epochs} epochs, "
+            f"batch {p.batch_size} ({strategy.num_replicas_in_sync} replica(s)); TensorBoard: "
+            f"tensorboard --logdir {os.path.join(out_w, 'logs')}")
 
-    logs_dir = os.path.join(out_w, "logs")
-    state_dir = os.path.join(out, "state")
-    done = _newest_state(state_dir) if resume else None
-    budget = TimeBudget(p.max_seconds, spent=sum((done or {}).get("history", {})
-                                                 .get("epoch_seconds", [])))
-    callbacks = [EpochTimer(), budget]
-    if val is not None:
-        callbacks.append(RetrievalMonitor(*val, log_dir=os.path.join(logs_dir, "similarity")))
-    callbacks.append(TensorBoard(logs_dir, update_freq="epoch"))
+        logs_dir = os.path.join(out_w, "logs")
+        state_dir = os.path.join(out, "state")
+        done = _newest_state(state_dir) if resume else None
+        budget = TimeBudget(p.max_seconds, spent=sum((done or {}).get("history", {})
+                                                     .get("epoch_seconds", [])))
+        callbacks = [EpochTimer(), budget]
+        if val is not None:
+            callbacks.append(RetrievalMonitor(*val, log_dir=os.path.join(logs_dir, "similarity")))
+        callbacks.append(TensorBoard(logs_dir, update_freq="epoch"))
 
-    def train_ds():   # a fresh, deterministic copy of the pair stream (resumable_fit skips in it)
-        return distributable(pair_dataset(pairs, token_ids, p.batch_size,
-                                          seed=config.train.seed), strategy)
+        def train_ds():   # a fresh, deterministic copy of the pair stream (resumable_fit skips in it)
+            return distributable(pair_dataset(pairs, token_ids, p.batch_size,
+                                              seed=config.train.seed), strategy)
 
-    fit_start = time.perf_counter()
-    with strategy.scope():
-        history = resumable_fit(model, train_ds(), state_dir, epochs=p.epochs,
-                                steps_per_epoch=steps, callbacks=callbacks,
-                                every_steps=config.train.checkpoint_every_steps,
-                                save_dir=os.path.join(out_w, "state"), make_train_ds=train_ds,
-                                log=log)
-    fit_seconds = time.perf_counter() - fit_start
-    epochs_run = len(history.get("loss", []))
-    info = {"pairs": len(pairs), "images": int(len(pairs.images)), "texts": p.texts,
-            "data": os.path.abspath(data), "steps": steps * epochs_run, "epochs": epochs_run,
-            "batch_size": p.batch_size, "fit_seconds": round(fit_seconds, 1)}
-    summary = {**info, "seconds": round(time.perf_counter() - start, 1),
-               "resumed_at_step": done["global_step"] if done else None,
-               "stopped_by_time_budget": epochs_run < p.epochs,
-               "final": {k: v[-1] for k, v in history.items()}, "history": history,
-               "config": to_dict(config)}
-    _write_atomic(os.path.join(out_w, "pretrain_summary.json"), json.dumps(summary, indent=2))
-    model.save_to_preset(out_w, extra_metadata=info)   # its metadata.json marks the run done
-    discard(out_w, out)
-    return summary
+        fit_start = time.perf_counter()
+        with strategy.scope():
+            history = resumable_fit(model, train_ds(), state_dir, epochs=p.epochs,
+                                    steps_per_epoch=steps, callbacks=callbacks,
+                                    every_steps=config.train.checkpoint_every_steps,
+                                    save_dir=os.path.join(out_w, "state"), make_train_ds=train_ds,
+                                    log=log)
+        fit_seconds = time.perf_counter() - fit_start
+        epochs_run = len(history.get("loss", []))
+        info = {"pairs": len(pairs), "images": int(len(pairs.images)), "texts": p.texts,
+                "data": os.path.abspath(data), "steps": steps * epochs_run, "epochs": epochs_run,
+                "batch_size": p.batch_size, "fit_seconds": round(fit_seconds, 1)}
+        summary = {**info, "seconds": round(time.perf_counter() - start, 1),
+                   "resumed_at_step": done["global_step"] if done else None,
+                   "stopped_by_time_budget": epochs_run < p.epochs,
+                   "final": {k: v[-1] for k, v in history.items()}, "history": history,
+                   "config": to_dict(config)}
+        _write_atomic(os.path.join(out_w, "pretrain_summary.json"), json.dumps(summary, indent=2))
+        model.save_to_preset(out_w, extra_metadata=info)   # its metadata.json marks the run done
+        discard(out_w, out)
+        return summary
