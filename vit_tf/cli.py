@@ -14,6 +14,7 @@
     vit-tf quickstart     [--out DIR]
     vit-tf plan           [--experiment NAME] [--set k=v ...] [--text-length N] [--calibrate]
     vit-tf pretrained     list | convert [NAME ...]
+    vit-tf t2i            train | generate | eval | gate | export   (text-to-image; vit_tf.t2i)
 
 Bad input ends with ``error: ...`` naming the file, record id and field, and exit status 2
 (set VIT_TF_DEBUG=1 for the traceback).
@@ -170,6 +171,10 @@ def build_parser():
     q = psub.add_parser("convert", help="convert parts into the cache (default: every installed "
                         "part); a config naming pretrained:NAME converts it on first use anyway")
     q.add_argument("names", nargs="*")
+
+    from vit_tf.t2i.cli_args import add_t2i_parser
+
+    add_t2i_parser(sub)
 
     p = sub.add_parser("quickstart", help="shapes world -> train -> evaluate, end to end")
     p.add_argument("--out", default="quickstart_out")

@@ -9,6 +9,7 @@ honours ``skip_invalid`` the same way. The registry maps a format name to its re
     coco_captions   ``read_coco_captions(json_path, image_root, one_per_caption=False)``
     vqa             ``read_vqa(questions_path, annotations_path, image_root, image_pattern=...)``
     tfds            ``read_tfds(name, split, data_dir=..., image_dir=...)``
+    image_folder    ``read_image_folder(folder)``: images with a ``.txt`` caption beside each
     ==============  ===========================================================================
 
 Example:
@@ -17,6 +18,7 @@ Example:
 """
 
 from vit_tf.data.sources.coco import read_coco_captions
+from vit_tf.data.sources.image_folder import read_image_folder
 from vit_tf.data.sources.llava import read_llava
 from vit_tf.data.sources.tfds_source import read_tfds
 from vit_tf.data.sources.vqa import read_vqa
@@ -27,6 +29,7 @@ SOURCES.register("llava")(read_llava)
 SOURCES.register("coco_captions")(read_coco_captions)
 SOURCES.register("vqa")(read_vqa)
 SOURCES.register("tfds")(read_tfds)
+SOURCES.register("image_folder")(read_image_folder)
 
 
 def read_source(format, *args, **kwargs):
