@@ -40,6 +40,7 @@ def add_t2i_parser(sub):
     p.add_argument("--num-steps", type=int, default=None)
     p.add_argument("--guidance-scale", type=float, default=None)
     p.add_argument("--scale", type=int, default=1, help="upscale the PNG by this factor")
+    p.add_argument("--no-xla", action="store_true", help="do not XLA-compile the sampler")
 
     p = tsub.add_parser("eval", help="the GenEval mirror on the shapes world")
     p.add_argument("--model", default=None, help="run / preset folder or .keras file")

@@ -43,7 +43,7 @@ def _generate(args, log):
     prompts = [p for p in args.prompt for _ in range(args.seeds)]
     images = task.generate({"prompts": prompts, "negative_prompts": [args.negative_prompt]},
                            num_steps=args.num_steps, guidance_scale=args.guidance_scale,
-                           seed=args.seed)
+                           seed=args.seed, jit_compile=not args.no_xla)
     grid = image_grid(images, args.seeds) if len(images) > 1 else images[0]
     picture = Image.fromarray(grid)
     if args.scale > 1:

@@ -202,6 +202,7 @@ class DiffusionTextToImage(TextToImage):
                          guidance_scale=guidance_scale, **kwargs)
         self.network = network
         self.min_signal_rate, self.max_signal_rate = float(min_signal_rate), float(max_signal_rate)
+        self.built = True   # every part is built at construction
 
     def call(self, inputs, training=False):
         return self.network(inputs, training=training)

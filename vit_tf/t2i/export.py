@@ -30,9 +30,11 @@ class TextToImageServing(tf.Module):
 
     def __init__(self, task, num_steps=None):
         super().__init__(name="vit_tf_t2i_serving")
-        self.task = task
+        # The task itself is not tracked (its Keras objects need not be serialized, only the
+        # variables the serving functions read, tracked below).
+        self.__dict__["task"] = task
+        self.__dict__["preprocessor"] = task.preprocessor
         self.task_variables = list(task.variables)
-        self.preprocessor = task.preprocessor
         self.num_steps = int(num_steps or task.num_steps)
         self.default_scale = float(task.guidance_scale)
 

@@ -47,6 +47,7 @@ class MaskGITTextToImage(TextToImage):
         self.image_tokenizer = image_tokenizer
         self.image_tokenizer.trainable = False
         self.temperature, self.randomness = float(temperature), float(randomness)
+        self.built = True   # every part is built at construction
 
     def call(self, inputs, training=False):
         return self.backbone(inputs, training=training)

@@ -86,10 +86,15 @@ class TextToImage(keras.Model):
         cache = self.__dict__.setdefault("_vit_tf_samplers", {})
         key = (int(num_steps), bool(jit_compile))
         if key not in cache:
+            length = self.preprocessor.max_text_length
+            text = [tf.TensorSpec([None, length], tf.int32), tf.TensorSpec([None, length], tf.bool)]
+            # one trace for every batch size (XLA still compiles per concrete shape)
             cache[key] = tf.function(
                 lambda ids, mask, nids, nmask, seeds, scale: self.sample(
                     ids, mask, nids, nmask, seeds, scale, int(num_steps)),
-                jit_compile=jit_compile, reduce_retracing=True)
+                jit_compile=jit_compile,
+                input_signature=[*text, *text, tf.TensorSpec([None], tf.int64),
+                                 tf.TensorSpec([], tf.float32)])
         return cache[key]
 
     def generate(self, inputs, num_steps=None, guidance_scale=None, seed=None,
