@@ -6,7 +6,8 @@
                  learning rate, and ``samples``: one grid of ``log_prompts`` (seed 0) per epoch
 
 An "epoch" is ``log_every_steps`` training steps (the data repeats), so these appear at a
-fixed step interval. ``TimeBudget`` stops a stage that has used its ``max_seconds``.
+fixed step interval. ``StepBudget`` sizes a stage to its ``max_seconds`` after measuring its
+first steps (``SizedCosine`` is the schedule it resizes) and stops it there.
 """
 
 import time
@@ -66,27 +67,70 @@ class SampleGrid(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         prompts = [p for p in self.prompts for _ in range(self.seeds)]
-        images = self.task.generate(prompts, seed=0)
+        # traced without XLA: no compilation inside the training budget for a few images
+        images = self.task.generate(prompts, seed=0, jit_compile=False)
         with self.writer.as_default(step=epoch + 1):
-            tf.summary.image("samples", image_grid(images, self.seeds * 1)[None]
-                             if len(self.prompts) == 1 else
-                             image_grid(images, self.seeds)[None])
+            tf.summary.image("samples", image_grid(images, self.seeds)[None])
 
 
-class TimeBudget(keras.callbacks.Callback):
-    """Stop training once ``max_seconds`` have passed since its first step (0: never)."""
+@keras.saving.register_keras_serializable(package="vit_tf")
+class SizedCosine(keras.optimizers.schedules.LearningRateSchedule):
+    """Linear warmup to ``learning_rate``, then cosine decay to ``min_ratio`` of it at
+    ``total_steps`` — a variable, so ``StepBudget`` can size the run after measuring its first
+    steps (the compiled optimizer reads the new value)."""
 
-    def __init__(self, max_seconds):
+    def __init__(self, learning_rate, warmup_steps, total_steps, min_ratio=0.05):
+        self.learning_rate, self.warmup_steps = float(learning_rate), int(warmup_steps)
+        self.min_ratio = float(min_ratio)
+        self.total_steps = tf.Variable(float(total_steps), trainable=False, name="total_steps")
+
+    def __call__(self, step):
+        step = tf.cast(step, tf.float32)
+        warm = self.learning_rate * step / max(self.warmup_steps, 1)
+        span = tf.maximum(self.total_steps - self.warmup_steps, 1.0)
+        progress = tf.clip_by_value((step - self.warmup_steps) / span, 0.0, 1.0)
+        cosine = self.learning_rate * (self.min_ratio + (1 - self.min_ratio) * 0.5 * (
+            1.0 + tf.cos(np.pi * progress)))
+        return tf.where(step < self.warmup_steps, warm, cosine)
+
+    def get_config(self):
+        return {"learning_rate": self.learning_rate, "warmup_steps": self.warmup_steps,
+                "total_steps": float(self.total_steps.numpy()), "min_ratio": self.min_ratio}
+
+
+class StepBudget(keras.callbacks.Callback):
+    """Size a run to a time budget: after ``measure_calls`` compiled calls (the first, which
+    compiles, excluded) take the median seconds per step, and set the schedule's total to the
+    steps that fit in what is left of ``max_seconds`` (at most ``max_steps``); stop there.
+
+    With ``max_seconds`` = 0 the run is ``max_steps`` long. ``plan`` records the measurement.
+    """
+
+    def __init__(self, schedule, max_steps, max_seconds, measure_calls=4):
         super().__init__()
-        self.max_seconds = max_seconds
-        self.start = None
-        self.stopped_at = None
+        self.schedule, self.max_steps, self.max_seconds = schedule, int(max_steps), max_seconds
+        self.measure_calls = measure_calls
+        self.times, self.start, self.plan = [], None, None
+        schedule.total_steps.assign(float(max_steps))
 
     def on_train_batch_begin(self, batch, logs=None):
         if self.start is None:
             self.start = time.perf_counter()
+        self._call_start = time.perf_counter()
 
     def on_train_batch_end(self, batch, logs=None):
-        if self.max_seconds and time.perf_counter() - self.start > self.max_seconds:
+        now = time.perf_counter()
+        step = int(self.model.optimizer.iterations.numpy())
+        self.times.append((now - self._call_start, step))
+        if self.plan is None and self.max_seconds and len(self.times) > self.measure_calls:
+            timed = self.times[1:]
+            per_step = float(np.median([t / max(s1 - s0, 1) for (t, s1), (_, s0)
+                                        in zip(timed, self.times[:len(timed)])]))
+            left = self.max_seconds - (now - self.start)
+            total = min(self.max_steps, step + int(0.97 * left / per_step))
+            self.schedule.total_steps.assign(float(total))
+            self.plan = {"measured_seconds_per_step": round(per_step, 4), "after_steps": step,
+                         "elapsed_seconds": round(now - self.start, 1), "total_steps": total}
+        total = int(self.schedule.total_steps.numpy())
+        if step >= total or (self.max_seconds and now - self.start > self.max_seconds):
             self.model.stop_training = True
-            self.stopped_at = self.model.optimizer.iterations.numpy().item()

@@ -10,8 +10,10 @@
        RUN/t2i_config.json, RUN/train_summary.json (times, steps, losses, data counts),
        RUN/logs/{tokenizer,generator}/ (TensorBoard, ``vit_tf.t2i.callbacks``)
 
-Each stage trains for its configured ``steps`` (warmup + cosine schedule); ``max_seconds``
-stops it early if set, and the summary says so. Seeds fix data order, masks and noise.
+Each stage trains for at most ``steps`` steps (warmup + cosine schedule); with ``max_seconds``
+it measures its first steps and sizes itself to the budget (``StepBudget``: the cosine ends
+where the time does), and the summary records the measurement. Seeds fix data order, masks
+and noise.
 """
 
 import json
@@ -25,7 +27,7 @@ import tensorflow as tf
 from vit_tf.config import save_config
 from vit_tf.data.sources.validation import DataValidationError, Problem, ValidationReport
 from vit_tf.data.tokenizer import train_tokenizer
-from vit_tf.t2i.callbacks import CodebookUsage, SampleGrid, TimeBudget
+from vit_tf.t2i.callbacks import CodebookUsage, SampleGrid, SizedCosine, StepBudget
 from vit_tf.t2i.captions import read_captions
 from vit_tf.t2i.config import check
 from vit_tf.t2i.preprocessor import TextToImagePreprocessor
@@ -79,26 +81,28 @@ def prepare(config, data, image_root, data_format="llava", log=print, **reader_a
 
 
 def _schedule(learning_rate, warmup_steps, steps):
-    return keras.optimizers.schedules.CosineDecay(
-        0.0, max(steps - warmup_steps, 1), alpha=0.05, warmup_target=learning_rate,
-        warmup_steps=warmup_steps)
+    return SizedCosine(learning_rate, warmup_steps, steps)
 
 
-def _fit(model, ds, steps, every, max_seconds, callbacks, log_dir, log, stage):
-    """``model.fit`` for ``steps`` steps in epochs of ``every`` steps; returns a summary."""
+def _fit(model, ds, schedule, steps, every, max_seconds, callbacks, log_dir, log, stage):
+    """``model.fit`` for at most ``steps`` steps in epochs of ``every`` steps, sized to
+    ``max_seconds`` after its first steps (``StepBudget``); returns a summary."""
     every = min(every or steps, steps)
-    budget = TimeBudget(max_seconds)
+    budget = StepBudget(schedule, steps, max_seconds)
     board = keras.callbacks.TensorBoard(log_dir, update_freq="epoch", write_graph=False)
     start = time.perf_counter()
-    history = model.fit(ds, epochs=max(steps // every, 1), steps_per_epoch=every, verbose=0,
+    history = model.fit(ds, epochs=-(-steps // every), steps_per_epoch=every, verbose=0,
                         callbacks=[budget, *callbacks, board, keras.callbacks.LambdaCallback(
                             on_epoch_end=lambda e, logs: log(
-                                f"{stage} step {(e + 1) * every}: " + ", ".join(
-                                    f"{k} {v:.4f}" for k, v in logs.items())))])
+                                f"{stage} step {int(model.optimizer.iterations.numpy())}: "
+                                + ", ".join(f"{k} {v:.4f}" for k, v in logs.items())))])
     seconds = time.perf_counter() - start
-    done = int(model.optimizer.iterations.numpy())
-    return {"steps": done, "planned_steps": steps, "seconds": round(seconds, 1),
-            "stopped_by_time_budget": budget.stopped_at is not None,
+    if budget.plan:
+        log(f"{stage}: {budget.plan['measured_seconds_per_step'] * 1000:.0f} ms/step measured "
+            f"after {budget.plan['after_steps']} steps -> {budget.plan['total_steps']} steps "
+            f"in {max_seconds:.0f} s")
+    return {"steps": int(model.optimizer.iterations.numpy()), "max_steps": steps,
+            "max_seconds": max_seconds, "plan": budget.plan, "seconds": round(seconds, 1),
             "history": {k: [float(x) for x in v] for k, v in history.history.items()}}
 
 
@@ -108,7 +112,8 @@ def train_tokenizer_stage(config, prep, out, log):
     c = config.vq
     vq = VQVAE(config.data.image_size, c.patch_size, c.width, c.code_dim, c.num_codes,
                c.num_res_blocks, c.decay, c.commitment, c.dead_threshold, seed=config.seed)
-    vq.compile(optimizer=keras.optimizers.Adam(_schedule(c.learning_rate, 50, c.steps)),
+    schedule = _schedule(c.learning_rate, 50, c.steps)
+    vq.compile(optimizer=keras.optimizers.Adam(schedule),
                loss="mse", jit_compile=config.jit_compile,
                steps_per_execution=config.steps_per_execution)
     images = prep.images
@@ -117,7 +122,7 @@ def train_tokenizer_stage(config, prep, out, log):
           .map(lambda x: (tf.cast(x, tf.float32), tf.cast(x, tf.float32) / 127.5 - 1.0))
           .prefetch(tf.data.AUTOTUNE))
     log_dir = os.path.join(out, "logs", "tokenizer")
-    summary = _fit(vq, ds, c.steps, config.log_every_steps, c.max_seconds,
+    summary = _fit(vq, ds, schedule, c.steps, config.log_every_steps, c.max_seconds,
                    [CodebookUsage(log_dir, images)], log_dir, log, "tokenizer")
     summary["codebook_usage"], summary["codebook_perplexity"] = vq.quantizer.codebook_usage()
     return vq, summary
@@ -150,14 +155,14 @@ def train_maskgit_stage(config, prep, vq, out, log):
                                c.num_heads, c.intermediate_dim, c.dropout, name="backbone")
     task = MaskGITTextToImage(backbone, vq, prep.preprocessor, c.num_steps, c.guidance_scale,
                               c.temperature, c.randomness)
-    task.compile(learning_rate=_schedule(c.learning_rate, c.warmup_steps, c.steps),
-                 weight_decay=c.weight_decay, jit_compile=config.jit_compile,
-                 steps_per_execution=config.steps_per_execution)
+    schedule = _schedule(c.learning_rate, c.warmup_steps, c.steps)
+    task.compile(learning_rate=schedule, weight_decay=c.weight_decay,
+                 jit_compile=config.jit_compile, steps_per_execution=config.steps_per_execution)
     ds = masked_examples(_text_dataset(prep, codes[prep.image_index], c.batch_size, config.seed),
                          vq.num_tokens, backbone.mask_id, c.caption_dropout, config.seed)
     ds = ds.batch(c.batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
     log_dir = os.path.join(out, "logs", "generator")
-    summary = _fit(task, ds, c.steps, config.log_every_steps, c.max_seconds,
+    summary = _fit(task, ds, schedule, c.steps, config.log_every_steps, c.max_seconds,
                    [SampleGrid(task, log_dir, config.log_prompts.split("|"))], log_dir, log,
                    "generator")
     return task, summary
@@ -171,15 +176,15 @@ def train_diffusion_stage(config, prep, out, log):
                             config.data.max_text_length, c.widths, c.block_depth, c.text_dim,
                             c.text_layers, c.num_heads, c.attention_resolution, name="network")
     task = DiffusionTextToImage(network, prep.preprocessor, c.num_steps, c.guidance_scale)
-    task.compile(learning_rate=_schedule(c.learning_rate, c.warmup_steps, c.steps),
-                 weight_decay=c.weight_decay, jit_compile=config.jit_compile,
-                 steps_per_execution=config.steps_per_execution)
+    schedule = _schedule(c.learning_rate, c.warmup_steps, c.steps)
+    task.compile(learning_rate=schedule, weight_decay=c.weight_decay,
+                 jit_compile=config.jit_compile, steps_per_execution=config.steps_per_execution)
     images = prep.images[prep.image_index]
     ds = diffusion_examples(_text_dataset(prep, images, c.batch_size, config.seed),
                             c.caption_dropout, config.seed)
     ds = ds.batch(c.batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
     log_dir = os.path.join(out, "logs", "generator")
-    summary = _fit(task, ds, c.steps, config.log_every_steps, c.max_seconds,
+    summary = _fit(task, ds, schedule, c.steps, config.log_every_steps, c.max_seconds,
                    [SampleGrid(task, log_dir, config.log_prompts.split("|"))], log_dir, log,
                    "generator")
     return task, summary
