@@ -50,3 +50,36 @@ def test_encode_decode_round_trip_is_the_models_reconstruction_and_keras_file_re
     again = keras.saving.load_model(path, compile=False)
     np.testing.assert_array_equal(again.encode(images).numpy(), codes.numpy())
     np.testing.assert_array_equal(again.decode(codes).numpy(), decoded)
+
+
+def test_step_budget_sizes_the_schedule_from_the_measured_steps(monkeypatch):
+    from vit_tf.t2i import callbacks
+    from vit_tf.t2i.callbacks import SizedCosine, StepBudget
+
+    clock = [0.0]
+    monkeypatch.setattr(callbacks.time, "perf_counter", lambda: clock[0])
+
+    class Model:
+        stop_training = False
+
+        class optimizer:
+            iterations = tf.Variable(0)
+
+    schedule = SizedCosine(1e-3, 10, 1000)
+    budget = StepBudget(schedule, max_steps=1000, max_seconds=100.0, measure_calls=3)
+    budget.set_model(Model)
+    for call in range(6):                   # 10 steps per call; the first takes 20 s (compile)
+        budget.on_train_batch_begin(call)
+        clock[0] += 20.0 if call == 0 else 1.0
+        Model.optimizer.iterations.assign_add(10)
+        budget.on_train_batch_end(call)
+    # 0.1 s per step measured after 40 steps and 23 s: 0.97 * 77 s left / 0.1 s = 746 more
+    assert budget.plan["measured_seconds_per_step"] == 0.1
+    assert budget.plan["total_steps"] == 40 + 746
+    assert float(schedule.total_steps.numpy()) == 786.0 and not Model.stop_training
+    np.testing.assert_allclose(float(schedule(786)), 0.05e-3, rtol=1e-5)   # the cosine's end
+    np.testing.assert_allclose(float(schedule(5)), 0.5e-3, rtol=1e-5)      # warmup
+    Model.optimizer.iterations.assign(786)
+    budget.on_train_batch_begin(6)
+    budget.on_train_batch_end(6)
+    assert Model.stop_training
