@@ -49,5 +49,5 @@ def diffusion_task(seed=0, image_size=16, num_steps=2):
     pre = preprocessor(image_size)
     net = DiffusionUNet(image_size, pre.vocabulary_size, pre.max_text_length, widths="8,16",
                         block_depth=1, text_dim=16, text_layers=1, num_heads=2,
-                        attention_resolution=8, embedding_dim=8, name="network")
+                        attention_resolution=8, embedding_dim=8, patch_size=2, name="network")
     return DiffusionTextToImage(net, pre, num_steps=num_steps, guidance_scale=2.0)

@@ -35,12 +35,13 @@ N_TRAIN, N_TEST = 20000, 1000
 # Budgets: each whole run (data preparation, every stage, compilation, TensorBoard samples)
 # within 15 minutes; each stage measures its first steps and sizes itself to its max_seconds.
 MASKGIT = [
-    f"data.hold_out={HOLD_OUT}",
-    "vq.steps=3000", "vq.max_seconds=270",
-    "maskgit.steps=20000", "maskgit.max_seconds=540",
+    f"data.hold_out={HOLD_OUT}", "data.max_text_length=32",
+    "vq.steps=3000", "vq.max_seconds=150",
+    "maskgit.hidden_dim=128", "maskgit.num_layers=4", "maskgit.num_heads=4",
+    "maskgit.intermediate_dim=512", "maskgit.steps=20000", "maskgit.max_seconds=660",
 ]
 DIFFUSION = [
-    "generator=diffusion", f"data.hold_out={HOLD_OUT}",
+    "generator=diffusion", f"data.hold_out={HOLD_OUT}", "data.max_text_length=32",
     "diffusion.steps=20000", "diffusion.max_seconds=820",
 ]
 

@@ -64,12 +64,13 @@ class MaskGITConfig:
 
 @dataclass
 class DiffusionConfig:
+    patch_size: int = 2                # space-to-depth: the U-Net runs at 32 px on 2x2 patches
     widths: str = "32,64,96"
     block_depth: int = 1
     text_dim: int = 128
     text_layers: int = 2
     num_heads: int = 4
-    attention_resolution: int = 32
+    attention_resolution: int = 16
     caption_dropout: float = 0.1
     batch_size: int = 32
     steps: int = 3000

@@ -4,7 +4,8 @@ made small, with cross-attention to the caption tokens and classifier-free guida
     noisy_images (B, S, S, 3), noise_variances (B, 1, 1, 1), token_ids (B, L), padding_mask (B, L)
       caption: token + position embeddings -> TransformerEncoder blocks -> (B, 1 + L, C_text),
                a learned null token first (always a key, so "no caption" still has one)
-      U-Net: sinusoidal noise embedding ‖ 1x1 conv; down blocks (residual blocks, avg-pool),
+      U-Net (optionally on 2x2 space-to-depth patches, ``patch_size``, the "made small"):
+            sinusoidal noise embedding ‖ 1x1 conv; down blocks (residual blocks, avg-pool),
              residual blocks at the bottom, up blocks (bilinear upsampling, skip concat); after
              every residual block at <= ``attention_resolution`` px, cross-attention from the
              pixels to the caption
@@ -120,15 +121,19 @@ class DiffusionUNet(keras.Model):
     """The noise-prediction network (see the module docstring); a functional model.
 
     Args: image_size, widths ("32,64,96": one down/up level per width but the last, which is
-    the bottom), block_depth (residual blocks per level), vocabulary_size, max_text_length,
+    the bottom), patch_size (p > 1: space-to-depth first, so the U-Net runs at S/p pixels a
+    side on p*p*3 channels, and depth-to-space at the end), block_depth (residual blocks per level), vocabulary_size, max_text_length,
     text_dim / text_layers / num_heads (caption encoder and attention), attention_resolution
     (cross-attention at feature maps of at most this many pixels a side), embedding_dim.
     """
 
     def __init__(self, image_size, vocabulary_size, max_text_length, widths="32,64,96",
                  block_depth=1, text_dim=128, text_layers=2, num_heads=4,
-                 attention_resolution=32, embedding_dim=32, **kwargs):
+                 attention_resolution=32, embedding_dim=32, patch_size=1, **kwargs):
         levels = parse_channels(widths)
+        if image_size % (patch_size * 2 ** (len(levels) - 1)):
+            raise ValueError(f"image_size {image_size} is not divisible by patch_size "
+                             f"{patch_size} x 2**{len(levels) - 1} (widths {widths!r})")
         noisy = keras.Input((image_size, image_size, 3), name="noisy_images")
         variances = keras.Input((1, 1, 1), name="noise_variances")
         token_ids = keras.Input((max_text_length,), dtype="int32", name="token_ids")
@@ -141,9 +146,15 @@ class DiffusionUNet(keras.Model):
                 name=f"text_block{i}")(context, padding_mask=padding_mask)
         context, context_mask = NullToken(name="null_token")(context, padding_mask)  # (B, 1+L, C)
 
+        grid, p = image_size // patch_size, patch_size
         e = SinusoidalEmbedding(embedding_dim, name="noise_embedding")(variances)
-        e = keras.layers.UpSampling2D(image_size, name="noise_broadcast")(e)
-        x = keras.layers.Conv2D(levels[0], 1, name="stem")(noisy)
+        e = keras.layers.UpSampling2D(grid, name="noise_broadcast")(e)
+        x = noisy
+        if p > 1:   # space-to-depth: the U-Net runs on (S/p, S/p, 3 p^2), p x fewer pixels a side
+            x = keras.layers.Reshape((grid, p, grid, p, 3), name="patch_split")(x)
+            x = keras.layers.Permute((1, 3, 2, 4, 5), name="patch_order")(x)
+            x = keras.layers.Reshape((grid, grid, p * p * 3), name="patches")(x)
+        x = keras.layers.Conv2D(levels[0], 1, name="stem")(x)
         x = keras.layers.Concatenate(name="with_noise")([x, e])
 
         def attend(x, name):
@@ -167,8 +178,12 @@ class DiffusionUNet(keras.Model):
                 x = keras.layers.Concatenate(name=f"up{level}_{d}_cat")([x, skips.pop()])
                 x = _residual_block(x, width, f"up{level}_{d}")
                 x = attend(x, f"up{level}_{d}_xattn")
-        out = keras.layers.Conv2D(3, 1, kernel_initializer="zeros", dtype="float32",
+        out = keras.layers.Conv2D(3 * p * p, 1, kernel_initializer="zeros", dtype="float32",
                                   name="to_noise")(x)
+        if p > 1:   # depth-to-space back to (S, S, 3)
+            out = keras.layers.Reshape((grid, grid, p, p, 3), name="unpatch_split")(out)
+            out = keras.layers.Permute((1, 3, 2, 4, 5), name="unpatch_order")(out)
+            out = keras.layers.Reshape((image_size, image_size, 3), name="unpatched")(out)
         super().__init__(inputs={"noisy_images": noisy, "noise_variances": variances,
                                  "token_ids": token_ids, "padding_mask": padding_mask},
                          outputs=out, **kwargs)
@@ -176,7 +191,7 @@ class DiffusionUNet(keras.Model):
         self.max_text_length, self.widths = max_text_length, ",".join(map(str, levels))
         self.block_depth, self.text_dim, self.text_layers = block_depth, text_dim, text_layers
         self.num_heads, self.attention_resolution = num_heads, attention_resolution
-        self.embedding_dim = embedding_dim
+        self.embedding_dim, self.patch_size = embedding_dim, patch_size
 
     def get_config(self):
         return {"name": self.name, "trainable": self.trainable, "image_size": self.image_size,
@@ -184,7 +199,7 @@ class DiffusionUNet(keras.Model):
                 "widths": self.widths, "block_depth": self.block_depth, "text_dim": self.text_dim,
                 "text_layers": self.text_layers, "num_heads": self.num_heads,
                 "attention_resolution": self.attention_resolution,
-                "embedding_dim": self.embedding_dim}
+                "embedding_dim": self.embedding_dim, "patch_size": self.patch_size}
 
     @classmethod
     def from_config(cls, config):

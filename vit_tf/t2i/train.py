@@ -174,7 +174,8 @@ def train_diffusion_stage(config, prep, out, log):
     c = config.diffusion
     network = DiffusionUNet(config.data.image_size, prep.preprocessor.vocabulary_size,
                             config.data.max_text_length, c.widths, c.block_depth, c.text_dim,
-                            c.text_layers, c.num_heads, c.attention_resolution, name="network")
+                            c.text_layers, c.num_heads, c.attention_resolution,
+                            patch_size=c.patch_size, name="network")
     task = DiffusionTextToImage(network, prep.preprocessor, c.num_steps, c.guidance_scale)
     schedule = _schedule(c.learning_rate, c.warmup_steps, c.steps)
     task.compile(learning_rate=schedule, weight_decay=c.weight_decay,
