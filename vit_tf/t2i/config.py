@@ -40,6 +40,8 @@ class VQConfig:
     steps: int = 1200
     learning_rate: float = 2e-3
     max_seconds: float = 0.0           # stop early when training took this long (0: no limit)
+    weights: str = ""                  # a trained tokenizer (.weights.h5 of this architecture)
+                                       # to start from; with steps=0 it is used as it is
 
 
 @dataclass

@@ -112,6 +112,19 @@ def train_tokenizer_stage(config, prep, out, log):
     c = config.vq
     vq = VQVAE(config.data.image_size, c.patch_size, c.width, c.code_dim, c.num_codes,
                c.num_res_blocks, c.decay, c.commitment, c.dead_threshold, seed=config.seed)
+    if c.weights:
+        if not os.path.exists(c.weights):
+            raise FileNotFoundError(f"vq.weights: {c.weights} does not exist")
+        size = config.data.image_size
+        vq(np.zeros((1, size, size, 3), "float32"))          # builds the model before loading
+        vq.load_weights(c.weights)
+        log(f"tokenizer: loaded {c.weights}")
+        if c.steps == 0:
+            usage, perplexity = vq.quantizer.codebook_usage()
+            return vq, {"steps": 0, "weights": c.weights, "codebook_usage": usage,
+                        "codebook_perplexity": perplexity}
+    elif c.steps < 1:
+        raise ValueError("vq.steps=0 needs vq.weights (a trained tokenizer)")
     schedule = _schedule(c.learning_rate, 50, c.steps)
     vq.compile(optimizer=keras.optimizers.Adam(schedule),
                loss="mse", jit_compile=config.jit_compile,
