@@ -83,3 +83,38 @@ def test_step_budget_sizes_the_schedule_from_the_measured_steps(monkeypatch):
     budget.on_train_batch_begin(6)
     budget.on_train_batch_end(6)
     assert Model.stop_training
+
+
+def test_tokenizer_stage_starts_from_saved_weights_and_steps_zero_uses_them_as_they_are(tmp_path):
+    import pytest
+
+    from vit_tf.config import apply_overrides
+    from vit_tf.t2i.config import T2IConfig
+    from vit_tf.t2i.train import train_tokenizer_stage
+
+    keras.utils.set_random_seed(0)
+    sizes = ["data.image_size=16", "vq.patch_size=4", "vq.width=8", "vq.code_dim=4",
+             "vq.num_codes=16", "vq.num_res_blocks=1"]
+    trained = VQVAE(16, patch_size=4, width=8, code_dim=4, num_codes=16, num_res_blocks=1,
+                    seed=5)
+    images = np.random.default_rng(1).integers(0, 256, (4, 16, 16, 3)).astype("uint8")
+    trained(images.astype("float32"))
+    trained.save_weights(tmp_path / "vq.weights.h5")
+
+    class Prep:
+        pass
+
+    prep = Prep()
+    prep.images = images
+    config = apply_overrides(T2IConfig(), sizes + [f"vq.weights={tmp_path / 'vq.weights.h5'}",
+                                                   "vq.steps=0"])
+    vq, summary = train_tokenizer_stage(config, prep, str(tmp_path), log=lambda m: None)
+    assert summary["steps"] == 0
+    np.testing.assert_array_equal(vq.encode(images.astype("float32")).numpy(),
+                                  trained.encode(images.astype("float32")).numpy())
+    with pytest.raises(FileNotFoundError, match="vq.weights: .*missing"):
+        train_tokenizer_stage(apply_overrides(config, [f"vq.weights={tmp_path / 'missing'}"]),
+                              prep, str(tmp_path), log=lambda m: None)
+    with pytest.raises(ValueError, match="vq.steps=0 needs vq.weights"):
+        train_tokenizer_stage(apply_overrides(config, ["vq.weights="]), prep, str(tmp_path),
+                              log=lambda m: None)
