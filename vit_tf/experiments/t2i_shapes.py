@@ -36,20 +36,20 @@ SEED = 1
 N_TRAIN, N_TEST = 20000, 1000
 
 # Budgets: each generator within 15 minutes of training on the shared 2 cores, the MaskGIT's
-# tokenizer included (tokenizer 420 s + transformer 420 s; diffusion 780 s); each stage measures
+# tokenizer included (tokenizer 360 s + transformer 360 s; diffusion 660 s); each stage measures
 # its first steps and sizes itself to its max_seconds (``StepBudget``).
 TOKENIZER = [
     f"data.hold_out={HOLD_OUT}", "data.max_text_length=32",
-    "vq.num_codes=2048", "vq.steps=6000", "vq.max_seconds=420",
+    "vq.num_codes=2048", "vq.steps=6000", "vq.max_seconds=360",
 ]
 MASKGIT = [
     f"data.hold_out={HOLD_OUT}", "data.max_text_length=32", "vq.num_codes=2048", "vq.steps=0",
     "maskgit.hidden_dim=128", "maskgit.num_layers=4", "maskgit.num_heads=4",
-    "maskgit.intermediate_dim=512", "maskgit.steps=20000", "maskgit.max_seconds=420",
+    "maskgit.intermediate_dim=512", "maskgit.steps=20000", "maskgit.max_seconds=360",
 ]
 DIFFUSION = [
     "generator=diffusion", f"data.hold_out={HOLD_OUT}", "data.max_text_length=32",
-    "diffusion.steps=20000", "diffusion.max_seconds=780",
+    "diffusion.steps=20000", "diffusion.max_seconds=660",
 ]
 
 
