@@ -39,3 +39,16 @@ def test_export_serves_the_same_pixels_in_a_fresh_process(tmp_path):
                                   seed=7, guidance_scale=3.0, num_steps=1, jit_compile=False)
     np.testing.assert_array_equal(served[2:], expected_full)
     assert "longer than the text context" in result["too_long"]
+
+
+def test_a_preset_loads_in_a_fresh_process_that_imported_only_the_loader(tmp_path):
+    task = tiny.maskgit_task(seed=4)
+    task.save_to_preset(str(tmp_path / "run"))
+    code = ("import sys; from vit_tf.t2i.task import load_text_to_image; "
+            "t = load_text_to_image(sys.argv[1]); print('LOADED', type(t).__name__, "
+            "type(t.backbone).__name__, type(t.image_tokenizer).__name__)")
+    run = subprocess.run([sys.executable, "-c", code, str(tmp_path / "run")],
+                         capture_output=True, text=True,
+                         env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert "LOADED MaskGITTextToImage MaskGITBackbone VQVAE" in run.stdout

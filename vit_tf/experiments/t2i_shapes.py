@@ -34,6 +34,7 @@ from vit_tf.config import apply_overrides
 HOLD_OUT = "red:triangle,green:circle,blue:square"
 SEED = 1
 N_TRAIN, N_TEST = 20000, 1000
+SOURCES = ("oracle", "retrieval", "maskgit", "diffusion")
 
 # Budgets: each generator within 15 minutes of training on the shared 2 cores, the MaskGIT's
 # tokenizer included (tokenizer 360 s + transformer 360 s; diffusion 660 s); each stage measures
@@ -119,34 +120,36 @@ def _train(out, generator):
     print(json.dumps({k: v for k, v in summary.items() if k != "generator_stage"}, indent=1))
 
 
-def _eval(out, judge, per_task, best_of):
+def _eval(out, judge, per_task, best_of, sources=SOURCES):
     from vit_tf.t2i.captions import parse_hold_out, read_captions
-    from vit_tf.t2i.evaluate import evaluate_t2i, format_table, tokenizer_gate
-    from vit_tf.t2i.task import load_text_to_image
-    from vit_tf.t2i.train import load_images
+    from vit_tf.t2i.evaluate import evaluate_t2i, format_table
 
     shapes = os.path.join(out, "shapes")
     hold_out = parse_hold_out(HOLD_OUT)
     pairs = read_captions(os.path.join(shapes, "train.json"), shapes, hold_out=hold_out).pairs
-    metrics = {}
-    for source in ("oracle", "retrieval", "maskgit", "diffusion"):
+    for source in sources:
         path = os.path.join(out, source)
         if source in ("maskgit", "diffusion") and not os.path.exists(path):
+            print(f"{source}: no trained model at {path}; not evaluated")
             continue
         start = time.perf_counter()
-        metrics[source] = evaluate_t2i(
+        evaluate_t2i(
             path if source in ("maskgit", "diffusion") else source,
             os.path.join(out, "eval", source), per_task, 0, hold_out, pairs,
             judge if source != "retrieval" else None,
             best_of if source == "maskgit" else 0)
         print(f"{source}: {time.perf_counter() - start:.0f} s")
+    metrics = {}                   # the table: every source evaluated so far, in this order
+    for source in SOURCES:
+        path = os.path.join(out, "eval", source, "metrics.json")
+        if os.path.exists(path):
+            with open(path) as f:
+                metrics[source] = json.load(f)
     table = format_table(metrics)
-    gate = None
-    if "maskgit" in metrics:
-        test = read_captions(os.path.join(shapes, "test.json"), shapes, categories=()).pairs
-        images = load_images(list(dict.fromkeys(p.image_path for p in test)), 64)
-        gate, _ = tokenizer_gate(load_text_to_image(os.path.join(out, "maskgit")).image_tokenizer,
-                                 images)
+    summary = os.path.join(out, "tokenizer", "summary.json")
+    if os.path.exists(summary):
+        with open(summary) as f:
+            gate = json.load(f)["gate"]
         table += (f"\ntokenizer gate: {gate['parsed_equal']:.3f} of {gate['images']} held-out "
                   "scenes parse back as the same scene")
     for source, m in metrics.items():
@@ -174,13 +177,21 @@ def main(argv=None):
     parser.add_argument("--judge", default=None, help="a trained shapes-world VLM run")
     parser.add_argument("--per-task", type=int, default=50)
     parser.add_argument("--best-of", type=int, default=4)
+    parser.add_argument("--sources", default=",".join(SOURCES),
+                        help="which of oracle,retrieval,maskgit,diffusion to (re)evaluate; the "
+                             "table takes every OUT/eval/<source>/metrics.json there is")
     args = parser.parse_args(argv)
     if args.step == "data":
         _data(args.out)
     elif args.step == "tokenizer":
         _tokenizer(args.out)
     elif args.step == "eval":
-        _eval(args.out, args.judge, args.per_task, args.best_of)
+        sources = [x for x in args.sources.split(",") if x]
+        unknown = sorted(set(sources) - set(SOURCES))
+        if unknown:
+            parser.error(f"--sources: unknown {', '.join(unknown)} (choose from "
+                         f"{', '.join(SOURCES)})")
+        _eval(args.out, args.judge, args.per_task, args.best_of, sources)
     else:
         _train(args.out, args.step)
 

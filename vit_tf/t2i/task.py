@@ -177,9 +177,7 @@ class TextToImage(keras.Model):
     @classmethod
     def from_preset(cls, preset_dir):
         """Load a text-to-image preset (or a finished ``vit-tf t2i train`` run folder)."""
-        import vit_tf.t2i.diffusion  # noqa: F401  (registers every task class)
-        import vit_tf.t2i.generator  # noqa: F401
-
+        _register_classes()
         read_preset_metadata(preset_dir)
         path = os.path.join(preset_dir, TASK_FILE)
         with open(path) as f:
@@ -216,12 +214,18 @@ def _sha256(path):
     return digest.hexdigest()
 
 
+def _register_classes():
+    """Import every module whose classes a saved task names (a fresh process knows none)."""
+    import vit_tf.t2i.diffusion  # noqa: F401
+    import vit_tf.t2i.generator  # noqa: F401
+    import vit_tf.t2i.maskgit  # noqa: F401
+    import vit_tf.t2i.vqvae  # noqa: F401
+
+
 def load_text_to_image(path):
     """A text-to-image task from a preset / run folder or a ``.keras`` file."""
     if str(path).endswith(".keras"):
-        import vit_tf.t2i.diffusion  # noqa: F401
-        import vit_tf.t2i.generator  # noqa: F401
-
+        _register_classes()
         if not os.path.isfile(path):
             raise FileNotFoundError(f"{path}: no such model file")
         task = keras.saving.load_model(path, compile=False, safe_mode=True)
