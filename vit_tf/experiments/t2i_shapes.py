@@ -54,14 +54,14 @@ DIFFUSION = [
 ]
 
 
-def get_t2i_config(generator, out="t2i_out"):
+def get_t2i_config(generator, out="t2i_out", extra=()):
     """The run config of ``generator`` ("tokenizer" | "maskgit" | "diffusion") in this
     experiment; the MaskGIT starts from the tokenizer step's ``OUT/tokenizer/vq.weights.h5``."""
     from vit_tf.t2i.config import T2IConfig
 
     overrides = {"tokenizer": TOKENIZER, "diffusion": DIFFUSION,
                  "maskgit": MASKGIT + [f"vq.weights={_vq_weights(out)}"]}[generator]
-    return apply_overrides(T2IConfig(name=f"t2i_shapes_{generator}"), overrides)
+    return apply_overrides(T2IConfig(name=f"t2i_shapes_{generator}"), [*overrides, *extra])
 
 
 def _vq_weights(out):
@@ -77,7 +77,7 @@ def _data(out):
     print(json.dumps({k: summary[k] for k in ("train", "test")}))
 
 
-def _tokenizer(out):
+def _tokenizer(out, extra=()):
     """Train the VQ-VAE alone, save its weights, and run its gate on the held-out scenes."""
     from vit_tf.t2i.captions import read_captions
     from vit_tf.t2i.evaluate import tokenizer_gate
@@ -85,7 +85,7 @@ def _tokenizer(out):
 
     shapes, folder = os.path.join(out, "shapes"), os.path.join(out, "tokenizer")
     os.makedirs(folder, exist_ok=True)
-    config = get_t2i_config("tokenizer", out)
+    config = get_t2i_config("tokenizer", out, extra)
     import keras
 
     keras.utils.set_random_seed(config.seed)
@@ -111,12 +111,12 @@ def _tokenizer(out):
           "scenes parse back as the same scene")
 
 
-def _train(out, generator):
+def _train(out, generator, extra=()):
     from vit_tf.t2i.train import train_t2i
 
     shapes = os.path.join(out, "shapes")
-    _, summary = train_t2i(get_t2i_config(generator, out), os.path.join(shapes, "train.json"), shapes,
-                           os.path.join(out, generator))
+    _, summary = train_t2i(get_t2i_config(generator, out, extra),
+                           os.path.join(shapes, "train.json"), shapes, os.path.join(out, generator))
     print(json.dumps({k: v for k, v in summary.items() if k != "generator_stage"}, indent=1))
 
 
@@ -177,6 +177,9 @@ def main(argv=None):
     parser.add_argument("--judge", default=None, help="a trained shapes-world VLM run")
     parser.add_argument("--per-task", type=int, default=50)
     parser.add_argument("--best-of", type=int, default=4)
+    parser.add_argument("--set", dest="overrides", action="append", default=[],
+                        metavar="KEY=VALUE", help="a T2IConfig override after the experiment's "
+                        "own (e.g. diffusion.max_seconds=420); repeatable")
     parser.add_argument("--sources", default=",".join(SOURCES),
                         help="which of oracle,retrieval,maskgit,diffusion to (re)evaluate; the "
                              "table takes every OUT/eval/<source>/metrics.json there is")
@@ -184,7 +187,7 @@ def main(argv=None):
     if args.step == "data":
         _data(args.out)
     elif args.step == "tokenizer":
-        _tokenizer(args.out)
+        _tokenizer(args.out, args.overrides)
     elif args.step == "eval":
         sources = [x for x in args.sources.split(",") if x]
         unknown = sorted(set(sources) - set(SOURCES))
@@ -193,7 +196,7 @@ def main(argv=None):
                          f"{', '.join(SOURCES)})")
         _eval(args.out, args.judge, args.per_task, args.best_of, sources)
     else:
-        _train(args.out, args.step)
+        _train(args.out, args.step, args.overrides)
 
 
 if __name__ == "__main__":
