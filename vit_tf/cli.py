@@ -17,6 +17,7 @@
     vit-tf pretrain       --data DATA --image-root DIR --out DIR [--val-data F] [--shapes DIR] [--resume]
     vit-tf pretrain-eval  --model DIR [--data F --image-root DIR] [--shapes DIR] [--easy-vqa DIR]
     vit-tf pretrained     list | convert [NAME ...]
+    vit-tf t2i            train | generate | eval | gate | export   (text-to-image; vit_tf.t2i)
 
 Bad input ends with ``error: ...`` naming the file, record id and field, and exit status 2
 (set VIT_TF_DEBUG=1 for the traceback). An exception raised outside vit_tf's own code (a bug,
@@ -240,6 +241,9 @@ def build_parser():
     q.add_argument("names", nargs="*")
 
     add_pretrain_parsers(sub)
+    from vit_tf.t2i.cli_args import add_t2i_parser
+
+    add_t2i_parser(sub)
 
     p = sub.add_parser("quickstart", help="shapes world -> train -> evaluate, end to end")
     p.add_argument("--out", default="quickstart_out")

@@ -325,6 +325,12 @@ def cmd_pretrained(args):
     return 0
 
 
+def cmd_t2i(args):
+    from vit_tf.t2i.commands import run_t2i
+
+    return run_t2i(args, log=_log)
+
+
 def sample_conversations(items, n=3):
     """The first ``n`` multi-turn records, each turn with the reference and the model's answer."""
     by_record = collections.defaultdict(list)

@@ -1,0 +1,203 @@
+"""Text-to-image on the shapes world: the masked-token generator vs the diffusion baseline vs
+retrieval vs oracle renders, on the GenEval mirror (``vit_tf.t2i.geneval``), each generator
+trained for at most 15 minutes on 2 CPU cores.
+
+Commands (each step under the CPU lock; ``OUT`` e.g. ``t2i_out``):
+
+    python -m vit_tf.experiments.t2i_shapes data      --out OUT   # 20000 + 1000 scenes, seed 1
+    python -m vit_tf.experiments.t2i_shapes tokenizer --out OUT   # VQ-VAE -> OUT/tokenizer (+ gate)
+    python -m vit_tf.experiments.t2i_shapes maskgit   --out OUT   # MaskGIT on it -> OUT/maskgit
+    python -m vit_tf.experiments.t2i_shapes diffusion --out OUT   # DDIM U-Net -> OUT/diffusion
+    python -m vit_tf.experiments.t2i_shapes eval      --out OUT --judge VLM_RUN
+    python benchmarks/t2i_sampling.py OUT/maskgit OUT/diffusion    # images/s at batch 1 and 16
+
+``data`` writes captions and descriptions only (``vit-tf data shapes --families
+caption,description``), the same renderer and palette as the VLM's world at 64 px; ``eval``
+scores every source on the same prompts (50 per task, seed 0), writes
+``OUT/eval/<source>/{metrics.json,results.jsonl,report.txt,samples.png}`` and
+``OUT/eval/table.txt``, and runs the tokenizer gate on the 1000 held-out test scenes. The
+held-out compositions (``HOLD_OUT``) never appear together in a training caption or image.
+
+Result: see ``OUT/eval/table.txt``; the numbers of the reference run are in the README's
+"Text-to-image" section (filled in from this script's output, with the machine load).
+"""
+
+import argparse
+import json
+import os
+import time
+
+import numpy as np
+
+from vit_tf.config import apply_overrides
+
+HOLD_OUT = "red:triangle,green:circle,blue:square"
+SEED = 1
+N_TRAIN, N_TEST = 20000, 1000
+SOURCES = ("oracle", "retrieval", "maskgit", "diffusion")
+
+# Budgets: each generator within 15 minutes of training on the shared 2 cores, the MaskGIT's
+# tokenizer included (tokenizer 360 s + transformer 360 s; diffusion 660 s); each stage measures
+# its first steps and sizes itself to its max_seconds (``StepBudget``).
+TOKENIZER = [
+    f"data.hold_out={HOLD_OUT}", "data.max_text_length=32",
+    "vq.num_codes=2048", "vq.steps=6000", "vq.max_seconds=360",
+]
+MASKGIT = [
+    f"data.hold_out={HOLD_OUT}", "data.max_text_length=32", "vq.num_codes=2048", "vq.steps=0",
+    "maskgit.hidden_dim=128", "maskgit.num_layers=4", "maskgit.num_heads=4",
+    "maskgit.intermediate_dim=512", "maskgit.steps=20000", "maskgit.max_seconds=360",
+]
+DIFFUSION = [
+    "generator=diffusion", f"data.hold_out={HOLD_OUT}", "data.max_text_length=32",
+    "diffusion.steps=20000", "diffusion.max_seconds=660",
+]
+
+
+def get_t2i_config(generator, out="t2i_out", extra=()):
+    """The run config of ``generator`` ("tokenizer" | "maskgit" | "diffusion") in this
+    experiment; the MaskGIT starts from the tokenizer step's ``OUT/tokenizer/vq.weights.h5``."""
+    from vit_tf.t2i.config import T2IConfig
+
+    overrides = {"tokenizer": TOKENIZER, "diffusion": DIFFUSION,
+                 "maskgit": MASKGIT + [f"vq.weights={_vq_weights(out)}"]}[generator]
+    return apply_overrides(T2IConfig(name=f"t2i_shapes_{generator}"), [*overrides, *extra])
+
+
+def _vq_weights(out):
+    return os.path.join(out, "tokenizer", "vq.weights.h5")
+
+
+def _data(out):
+    from vit_tf.data.shapes import ShapesConfig, write_shapes_world
+
+    config = ShapesConfig(families=("caption", "description"))
+    summary = write_shapes_world(os.path.join(out, "shapes"), N_TRAIN, N_TEST, seed=SEED,
+                                 config=config)
+    print(json.dumps({k: summary[k] for k in ("train", "test")}))
+
+
+def _tokenizer(out, extra=()):
+    """Train the VQ-VAE alone, save its weights, and run its gate on the held-out scenes."""
+    from vit_tf.t2i.captions import read_captions
+    from vit_tf.t2i.evaluate import tokenizer_gate
+    from vit_tf.t2i.train import load_images, prepare, train_tokenizer_stage
+
+    shapes, folder = os.path.join(out, "shapes"), os.path.join(out, "tokenizer")
+    os.makedirs(folder, exist_ok=True)
+    config = get_t2i_config("tokenizer", out, extra)
+    import keras
+
+    keras.utils.set_random_seed(config.seed)
+    start = time.perf_counter()
+    prep = prepare(config, os.path.join(shapes, "train.json"), shapes)
+    vq, summary = train_tokenizer_stage(config, prep, folder, print)
+    summary["total_seconds"] = round(time.perf_counter() - start, 1)
+    vq.save_weights(_vq_weights(out))
+    test = read_captions(os.path.join(shapes, "test.json"), shapes, categories=()).pairs
+    images = load_images(list(dict.fromkeys(p.image_path for p in test)), 64)
+    summary["gate"], recon = tokenizer_gate(vq, images)
+    from PIL import Image
+
+    from vit_tf.t2i.callbacks import image_grid
+
+    Image.fromarray(image_grid(np.concatenate([images[:8], recon[:8]]), 8)).save(
+        os.path.join(folder, "gate.png"))
+    with open(os.path.join(folder, "summary.json"), "w") as f:
+        json.dump(summary, f, indent=1)
+    print(f"tokenizer: {summary['steps']} steps in {summary['seconds']} s, codebook usage "
+          f"{summary['codebook_usage']:.3f} (perplexity {summary['codebook_perplexity']:.0f}); "
+          f"gate {summary['gate']['parsed_equal']:.3f} of {summary['gate']['images']} held-out "
+          "scenes parse back as the same scene")
+
+
+def _train(out, generator, extra=()):
+    from vit_tf.t2i.train import train_t2i
+
+    shapes = os.path.join(out, "shapes")
+    _, summary = train_t2i(get_t2i_config(generator, out, extra),
+                           os.path.join(shapes, "train.json"), shapes, os.path.join(out, generator))
+    print(json.dumps({k: v for k, v in summary.items() if k != "generator_stage"}, indent=1))
+
+
+def _eval(out, judge, per_task, best_of, sources=SOURCES):
+    from vit_tf.t2i.captions import parse_hold_out, read_captions
+    from vit_tf.t2i.evaluate import evaluate_t2i, format_table
+
+    shapes = os.path.join(out, "shapes")
+    hold_out = parse_hold_out(HOLD_OUT)
+    pairs = read_captions(os.path.join(shapes, "train.json"), shapes, hold_out=hold_out).pairs
+    for source in sources:
+        path = os.path.join(out, source)
+        if source in ("maskgit", "diffusion") and not os.path.exists(path):
+            print(f"{source}: no trained model at {path}; not evaluated")
+            continue
+        start = time.perf_counter()
+        evaluate_t2i(
+            path if source in ("maskgit", "diffusion") else source,
+            os.path.join(out, "eval", source), per_task, 0, hold_out, pairs,
+            judge if source != "retrieval" else None,
+            best_of if source == "maskgit" else 0)
+        print(f"{source}: {time.perf_counter() - start:.0f} s")
+    metrics = {}                   # the table: every source evaluated so far, in this order
+    for source in SOURCES:
+        path = os.path.join(out, "eval", source, "metrics.json")
+        if os.path.exists(path):
+            with open(path) as f:
+                metrics[source] = json.load(f)
+    table = format_table(metrics)
+    summary = os.path.join(out, "tokenizer", "summary.json")
+    if os.path.exists(summary):
+        with open(summary) as f:
+            gate = json.load(f)["gate"]
+        table += (f"\ntokenizer gate: {gate['parsed_equal']:.3f} of {gate['images']} held-out "
+                  "scenes parse back as the same scene")
+    for source, m in metrics.items():
+        if "judge" in m:
+            j = m["judge"]
+            table += (f"\njudge on {source}: agreement {j['agreement']:.3f} (answers "
+                      f"{j['question_agreement']:.3f}), VQAScore {j['vqascore']:.3f}")
+            if "best_of" in j:
+                s = j["best_of"]["scores"]
+                table += (f"; best-of-{j['best_of']['n']} by the judge: overall "
+                          f"{s['overall']:.3f}, held out {s.get('held_out', float('nan')):.3f}")
+        if "diversity" in m:
+            d = m["diversity"]
+            table += (f"\ndiversity of {source}: pixel difference {d['pixel_difference']:.3f}, "
+                      f"distinct layouts {d['distinct_layouts']:.2f} ({d['seeds']} seeds)")
+    with open(os.path.join(out, "eval", "table.txt"), "w") as f:
+        f.write(table + "\n")
+    print(table)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("step", choices=("data", "tokenizer", "maskgit", "diffusion", "eval"))
+    parser.add_argument("--out", default="t2i_out")
+    parser.add_argument("--judge", default=None, help="a trained shapes-world VLM run")
+    parser.add_argument("--per-task", type=int, default=50)
+    parser.add_argument("--best-of", type=int, default=4)
+    parser.add_argument("--set", dest="overrides", action="append", default=[],
+                        metavar="KEY=VALUE", help="a T2IConfig override after the experiment's "
+                        "own (e.g. diffusion.max_seconds=420); repeatable")
+    parser.add_argument("--sources", default=",".join(SOURCES),
+                        help="which of oracle,retrieval,maskgit,diffusion to (re)evaluate; the "
+                             "table takes every OUT/eval/<source>/metrics.json there is")
+    args = parser.parse_args(argv)
+    if args.step == "data":
+        _data(args.out)
+    elif args.step == "tokenizer":
+        _tokenizer(args.out, args.overrides)
+    elif args.step == "eval":
+        sources = [x for x in args.sources.split(",") if x]
+        unknown = sorted(set(sources) - set(SOURCES))
+        if unknown:
+            parser.error(f"--sources: unknown {', '.join(unknown)} (choose from "
+                         f"{', '.join(SOURCES)})")
+        _eval(args.out, args.judge, args.per_task, args.best_of, sources)
+    else:
+        _train(args.out, args.step, args.overrides)
+
+
+if __name__ == "__main__":
+    main()
