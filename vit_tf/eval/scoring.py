@@ -7,6 +7,9 @@ Metrics per ``category``:
     BLEU-4, CIDEr-D, ROUGE-L  for free-form categories (mean reference length > 3 words),
                   against every reference caption when the item carries ``references``
     VQA accuracy  soft accuracy over the human ``answers`` when the item carries them (VQA)
+    names object  share of predictions containing one of the item's ``object_words`` (the
+                  content words of the object's name: "a red apple" -> red, apple), when
+                  items carry them (the real-image captions of ``vit_tf.data.real_images``)
 
 "overall" accuracy and baseline cover the short-answer categories only (captions are judged by
 BLEU-4 / CIDEr-D, where exact match means little). POPE's yes/no settings are scored by
@@ -42,6 +45,9 @@ def score(items):
     by_cat = collections.defaultdict(list)
     for it in items:
         it["correct"] = exact_match(it["prediction"], it["reference"])
+        if it.get("object_words"):
+            said = set(normalize_answer(it["prediction"]).split())
+            it["names_object"] = bool(said & set(it["object_words"]))
         if len(it.get("answers", ())) >= 2:
             it["vqa_accuracy"] = vqa_accuracy(it["prediction"], it["answers"])
         by_cat[it["category"]].append(it)
@@ -59,6 +65,9 @@ def score(items):
         with_answers = [it["vqa_accuracy"] for it in group if "vqa_accuracy" in it]
         if with_answers:
             row["vqa_accuracy"] = float(np.mean(with_answers))
+        named = [it["names_object"] for it in group if "names_object" in it]
+        if named:
+            row["names_object"] = float(np.mean(named))
         if row["free_form"]:
             preds = [it["prediction"] for it in group]
             refs = [it.get("references") or [it["reference"]] for it in group]

@@ -44,7 +44,7 @@ def check_model_config(config):
                           f"model.decoder.hidden_dim={m.decoder.hidden_dim}")
     e = m.encoder
     for field, names in (("preset", ("clip", "siglip")), ("handle", ("saved_model",)),
-                         ("weights", ("resnet50", "vgg16"))):
+                         ("weights", ("resnet50", "vgg16", "efficientnet_lite0"))):
         value = getattr(e, field)
         if e.name in names and field != "weights" and not value:
             raise ConfigError(f"model.encoder.name={e.name} needs model.encoder.{field}")

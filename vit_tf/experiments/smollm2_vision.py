@@ -1,0 +1,233 @@
+"""SmolLM2-135M-Instruct learns to see through EfficientNet-Lite0: the shared config and steps of
+LLaVA's two-stage recipe on real captioned images, offline (issue 14).
+
+Parts (converted once from pip packages, ``vit-tf pretrained convert``): EfficientNet-Lite0
+(ImageNet-1k, frozen; its 7x7x1280 map average-pooled to 3x3 = 9 image tokens) -> a 2-layer MLP
+projector (1280 -> 576, LLaVA-1.5's) -> SmolLM2-135M-Instruct (ChatML). Data: ``vit-tf data
+real-images`` (``vit_tf.data.real_images``). The recipes, one file each, run as:
+
+    python -m vit_tf.experiments.smollm2_vision features --data DIR     # encoder tokens, once
+    python -m vit_tf.experiments.smollm2_visual_prompting --data DIR --out runs/vp
+    python -m vit_tf.experiments.smollm2_stage1 --data DIR --out runs/s1
+    python -m vit_tf.experiments.smollm2_stage2_lora --data DIR --init runs/s1 --out runs/s2_lora
+    python -m vit_tf.experiments.smollm2_stage2_full --data DIR --init runs/s1 --out runs/s2_full
+    python -m vit_tf.experiments.smollm2_vision eval --data DIR --model runs/s1   # each model
+    vit-tf compare runs/vp runs/s1 runs/s2_lora runs/s2_full                      # the table
+
+Training runs on cached encoder tokens (``vit_tf.models.image_features``): the encoder is
+frozen in both stages, so each image is encoded once. The saved presets take pixels as usual
+(``vit-tf generate``, ``chat``, ``eval``). Results: ``vit_tf/experiments/README.md``,
+"SmolLM2 learns to see".
+"""
+
+import argparse
+import dataclasses
+import json
+import os
+import sys
+import time
+
+from vit_tf.config import ExperimentConfig, PolicyConfig, apply_overrides, save_config, to_dict
+
+FEATURES_DIR = "features_efficientnet_lite0_224_p3"
+TRAIN_FILE = "train.json"
+EVAL_FILES = ("heldout_captions.json", "easyvqa_test.json")
+REFERENCE_FILE = "lm_reference_answers.json"
+
+
+def get_config():
+    config = ExperimentConfig()
+    config.name = "smollm2_vision"
+    d = config.data
+    d.image_size = 224                 # EfficientNet-Lite0's ImageNet resolution
+    d.max_text_length = 96             # ChatML turns: captions/questions need 25-60 tokens
+    d.batch_size = 16
+    d.pad_widths = "32,48,64,96"       # few XLA shapes
+    e = config.model.encoder
+    e.name, e.weights, e.trainable, e.pool_grid = ("efficientnet_lite0",
+                                                   "pretrained:efficientnet_lite0", False, 3)
+    config.model.projector.name = "mlp"
+    config.model.decoder.name = "llama"
+    config.model.decoder.preset = "pretrained:smollm2_135m_instruct"
+    t = config.train
+    t.steps_per_execution = 1
+    t.clipnorm, t.global_clipnorm = 0.0, 1.0
+    t.weight_decay = 0.0
+    t.min_learning_rate = 0.0
+    g = config.generate
+    g.max_new_tokens, g.batch_size = 24, 16
+    return config
+
+
+def stage_config(config, *, steps, learning_rate, warmup_steps, policy, categories):
+    """A stage as config: ``train.epochs=1`` of ``steps`` steps with ``policy``."""
+    config = dataclasses.replace(config)
+    config.train = dataclasses.replace(config.train, epochs=1, steps_per_epoch=steps,
+                                       learning_rate=learning_rate, warmup_steps=warmup_steps,
+                                       policy=policy)
+    config.train.stage1 = dataclasses.replace(config.train.stage1, categories=categories)
+    return config
+
+
+def read_split(data_dir, name, categories=""):
+    """Validated records of ``DATA/name`` (``read_llava``), optionally of some categories."""
+    from vit_tf.data.sources.llava import read_llava
+    from vit_tf.training.stages import stage1_records
+
+    records = read_llava(os.path.join(data_dir, name), data_dir).records
+    return stage1_records(records, categories)
+
+
+def new_task(config):
+    from vit_tf.data.preset_tokenizer import preprocessor_for_config
+    from vit_tf.models.factory import build_task
+
+    return build_task(config, preprocessor_for_config(config))
+
+
+def feature_cache(task, data_dir, log=print):
+    """The encoder tokens of every training image (built on first use)."""
+    from vit_tf.models.image_features import ImageFeatureCache
+
+    paths = [r["image_path"] for r in read_split(data_dir, TRAIN_FILE)]
+    return ImageFeatureCache.build(task, paths, os.path.join(data_dir, FEATURES_DIR), log=log)
+
+
+def run_stage(config, data_dir, out, *, init=None, label, log=print):
+    """Train one stage on cached features and save the task as a preset in ``out``."""
+    from vit_tf.runs import load_task
+    from vit_tf.training.feature_training import fit_on_features, peak_memory_gib
+    from vit_tf.training.lora import merge_lora
+
+    if os.path.exists(os.path.join(out, "metadata.json")):
+        raise FileExistsError(f"{out} already holds a preset; choose another --out")
+    start = time.perf_counter()
+    task = load_task(init) if init else new_task(config)
+    log(f"{label}: model ready in {time.perf_counter() - start:.0f} s (init: {init or 'pretrained parts'})")
+    records = read_split(data_dir, TRAIN_FILE, config.train.stage1.categories)
+    cache = feature_cache(task, data_dir, log)
+    from vit_tf.data.pipeline import parse_widths
+
+    t = config.train
+    summary = fit_on_features(
+        task, records, cache, t, t.policy, t.lora, steps=t.steps_per_epoch,
+        batch_size=config.data.batch_size, max_text_length=config.data.max_text_length,
+        label=label, log=log, widths=parse_widths(config.data.pad_widths,
+                                                  config.data.max_text_length))
+    task = merge_lora(task)
+    os.makedirs(out, exist_ok=True)
+    save_config(config, os.path.join(out, "config.json"))
+    task.save_to_preset(out, generate_config=config.generate,
+                        extra_metadata={"experiment": config.name})
+    summary.update(init=init, categories=config.train.stage1.categories or "all",
+                   total_seconds=round(time.perf_counter() - start, 1),
+                   peak_memory_gib=round(peak_memory_gib(), 2), config=to_dict(config))
+    with open(os.path.join(out, "train_summary.json"), "w") as f:
+        json.dump(summary, f, indent=2)
+    log(f"{label}: {summary['examples']} examples, {summary['steps']} steps in "
+        f"{summary['seconds']} s (final loss {summary['final_loss']:.4f}); peak memory "
+        f"{summary['peak_memory_gib']} GiB; preset {out}")
+    return summary
+
+
+def reference_answers(data_dir, preprocessor, log=print):
+    """The original SmolLM2's greedy answers to the retention prompts (computed once)."""
+    from vit_tf.eval.lm_retention import PROMPTS, retention_answers
+    from vit_tf.models.decoders.hub_lm import load_lm_backbone
+
+    path = os.path.join(data_dir, REFERENCE_FILE)
+    if os.path.exists(path):
+        with open(path) as f:
+            saved = json.load(f)
+        if saved.get("prompts") == list(PROMPTS):
+            return saved["answers"]
+    backbone = load_lm_backbone("llama", get_config().model.decoder.preset)
+    answers = retention_answers(backbone, preprocessor)
+    with open(path, "w") as f:
+        json.dump({"prompts": list(PROMPTS), "answers": answers}, f, indent=1)
+    log(f"original LM's reference answers: {path}")
+    return answers
+
+
+def evaluate_all(task, data_dir, out, *, model_info=None, vqa_limit=300, log=print):
+    """Held-out captions, easy-VQA test (first ``vqa_limit`` questions) and LM retention, each a
+    ``metrics.json`` under ``out/eval/<name>/``; returns {name: report}."""
+    from vit_tf.eval.evaluate import evaluate
+    from vit_tf.eval.items import eval_set
+    from vit_tf.eval.lm_retention import evaluate_retention
+
+    g = get_config().generate
+    reports = {}
+    for name, limit in zip(EVAL_FILES, (None, vqa_limit)):
+        start = time.perf_counter()
+        evalset = eval_set(image_root=data_dir, preprocessor=task.preprocessor,
+                           max_text_length=task.preprocessor.max_text_length,
+                           data=os.path.join(data_dir, name), limit=limit, log=log)
+        reports[name], _ = evaluate(task, evalset, os.path.join(out, "eval", evalset.name),
+                                    batch_size=g.batch_size, max_new_tokens=g.max_new_tokens,
+                                    model_info=model_info, log=log)
+        log(f"{name}: {time.perf_counter() - start:.0f} s")
+    start = time.perf_counter()
+    reference = reference_answers(data_dir, task.preprocessor, log)
+    reports["lm_retention"] = evaluate_retention(
+        task.backbone if hasattr(task, "backbone") else task.decoder.backbone, task.preprocessor,
+        reference, os.path.join(out, "eval", "lm_retention"), model_info=model_info, log=log)
+    log(f"lm_retention: {time.perf_counter() - start:.0f} s")
+    return reports
+
+
+def stage_main(get_stage_config, label, argv=None, needs_init=False):
+    """The command line of a stage file: ``--data DIR --out RUN [--init RUN] [--steps N]
+    [--set k=v ...] [--eval]``."""
+    p = argparse.ArgumentParser(prog=f"python -m vit_tf.experiments.{label}")
+    p.add_argument("--data", required=True, help="the folder `vit-tf data real-images` wrote")
+    p.add_argument("--out", required=True)
+    p.add_argument("--init", required=needs_init, help="the preset to start from (stage 1's)")
+    p.add_argument("--set", dest="overrides", action="append", default=[])
+    p.add_argument("--eval", action="store_true", help="evaluate the result afterwards")
+    args = p.parse_args(argv)
+    config = apply_overrides(get_stage_config(), args.overrides)
+    run_stage(config, args.data, args.out, init=args.init, label=label)
+    if args.eval:
+        eval_main(["--data", args.data, "--model", args.out])
+
+
+def eval_main(argv=None):
+    from vit_tf.eval.items import sha256_file
+    from vit_tf.runs import load_task
+
+    p = argparse.ArgumentParser(prog="python -m vit_tf.experiments.smollm2_vision eval")
+    p.add_argument("--data", required=True)
+    p.add_argument("--model", required=True)
+    p.add_argument("--vqa-limit", type=int, default=300)
+    args = p.parse_args(argv)
+    task = load_task(args.model)
+    weights = os.path.join(args.model, "task.weights.h5")
+    evaluate_all(task, args.data, args.model, vqa_limit=args.vqa_limit,
+                 model_info={"run": os.path.abspath(args.model), "file": weights,
+                             "sha256": sha256_file(weights)})
+
+
+def features_main(argv=None):
+    p = argparse.ArgumentParser(prog="python -m vit_tf.experiments.smollm2_vision features")
+    p.add_argument("--data", required=True)
+    args = p.parse_args(argv)
+    from vit_tf.training.feature_training import peak_memory_gib
+
+    start = time.perf_counter()
+    cache = feature_cache(new_task(get_config()), args.data)
+    print(f"features: {len(cache.paths)} images, {cache.features.shape[1:]} tokens each, "
+          f"{time.perf_counter() - start:.0f} s with model loading; peak memory "
+          f"{peak_memory_gib():.2f} GiB")
+
+
+def _policy(**parts):
+    return PolicyConfig(**{"image_encoder": "frozen", **parts})
+
+
+if __name__ == "__main__":
+    command, rest = (sys.argv[1], sys.argv[2:]) if len(sys.argv) > 1 else ("", [])
+    mains = {"features": features_main, "eval": eval_main}
+    if command not in mains:
+        sys.exit("usage: python -m vit_tf.experiments.smollm2_vision features|eval ...")
+    mains[command](rest)
