@@ -18,6 +18,7 @@ def get_config():
     config = stage_config(base_config(), steps=300, learning_rate=1e-3, warmup_steps=20,
                           policy=_policy(projector="full", decoder="frozen"),
                           categories="caption")
+    config.data.pad_widths = "32,48,96"   # each width is one XLA compilation (~1 min or more)
     config.name = "smollm2_stage1"
     return config
 

@@ -18,9 +18,11 @@ from vit_tf.experiments.smollm2_vision import stage_config, stage_main
 def get_config():
     config = stage_config(base_config(), steps=200, learning_rate=2e-5, warmup_steps=20,
                           policy=_policy(projector="full", decoder="full"), categories="")
+    config.data.pad_widths = "48,96"      # each width is one XLA compilation (~1 min or more)
     config.name = "smollm2_stage2_full"
     return config
 
 
 if __name__ == "__main__":
-    stage_main(get_config, "smollm2_stage2_full", needs_init=True)
+    stage_main(get_config, "smollm2_stage2_full", needs_init=True,
+               max_per_category=1000)

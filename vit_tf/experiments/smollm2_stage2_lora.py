@@ -19,9 +19,11 @@ def get_config():
     config = stage_config(base_config(), steps=300, learning_rate=4e-4, warmup_steps=20,
                           policy=_policy(projector="full", decoder="lora"), categories="")
     config.train.lora.rank, config.train.lora.alpha = 8, 16.0
+    config.data.pad_widths = "48,96"      # each width is one XLA compilation (~1 min or more)
     config.name = "smollm2_stage2_lora"
     return config
 
 
 if __name__ == "__main__":
-    stage_main(get_config, "smollm2_stage2_lora", needs_init=True)
+    stage_main(get_config, "smollm2_stage2_lora", needs_init=True,
+               max_per_category=1000)

@@ -60,22 +60,35 @@ def get_config():
 
 
 def stage_config(config, *, steps, learning_rate, warmup_steps, policy, categories):
-    """A stage as config: ``train.epochs=1`` of ``steps`` steps with ``policy``."""
+    """A stage as config: ``train.epochs=1`` of at most ``steps`` steps with ``policy``, at a
+    constant rate after warmup (a run may stop at its time budget: ``--minutes``)."""
     config = dataclasses.replace(config)
     config.train = dataclasses.replace(config.train, epochs=1, steps_per_epoch=steps,
                                        learning_rate=learning_rate, warmup_steps=warmup_steps,
-                                       policy=policy)
+                                       min_learning_rate=learning_rate, policy=policy)
     config.train.stage1 = dataclasses.replace(config.train.stage1, categories=categories)
     return config
 
 
-def read_split(data_dir, name, categories=""):
-    """Validated records of ``DATA/name`` (``read_llava``), optionally of some categories."""
+def read_split(data_dir, name, categories="", max_per_category=0, seed=0):
+    """Validated records of ``DATA/name`` (``read_llava``), optionally of some categories and
+    at most ``max_per_category`` of each (a seeded sample: easy-VQA's 14k questions would
+    otherwise be 3/4 of the instruction mix)."""
+    import numpy as np
+
     from vit_tf.data.sources.llava import read_llava
     from vit_tf.training.stages import stage1_records
 
-    records = read_llava(os.path.join(data_dir, name), data_dir).records
-    return stage1_records(records, categories)
+    records = stage1_records(read_llava(os.path.join(data_dir, name), data_dir).records,
+                             categories)
+    if not max_per_category:
+        return records
+    rng, chosen = np.random.default_rng(seed), []
+    for category in sorted({r["category"] for r in records}):
+        group = [r for r in records if r["category"] == category]
+        keep = sorted(rng.permutation(len(group))[:max_per_category])
+        chosen += [group[i] for i in keep]
+    return chosen
 
 
 def new_task(config):
@@ -93,7 +106,8 @@ def feature_cache(task, data_dir, log=print):
     return ImageFeatureCache.build(task, paths, os.path.join(data_dir, FEATURES_DIR), log=log)
 
 
-def run_stage(config, data_dir, out, *, init=None, label, log=print):
+def run_stage(config, data_dir, out, *, init=None, label, max_per_category=0, minutes=None,
+              log=print):
     """Train one stage on cached features and save the task as a preset in ``out``."""
     from vit_tf.runs import load_task
     from vit_tf.training.feature_training import fit_on_features, peak_memory_gib
@@ -104,7 +118,8 @@ def run_stage(config, data_dir, out, *, init=None, label, log=print):
     start = time.perf_counter()
     task = load_task(init) if init else new_task(config)
     log(f"{label}: model ready in {time.perf_counter() - start:.0f} s (init: {init or 'pretrained parts'})")
-    records = read_split(data_dir, TRAIN_FILE, config.train.stage1.categories)
+    records = read_split(data_dir, TRAIN_FILE, config.train.stage1.categories, max_per_category,
+                         config.train.seed)
     cache = feature_cache(task, data_dir, log)
     from vit_tf.data.pipeline import parse_widths
 
@@ -112,14 +127,15 @@ def run_stage(config, data_dir, out, *, init=None, label, log=print):
     summary = fit_on_features(
         task, records, cache, t, t.policy, t.lora, steps=t.steps_per_epoch,
         batch_size=config.data.batch_size, max_text_length=config.data.max_text_length,
-        label=label, log=log, widths=parse_widths(config.data.pad_widths,
-                                                  config.data.max_text_length))
+        label=label, log=log, max_seconds=minutes * 60 if minutes else None,
+        widths=parse_widths(config.data.pad_widths, config.data.max_text_length))
     task = merge_lora(task)
     os.makedirs(out, exist_ok=True)
     save_config(config, os.path.join(out, "config.json"))
     task.save_to_preset(out, generate_config=config.generate,
                         extra_metadata={"experiment": config.name})
     summary.update(init=init, categories=config.train.stage1.categories or "all",
+                   max_per_category=max_per_category, minutes=minutes,
                    total_seconds=round(time.perf_counter() - start, 1),
                    peak_memory_gib=round(peak_memory_gib(), 2), config=to_dict(config))
     with open(os.path.join(out, "train_summary.json"), "w") as f:
@@ -176,18 +192,22 @@ def evaluate_all(task, data_dir, out, *, model_info=None, vqa_limit=300, log=pri
     return reports
 
 
-def stage_main(get_stage_config, label, argv=None, needs_init=False):
-    """The command line of a stage file: ``--data DIR --out RUN [--init RUN] [--steps N]
-    [--set k=v ...] [--eval]``."""
+def stage_main(get_stage_config, label, argv=None, needs_init=False, max_per_category=0):
+    """The command line of a stage file: ``--data DIR --out RUN [--init RUN] [--minutes M]
+    [--set k=v ...] [--eval]`` (``--set train.steps_per_epoch=N``: the most steps)."""
     p = argparse.ArgumentParser(prog=f"python -m vit_tf.experiments.{label}")
     p.add_argument("--data", required=True, help="the folder `vit-tf data real-images` wrote")
     p.add_argument("--out", required=True)
     p.add_argument("--init", required=needs_init, help="the preset to start from (stage 1's)")
     p.add_argument("--set", dest="overrides", action="append", default=[])
     p.add_argument("--eval", action="store_true", help="evaluate the result afterwards")
+    p.add_argument("--minutes", type=float, default=None,
+                   help="stop training after this many minutes (compilation excluded)")
+    p.add_argument("--max-per-category", type=int, default=max_per_category)
     args = p.parse_args(argv)
     config = apply_overrides(get_stage_config(), args.overrides)
-    run_stage(config, args.data, args.out, init=args.init, label=label)
+    run_stage(config, args.data, args.out, init=args.init, label=label,
+              max_per_category=args.max_per_category, minutes=args.minutes)
     if args.eval:
         eval_main(["--data", args.data, "--model", args.out])
 

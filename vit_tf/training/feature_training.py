@@ -68,6 +68,7 @@ class ProgressETA(keras.callbacks.Callback):
         loss = float((logs or {}).get("loss", np.nan))
         if self.t0 is None:
             self.t0, self.d0, self.last = now, self.done, now
+            self.first_seconds = now - self.start
             self.log(f"{self.label}: step {self.done}/{self.total} loss {loss:.4f} (first call, "
                      f"with XLA compilation: {now - self.start:.0f} s)")
             return
@@ -75,9 +76,31 @@ class ProgressETA(keras.callbacks.Callback):
             return
         self.last = now
         rate = (self.done - self.d0) / max(now - self.t0, 1e-9)
+        self.steps_per_second = rate
         eta = (self.total - self.done) / max(rate, 1e-9)
         self.log(f"{self.label}: step {self.done}/{self.total} loss {loss:.4f} {rate:.2f} "
                  f"steps/s, {now - self.start:.0f} s, ETA {int(eta // 60)}:{int(eta % 60):02d}")
+
+
+class TimeBudget(keras.callbacks.Callback):
+    """Stops training after the call during which ``seconds`` have passed since the first
+    call ended (compilation excluded): a run sized by wall-clock time on a shared machine.
+    ``steps`` counts the optimizer steps actually taken."""
+
+    def __init__(self, seconds, steps_per_call=1):
+        super().__init__()
+        self.seconds, self.k = seconds, steps_per_call
+
+    def on_train_begin(self, logs=None):
+        self.steps, self.t0 = 0, None
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.steps += self.k
+        now = time.perf_counter()
+        if self.t0 is None:
+            self.t0 = now
+        elif now - self.t0 >= self.seconds:
+            self.model.stop_training = True
 
 
 def peak_memory_gib():
@@ -86,10 +109,13 @@ def peak_memory_gib():
 
 
 def fit_on_features(task, records, cache, train_config, policy, lora=None, *, steps,
-                    batch_size, max_text_length, label="stage", log=print, widths=None):
+                    batch_size, max_text_length, label="stage", log=print, widths=None,
+                    max_seconds=None):
     """Train ``task`` in place for ``steps`` optimizer steps on ``records`` with image tokens
     from ``cache``; returns a summary (examples, steps, seconds, losses, trainable parts,
-    peak memory). ``policy``: a ``PolicyConfig`` whose image encoder must be frozen."""
+    peak memory). ``policy``: a ``PolicyConfig`` whose image encoder must be frozen.
+    ``max_seconds``: stop early once this much time has passed after the first (compiling)
+    call; the summary's ``steps`` are those taken (``planned_steps`` those asked for)."""
     if policy.image_encoder != "frozen":
         raise ConfigError(f"{label}: cached image features need a frozen image encoder "
                           f"(policy.image_encoder={policy.image_encoder!r})")
@@ -104,12 +130,22 @@ def fit_on_features(task, records, cache, train_config, policy, lora=None, *, st
         f"({steps * batch_size / max(len(examples), 1):.2f} epochs); trainable {counts}")
     ds = feature_dataset(examples, cache, batch_size, seed=train_config.seed, widths=widths)
     start = time.perf_counter()
+    budget = TimeBudget(max_seconds or float("inf"), per_call)
+    progress = ProgressETA(steps, per_call, label, log)
     history = model.fit(ds, steps_per_epoch=steps, epochs=1, verbose=0,
-                        callbacks=[ProgressETA(steps, per_call, label, log)])
+                        callbacks=[progress, budget])
     seconds = time.perf_counter() - start
+    if budget.steps < steps:
+        log(f"{label}: stopped by the time budget ({max_seconds:.0f} s) after {budget.steps} "
+            f"of {steps} steps")
     losses = [float(x) for x in history.history.get("loss", [])]
-    return {"examples": len(examples), "steps": steps, "batch_size": batch_size,
-            "epochs": round(steps * batch_size / max(len(examples), 1), 3),
-            "seconds": round(seconds, 1), "final_loss": losses[-1] if losses else None,
+    done = budget.steps
+    return {"examples": len(examples), "steps": done, "planned_steps": steps,
+            "examples_seen": done * batch_size, "batch_size": batch_size,
+            "epochs": round(done * batch_size / max(len(examples), 1), 3),
+            "seconds": round(seconds, 1),
+            "first_call_seconds": round(getattr(progress, "first_seconds", 0.0), 1),
+            "steps_per_second": round(getattr(progress, "steps_per_second", 0.0), 4),
+            "final_loss": losses[-1] if losses else None,
             "token_accuracy": float(history.history.get("token_accuracy", [np.nan])[-1]),
             "trainable_parameters": counts, "peak_memory_gib": round(peak_memory_gib(), 2)}

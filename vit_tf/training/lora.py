@@ -68,4 +68,8 @@ def merge_lora(model):
         src.save_own_variables(store)
         if store:
             dst.load_own_variables(store)
+    if getattr(model, "preprocessor", None) is not None:
+        # The same preprocessor: one rebuilt from the config would lack a preset tokenizer's
+        # vocabulary, which lives in assets (BPE / SentencePiece), not in the config.
+        merged.preprocessor = model.preprocessor
     return merged
