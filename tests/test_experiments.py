@@ -22,7 +22,8 @@ def test_an_unknown_experiment_is_refused_listing_the_known_ones():
         with pytest.raises(ConfigError) as info:
             load_experiment(name)
         assert f"unknown experiment {name!r}" in str(info.value)
-        assert "known: ablation_fusion_decoder, default, two_stage" in str(info.value)
+        assert ("known: ablation_fusion_decoder, default, smollm2_stage1, smollm2_stage2_full, "
+                "smollm2_stage2_lora, smollm2_vision, two_stage") in str(info.value)
 
 
 def test_a_module_without_get_config_is_not_an_experiment():

@@ -88,21 +88,24 @@ def score(items):
 
 
 def format_table(metrics):
-    """The per-category table (percentages; BLEU-4, CIDEr-D and ROUGE-L as fractions)."""
+    """The per-category table (percentages; BLEU-4, CIDEr-D and ROUGE-L as fractions); a
+    ``named%`` column when some category has ``names_object``."""
     def pct(x):
         return "   -  " if x is None else f"{100 * x:6.1f}"
 
     def num(x, scale=1.0):
         return "   -  " if x is None else f"{scale * x:6.2f}"
 
+    named = any("names_object" in row for row in metrics["categories"].values())
     lines = [f"{'category':<14} {'n':>6} {'exact%':>7} {'major%':>7} {'BLEU-4':>7} {'CIDEr-D':>7}"
-             f" {'ROUGE-L':>7} {'VQA%':>6}"]
+             f" {'ROUGE-L':>7} {'VQA%':>6}" + (f" {'named%':>6}" if named else "")]
     for name, row in metrics["categories"].items():
         lines.append(
             f"{name:<14} {row['n']:>6} {pct(row['exact_match']):>7} "
             f"{pct(row['majority_baseline']):>7} {num(row.get('bleu4')):>7} "
             f"{num(row.get('cider_d')):>7} {num(row.get('rouge_l')):>7} "
             f"{pct(row.get('vqa_accuracy')):>6}"
+            + (f" {pct(row.get('names_object')):>6}" if named else "")
         )
     o = metrics["overall"]
     lines.append(f"{'overall (short)':<14} {o['n']:>5} {pct(o['exact_match']):>7} "

@@ -55,7 +55,7 @@ def get_config():
     t.weight_decay = 0.0
     t.min_learning_rate = 0.0
     g = config.generate
-    g.max_new_tokens, g.batch_size = 24, 16
+    g.max_new_tokens, g.batch_size = 20, 16
     return config
 
 
@@ -115,8 +115,11 @@ def run_stage(config, data_dir, out, *, init=None, label, max_per_category=0, mi
 
     if os.path.exists(os.path.join(out, "metadata.json")):
         raise FileExistsError(f"{out} already holds a preset; choose another --out")
+    from vit_tf.training.precision import precision_policy
+
     start = time.perf_counter()
-    task = load_task(init) if init else new_task(config)
+    with precision_policy(config.train.precision):   # mixed_bfloat16 on a GPU (tools/gpu_recipe.sh)
+        task = load_task(init) if init else new_task(config)
     log(f"{label}: model ready in {time.perf_counter() - start:.0f} s (init: {init or 'pretrained parts'})")
     records = read_split(data_dir, TRAIN_FILE, config.train.stage1.categories, max_per_category,
                          config.train.seed)
@@ -165,7 +168,7 @@ def reference_answers(data_dir, preprocessor, log=print):
     return answers
 
 
-def evaluate_all(task, data_dir, out, *, model_info=None, vqa_limit=300, log=print):
+def evaluate_all(task, data_dir, out, *, model_info=None, vqa_limit=200, log=print):
     """Held-out captions, easy-VQA test (first ``vqa_limit`` questions) and LM retention, each a
     ``metrics.json`` under ``out/eval/<name>/``; returns {name: report}."""
     from vit_tf.eval.evaluate import evaluate
@@ -219,7 +222,7 @@ def eval_main(argv=None):
     p = argparse.ArgumentParser(prog="python -m vit_tf.experiments.smollm2_vision eval")
     p.add_argument("--data", required=True)
     p.add_argument("--model", required=True)
-    p.add_argument("--vqa-limit", type=int, default=300)
+    p.add_argument("--vqa-limit", type=int, default=200)
     args = p.parse_args(argv)
     task = load_task(args.model)
     weights = os.path.join(args.model, "task.weights.h5")
