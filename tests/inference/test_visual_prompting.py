@@ -56,7 +56,7 @@ def test_evaluated_by_the_one_pipeline(vp, tmp_path):
     (root / "data.json").write_text(json.dumps(data))
     evalset = eval_set(image_root=str(root), preprocessor=task.preprocessor, max_text_length=40,
                        data=str(root / "data.json"), log=lambda m: None)
-    report, items = evaluate(task, evalset, str(tmp_path), batch_size=2, max_new_tokens=4,
+    report, items = evaluate(task, evalset, str(tmp_path), batch_size=4, max_new_tokens=4,
                              jit_compile=False, log=lambda m: None)
     assert report["schema_version"] == 1 and report["prompt"]["chat_format"] == "chatml"
     assert report["categories"]["caption"]["n"] == 3

@@ -15,7 +15,7 @@ from vit_tf.experiments.smollm2_vision import stage_config, stage_main
 
 
 def get_config():
-    config = stage_config(base_config(), steps=300, learning_rate=1e-3, warmup_steps=20,
+    config = stage_config(base_config(), steps=300, learning_rate=2e-3, warmup_steps=10,
                           policy=_policy(projector="full", decoder="frozen"),
                           categories="caption")
     config.data.pad_widths = "32,48,96"   # each width is one XLA compilation (~1 min or more)

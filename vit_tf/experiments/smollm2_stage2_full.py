@@ -16,7 +16,7 @@ from vit_tf.experiments.smollm2_vision import stage_config, stage_main
 
 
 def get_config():
-    config = stage_config(base_config(), steps=200, learning_rate=2e-5, warmup_steps=20,
+    config = stage_config(base_config(), steps=300, learning_rate=5e-5, warmup_steps=10,
                           policy=_policy(projector="full", decoder="full"), categories="")
     config.data.pad_widths = "48,96"      # each width is one XLA compilation (~1 min or more)
     config.name = "smollm2_stage2_full"

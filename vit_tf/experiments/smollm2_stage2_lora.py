@@ -16,7 +16,7 @@ from vit_tf.experiments.smollm2_vision import stage_config, stage_main
 
 
 def get_config():
-    config = stage_config(base_config(), steps=300, learning_rate=4e-4, warmup_steps=20,
+    config = stage_config(base_config(), steps=300, learning_rate=1e-3, warmup_steps=10,
                           policy=_policy(projector="full", decoder="lora"), categories="")
     config.train.lora.rank, config.train.lora.alpha = 8, 16.0
     config.data.pad_widths = "48,96"      # each width is one XLA compilation (~1 min or more)

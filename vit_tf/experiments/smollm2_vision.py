@@ -41,7 +41,7 @@ def get_config():
     d = config.data
     d.image_size = 224                 # EfficientNet-Lite0's ImageNet resolution
     d.max_text_length = 96             # ChatML turns: captions/questions need 25-60 tokens
-    d.batch_size = 16
+    d.batch_size = 8                  # ~8 s per step on 2 cores: more, smaller steps
     d.pad_widths = "32,48,64,96"       # few XLA shapes
     e = config.model.encoder
     e.name, e.weights, e.trainable, e.pool_grid = ("efficientnet_lite0",
@@ -168,7 +168,7 @@ def reference_answers(data_dir, preprocessor, log=print):
     return answers
 
 
-def evaluate_all(task, data_dir, out, *, model_info=None, vqa_limit=200, log=print):
+def evaluate_all(task, data_dir, out, *, model_info=None, vqa_limit=120, log=print):
     """Held-out captions, easy-VQA test (first ``vqa_limit`` questions) and LM retention, each a
     ``metrics.json`` under ``out/eval/<name>/``; returns {name: report}."""
     from vit_tf.eval.evaluate import evaluate
@@ -222,7 +222,7 @@ def eval_main(argv=None):
     p = argparse.ArgumentParser(prog="python -m vit_tf.experiments.smollm2_vision eval")
     p.add_argument("--data", required=True)
     p.add_argument("--model", required=True)
-    p.add_argument("--vqa-limit", type=int, default=200)
+    p.add_argument("--vqa-limit", type=int, default=120)
     args = p.parse_args(argv)
     task = load_task(args.model)
     weights = os.path.join(args.model, "task.weights.h5")

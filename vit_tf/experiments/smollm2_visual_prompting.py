@@ -21,7 +21,7 @@ def main(argv=None):
     p.add_argument("--data", required=True)
     p.add_argument("--out", required=True)
     p.add_argument("--top-k", type=int, default=3)
-    p.add_argument("--vqa-limit", type=int, default=200)
+    p.add_argument("--vqa-limit", type=int, default=120)
     args = p.parse_args(argv)
     task = VisualPromptingTask.from_pretrained(top_k=args.top_k)
     os.makedirs(args.out, exist_ok=True)
