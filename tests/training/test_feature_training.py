@@ -57,3 +57,22 @@ def test_a_trainable_encoder_is_refused(setup):
     with pytest.raises(ConfigError, match="cached image features need a frozen image encoder"):
         fit_on_features(task, records, cache, config.train, PolicyConfig(), steps=1,
                         batch_size=2, max_text_length=40)
+
+
+def test_time_budget_stops_after_the_call_that_ends_it():
+    import time
+
+    from vit_tf.training.feature_training import TimeBudget
+
+    class Stub:
+        stop_training = False
+
+    budget = TimeBudget(0.05, steps_per_call=2)
+    stub = Stub()
+    budget.set_model(stub)
+    budget.on_train_begin()
+    budget.on_train_batch_end(0)            # the first call (compilation) starts the clock
+    assert not stub.stop_training
+    time.sleep(0.06)
+    budget.on_train_batch_end(1)
+    assert stub.stop_training and budget.steps == 4

@@ -106,6 +106,29 @@ def feature_cache(task, data_dir, log=print):
     return ImageFeatureCache.build(task, paths, os.path.join(data_dir, FEATURES_DIR), log=log)
 
 
+def fit_widths(records, preprocessor, pad_widths, log=print):
+    """Records whose text fits the widest of ``pad_widths`` (one XLA compilation of the
+    135M LM's training step per width costs 1.5-3.5 min on 2 cores, so a stage uses one or
+    two widths); the rest are left out and counted per category, never silently."""
+    from vit_tf.data.pipeline import text_lengths
+
+    widest = max(int(w) for w in pad_widths.split(","))
+    lengths = text_lengths(preprocessor, records)
+    kept = [r for r, n in zip(records, lengths) if n <= widest]
+    left_out = {}
+    for r, n in zip(records, lengths):
+        if n > widest:
+            left_out[r["category"]] = left_out.get(r["category"], 0) + 1
+    if not kept:
+        from vit_tf.config import ConfigError
+
+        raise ConfigError(f"data.pad_widths={pad_widths}: no record fits {widest} text tokens")
+    if left_out:
+        log(f"left out {sum(left_out.values())} records longer than {widest} text tokens "
+            f"(data.pad_widths={pad_widths}): {left_out}")
+    return kept, left_out
+
+
 def run_stage(config, data_dir, out, *, init=None, label, max_per_category=0, minutes=None,
               log=print):
     """Train one stage on cached features and save the task as a preset in ``out``."""
@@ -124,20 +147,20 @@ def run_stage(config, data_dir, out, *, init=None, label, max_per_category=0, mi
     records = read_split(data_dir, TRAIN_FILE, config.train.stage1.categories, max_per_category,
                          config.train.seed)
     cache = feature_cache(task, data_dir, log)
-    from vit_tf.data.pipeline import parse_widths
-
+    records, left_out = fit_widths(records, task.preprocessor, config.data.pad_widths, log)
     t = config.train
     summary = fit_on_features(
         task, records, cache, t, t.policy, t.lora, steps=t.steps_per_epoch,
         batch_size=config.data.batch_size, max_text_length=config.data.max_text_length,
         label=label, log=log, max_seconds=minutes * 60 if minutes else None,
-        widths=parse_widths(config.data.pad_widths, config.data.max_text_length))
+        widths=[int(w) for w in config.data.pad_widths.split(",")])
     task = merge_lora(task)
     os.makedirs(out, exist_ok=True)
     save_config(config, os.path.join(out, "config.json"))
     task.save_to_preset(out, generate_config=config.generate,
                         extra_metadata={"experiment": config.name})
     summary.update(init=init, categories=config.train.stage1.categories or "all",
+                   left_out_longer_than_widest=left_out,
                    max_per_category=max_per_category, minutes=minutes,
                    total_seconds=round(time.perf_counter() - start, 1),
                    peak_memory_gib=round(peak_memory_gib(), 2), config=to_dict(config))
