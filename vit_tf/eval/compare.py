@@ -100,5 +100,6 @@ def compare_runs(paths):
         pinned = all(isinstance(v, str) for v in values)   # a setting every run recorded
         mark = "  <- differs" if pinned and len(set(values)) > 1 else ""
         lines.append(n.ljust(width) + "".join(cells) + mark)
-    lines.append("numbers are percentages except CIDEr-D and perplexity; '-' = not evaluated in that run")
+    lines.append("numbers are percentages except CIDEr-D and perplexity; '-' = not evaluated "
+                 "in that run")
     return "\n".join(lines)

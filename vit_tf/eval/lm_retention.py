@@ -97,7 +97,8 @@ def evaluate_retention(backbone, preprocessor, reference, out, *, model_info=Non
         "decoding": {"strategy": "greedy", "max_new_tokens": max_new_tokens, "use_cache": True,
                      "jit_compile": jit_compile, "batch_size": lm.batch_size, "image_size": None},
         "lm": {"n_prompts": len(prompts), "same_as_original": sum(same) / len(same),
-               "perplexity": perplexity, "perplexity_text": TEXT_NAME if text == TEXT else "given text"},
+               "perplexity": perplexity,
+               "perplexity_text": TEXT_NAME if text == TEXT else "given text"},
     }
     os.makedirs(out, exist_ok=True)
     with open(os.path.join(out, "metrics.json"), "w") as f:

@@ -143,7 +143,8 @@ def run_stage(config, data_dir, out, *, init=None, label, max_per_category=0, mi
     start = time.perf_counter()
     with precision_policy(config.train.precision):   # mixed_bfloat16 on a GPU (tools/gpu_recipe.sh)
         task = load_task(init) if init else new_task(config)
-    log(f"{label}: model ready in {time.perf_counter() - start:.0f} s (init: {init or 'pretrained parts'})")
+    log(f"{label}: model ready in {time.perf_counter() - start:.0f} s (init: "
+        f"{init or 'pretrained parts'})")
     records = read_split(data_dir, TRAIN_FILE, config.train.stage1.categories, max_per_category,
                          config.train.seed)
     cache = feature_cache(task, data_dir, log)

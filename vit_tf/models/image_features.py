@@ -87,9 +87,9 @@ class ImageFeatureCache:
         except (OSError, ValueError, json.JSONDecodeError) as e:
             raise FeatureCacheError(f"{folder}: unreadable feature cache ({e})") from None
         if list(features.shape) != index.get("shape"):
-            raise FeatureCacheError(f"{os.path.join(folder, FEATURES_FILE)}: shape "
-                                    f"{list(features.shape)} != {index.get('shape')} in {INDEX_FILE}"
-                                    " (truncated or replaced)")
+            raise FeatureCacheError(
+                f"{os.path.join(folder, FEATURES_FILE)}: shape {list(features.shape)} != "
+                f"{index.get('shape')} in {INDEX_FILE} (truncated or replaced)")
         if task is not None and index["encoder"] != encoder_fingerprint(task):
             raise FeatureCacheError(f"{index_path}: made by another encoder (config or weights "
                                     "differ); rebuild it")
@@ -120,7 +120,8 @@ class ImageFeatureCache:
         import tensorflow as tf
 
         encode = tf.function(lambda x: task.image_encoder(x, training=False), jit_compile=True)
-        chunks, start, progress = [], time.perf_counter(), Progress(len(paths), "encoding images", log)
+        chunks, start = [], time.perf_counter()
+        progress = Progress(len(paths), "encoding images", log)
         for i in range(0, len(paths), batch_size):
             batch = paths[i:i + batch_size]
             pixels = task.preprocessor.convert_images(tf.constant(batch), kind="path")

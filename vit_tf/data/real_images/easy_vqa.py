@@ -38,14 +38,17 @@ def _entries(path):
         return [], [source_problem(path, "-", "-", "top level must be a list")]
     entries, problems = [], []
     for i, e in enumerate(data):
+        def bad(field, message):
+            problems.append(source_problem(path, f"#{i}", field, message))
+
         if not (isinstance(e, list) and len(e) == 3):
-            problems.append(source_problem(path, f"#{i}", "-", "expected [question, answer, image id]"))
+            bad("-", "expected [question, answer, image id]")
         elif not (isinstance(e[0], str) and e[0].strip()):
-            problems.append(source_problem(path, f"#{i}", "[0]", "question must be a non-empty string"))
+            bad("[0]", "question must be a non-empty string")
         elif not (isinstance(e[1], str) and e[1].strip()):
-            problems.append(source_problem(path, f"#{i}", "[1]", "answer must be a non-empty string"))
+            bad("[1]", "answer must be a non-empty string")
         elif not isinstance(e[2], int) or isinstance(e[2], bool):
-            problems.append(source_problem(path, f"#{i}", "[2]", "image id must be an integer"))
+            bad("[2]", "image id must be an integer")
         else:
             entries.append((i, e[0].strip(), e[1].strip(), e[2]))
     return entries, problems
