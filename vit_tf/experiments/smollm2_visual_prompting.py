@@ -6,7 +6,10 @@ Command:
 
     python -m vit_tf.experiments.smollm2_visual_prompting --data data/real --out runs/vp
 
-Result reached: see the end of this docstring (filled in from the measured run).
+Result reached: not yet measured. In this session the shared CPU lock did not come free in
+time (waited from 20:47 to the session's end behind up to 16 other jobs); only the compute probe
+ran (vit_tf/experiments/README.md, "SmolLM2 learns to see"). The recipe itself ran end to
+end on the tiny stand-in LM (tests/smollm2_tiny.py).
 """
 
 import argparse
