@@ -12,7 +12,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 D=${1:-data/real_full}; R=${2:-runs/gpu}
-P="--set train.precision=mixed_bfloat16 --set data.batch_size=64"
+P="--set train.precision=mixed_bfloat16 --set train.jit_compile=true --set data.batch_size=64"
 python -c "import tensorflow as tf; g = tf.config.list_physical_devices('GPU'); print('GPUs:', g); assert g, 'no GPU visible'"
 bash tools/install_real_images.sh
 vit-tf pretrained convert efficientnet_lite0 smollm2_135m_instruct

@@ -59,6 +59,25 @@ def test_a_trainable_encoder_is_refused(setup):
                         batch_size=2, max_text_length=40)
 
 
+def test_precision_copy_trains_in_bfloat16_and_saves_float32(setup):
+    import json
+
+    from vit_tf.training.precision import precision_copy
+
+    task = merge_lora(setup[0])          # as a stage saves it (another test adds LoRA)
+    assert precision_copy(task, "float32") is task                 # nothing to change
+    bf16 = precision_copy(task, "mixed_bfloat16")
+    assert {bf16.decoder.dtype_policy.name, bf16.projector.dtype_policy.name,
+            bf16.image_encoder.dtype_policy.name} == {"mixed_bfloat16"}
+    back = precision_copy(bf16, "float32")
+    assert "mixed_bfloat16" not in json.dumps(back.get_config())
+    assert back.preprocessor is task.preprocessor
+    for a, b, c in zip(task.weights, bf16.weights, back.weights):
+        assert a.path == b.path == c.path and c.dtype == "float32"
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(c))
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+
+
 def test_time_budget_stops_after_the_call_that_ends_it():
     import time
 

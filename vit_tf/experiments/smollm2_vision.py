@@ -138,11 +138,13 @@ def run_stage(config, data_dir, out, *, init=None, label, max_per_category=0, mi
 
     if os.path.exists(os.path.join(out, "metadata.json")):
         raise FileExistsError(f"{out} already holds a preset; choose another --out")
-    from vit_tf.training.precision import precision_policy
+    from vit_tf.training.precision import precision_copy, precision_policy
 
     start = time.perf_counter()
-    with precision_policy(config.train.precision):   # mixed_bfloat16 on a GPU (tools/gpu_recipe.sh)
+    with precision_policy(config.train.precision):   # mixed_bfloat16: AMX on CPU, or a GPU
         task = load_task(init) if init else new_task(config)
+    # A preset computes in the precision it was saved in (float32): train in train.precision.
+    task = precision_copy(task, config.train.precision)
     log(f"{label}: model ready in {time.perf_counter() - start:.0f} s (init: "
         f"{init or 'pretrained parts'})")
     records = read_split(data_dir, TRAIN_FILE, config.train.stage1.categories, max_per_category,
@@ -155,7 +157,7 @@ def run_stage(config, data_dir, out, *, init=None, label, max_per_category=0, mi
         batch_size=config.data.batch_size, max_text_length=config.data.max_text_length,
         label=label, log=log, max_seconds=minutes * 60 if minutes else None,
         widths=[int(w) for w in config.data.pad_widths.split(",")])
-    task = merge_lora(task)
+    task = precision_copy(merge_lora(task), "float32")   # the preset computes in float32
     os.makedirs(out, exist_ok=True)
     save_config(config, os.path.join(out, "config.json"))
     task.save_to_preset(out, generate_config=config.generate,
