@@ -19,15 +19,32 @@ def tiny_llama_preset(root):
     return _PRESETS["preset"]
 
 
+def tiny_llama_config(preset):
+    return tiny_config(model__decoder__name="llama", model__decoder__preset=preset,
+                       data__max_text_length=40)
+
+
+def tiny_preprocessor(preset):
+    """The tiny Llama's ChatML preprocessor (16 px images), one per process: tracing its
+    conversation tokenizer costs seconds, once per preprocessor and mode."""
+    if "preprocessor" not in _PRESETS:
+        from vit_tf.data.preset_tokenizer import preprocessor_for_config
+
+        _PRESETS["preprocessor"] = preprocessor_for_config(tiny_llama_config(preset))
+    return _PRESETS["preprocessor"]
+
+
 def tiny_llama_task(preset, seed=0):
-    """(task, config): tiny ViT -> MLP -> the tiny Llama, its ChatML preprocessor attached."""
-    from vit_tf.data.preset_tokenizer import preprocessor_for_config
+    """(task, config): tiny ViT -> MLP -> the tiny Llama with ``tiny_preprocessor``, built once
+    per process and shared by the test modules (they may train it: what they assert holds for
+    any weights)."""
     from vit_tf.models.factory import build_task
 
-    config = tiny_config(model__decoder__name="llama", model__decoder__preset=preset,
-                         data__max_text_length=40)
-    keras.utils.set_random_seed(seed)
-    return build_task(config, preprocessor_for_config(config)), config
+    if "task" not in _PRESETS:
+        config = tiny_llama_config(preset)
+        keras.utils.set_random_seed(seed)
+        _PRESETS["task"] = build_task(config, tiny_preprocessor(preset)), config
+    return _PRESETS["task"]
 
 
 def tiny_records(folder, n=6):

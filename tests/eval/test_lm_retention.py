@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from tests.smollm2_tiny import tiny_llama_preset
+from tests.smollm2_tiny import tiny_llama_preset, tiny_preprocessor
 from vit_tf.eval.compare import flatten_metrics
 from vit_tf.eval.lm_retention import evaluate_retention
 
@@ -16,16 +16,11 @@ PROMPTS = ("hello", "where is the user?", "as is", "hell or user")
 
 @pytest.fixture(scope="module")
 def lm(tmp_path_factory):
-    from vit_tf.config import ExperimentConfig
-    from vit_tf.data.preset_tokenizer import preprocessor_for_config
     from vit_tf.models.decoders.hub_lm import load_lm_backbone
-
     from vit_tf.models.text_lm import TextLM
 
     preset = tiny_llama_preset(tmp_path_factory.mktemp("retention"))
-    config = ExperimentConfig()
-    config.model.decoder.name, config.model.decoder.preset = "llama", preset
-    backbone, pre = load_lm_backbone("llama", preset), preprocessor_for_config(config)
+    backbone, pre = load_lm_backbone("llama", preset), tiny_preprocessor(preset)
     return backbone, pre, TextLM(backbone, pre, max_new_tokens=5, batch_size=3, jit_compile=False)
 
 

@@ -7,7 +7,7 @@ import keras
 import numpy as np
 import pytest
 
-from tests.smollm2_tiny import tiny_llama_preset, tiny_records
+from tests.smollm2_tiny import tiny_llama_preset, tiny_preprocessor, tiny_records
 from vit_tf.inference.visual_prompting import VisualPromptingTask
 
 LABELS = ["hello", "user", "world", "horse", "sea"]
@@ -15,21 +15,17 @@ LABELS = ["hello", "user", "world", "horse", "sea"]
 
 @pytest.fixture(scope="module")
 def vp(tmp_path_factory):
-    from vit_tf.config import ExperimentConfig
-    from vit_tf.data.preset_tokenizer import preprocessor_for_config
     from vit_tf.models.decoders.hub_lm import load_lm_backbone
 
     root = tmp_path_factory.mktemp("vp")
     preset = tiny_llama_preset(root)
-    config = ExperimentConfig()
-    config.data.image_size = 16
-    config.model.decoder.name, config.model.decoder.preset = "llama", preset
+    pre = tiny_preprocessor(preset)                      # 16 px images
     keras.utils.set_random_seed(0)
     classifier = keras.Sequential([keras.Input((16, 16, 3)), keras.layers.Rescaling(1 / 2550),
                                    keras.layers.Flatten(),
                                    keras.layers.Dense(len(LABELS))])
     task = VisualPromptingTask(classifier, LABELS, load_lm_backbone("llama", preset),
-                               preprocessor_for_config(config), top_k=2)
+                               pre, top_k=2)
     return task, tiny_records(root, 3), root
 
 
