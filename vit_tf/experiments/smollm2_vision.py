@@ -175,8 +175,9 @@ def run_stage(config, data_dir, out, *, init=None, label, max_per_category=0, mi
     return summary
 
 
-def reference_answers(data_dir, preprocessor, log=print):
-    """The original SmolLM2's greedy answers to the retention prompts (computed once)."""
+def reference_answers(data_dir, preprocessor, jit_compile=True, log=print):
+    """The original SmolLM2's greedy answers to the retention prompts (computed once per
+    ``jit_compile``: the tuned models are compared with the original run the same way)."""
     from vit_tf.eval.lm_retention import PROMPTS, retention_answers
     from vit_tf.models.decoders.hub_lm import load_lm_backbone
 
@@ -184,19 +185,24 @@ def reference_answers(data_dir, preprocessor, log=print):
     if os.path.exists(path):
         with open(path) as f:
             saved = json.load(f)
-        if saved.get("prompts") == list(PROMPTS):
+        if saved.get("prompts") == list(PROMPTS) and \
+                saved.get("jit_compile", True) == jit_compile:
             return saved["answers"]
     backbone = load_lm_backbone("llama", get_config().model.decoder.preset)
-    answers = retention_answers(backbone, preprocessor)
+    answers = retention_answers(backbone, preprocessor, jit_compile=jit_compile)
     with open(path, "w") as f:
-        json.dump({"prompts": list(PROMPTS), "answers": answers}, f, indent=1)
+        json.dump({"prompts": list(PROMPTS), "answers": answers, "jit_compile": jit_compile}, f,
+                  indent=1)
     log(f"original LM's reference answers: {path}")
     return answers
 
 
-def evaluate_all(task, data_dir, out, *, model_info=None, vqa_limit=120, log=print):
+def evaluate_all(task, data_dir, out, *, model_info=None, vqa_limit=120, jit_compile=True,
+                 log=print):
     """Held-out captions, easy-VQA test (first ``vqa_limit`` questions) and LM retention, each a
-    ``metrics.json`` under ``out/eval/<name>/``; returns {name: report}."""
+    ``metrics.json`` under ``out/eval/<name>/``; returns {name: report}. ``jit_compile=False``
+    skips XLA's compilation of each generation loop (a minute or more per prompt width for
+    the 135M LM on 2 cores), for small evaluation sets."""
     from vit_tf.eval.evaluate import evaluate
     from vit_tf.eval.items import eval_set
     from vit_tf.eval.lm_retention import evaluate_retention
@@ -210,13 +216,14 @@ def evaluate_all(task, data_dir, out, *, model_info=None, vqa_limit=120, log=pri
                            data=os.path.join(data_dir, name), limit=limit, log=log)
         reports[name], _ = evaluate(task, evalset, os.path.join(out, "eval", evalset.name),
                                     batch_size=g.batch_size, max_new_tokens=g.max_new_tokens,
-                                    model_info=model_info, log=log)
+                                    jit_compile=jit_compile, model_info=model_info, log=log)
         log(f"{name}: {time.perf_counter() - start:.0f} s")
     start = time.perf_counter()
-    reference = reference_answers(data_dir, task.preprocessor, log)
+    reference = reference_answers(data_dir, task.preprocessor, jit_compile, log)
     reports["lm_retention"] = evaluate_retention(
         task.backbone if hasattr(task, "backbone") else task.decoder.backbone, task.preprocessor,
-        reference, os.path.join(out, "eval", "lm_retention"), model_info=model_info, log=log)
+        reference, os.path.join(out, "eval", "lm_retention"), model_info=model_info,
+        jit_compile=jit_compile, log=log)
     log(f"lm_retention: {time.perf_counter() - start:.0f} s")
     return reports
 
@@ -249,10 +256,12 @@ def eval_main(argv=None):
     p.add_argument("--data", required=True)
     p.add_argument("--model", required=True)
     p.add_argument("--vqa-limit", type=int, default=120)
+    p.add_argument("--no-xla", action="store_true", help="generate without XLA compilation")
     args = p.parse_args(argv)
     task = load_task(args.model)
     weights = os.path.join(args.model, "task.weights.h5")
     evaluate_all(task, args.data, args.model, vqa_limit=args.vqa_limit,
+                 jit_compile=not args.no_xla,
                  model_info={"run": os.path.abspath(args.model), "file": weights,
                              "sha256": sha256_file(weights)})
 

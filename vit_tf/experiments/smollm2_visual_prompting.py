@@ -25,10 +25,11 @@ def main(argv=None):
     p.add_argument("--out", required=True)
     p.add_argument("--top-k", type=int, default=3)
     p.add_argument("--vqa-limit", type=int, default=120)
+    p.add_argument("--no-xla", action="store_true", help="generate without XLA compilation")
     args = p.parse_args(argv)
     task = VisualPromptingTask.from_pretrained(top_k=args.top_k)
     os.makedirs(args.out, exist_ok=True)
-    evaluate_all(task, args.data, args.out, vqa_limit=args.vqa_limit,
+    evaluate_all(task, args.data, args.out, vqa_limit=args.vqa_limit, jit_compile=not args.no_xla,
                  model_info={"run": os.path.abspath(args.out), "file": "visual prompting: "
                              "efficientnet_lite0 top-k + smollm2_135m_instruct", "sha256": None})
 
