@@ -70,7 +70,7 @@ class ProgressETA(keras.callbacks.Callback):
             self.t0, self.d0, self.last = now, self.done, now
             self.first_seconds = now - self.start
             self.log(f"{self.label}: step {self.done}/{self.total} loss {loss:.4f} (first call, "
-                     f"with XLA compilation: {now - self.start:.0f} s)")
+                     f"tracing and compilation: {now - self.start:.0f} s)")
             return
         if now - self.last < self.every and self.done < self.total:
             return
