@@ -62,6 +62,7 @@ def test_a_trainable_encoder_is_refused(setup):
 def test_precision_copy_trains_in_bfloat16_and_saves_float32(setup):
     import json
 
+    from vit_tf.training.policy import apply_policy
     from vit_tf.training.precision import precision_copy
 
     task = merge_lora(setup[0])          # as a stage saves it (another test adds LoRA)
@@ -69,13 +70,25 @@ def test_precision_copy_trains_in_bfloat16_and_saves_float32(setup):
     bf16 = precision_copy(task, "mixed_bfloat16")
     assert {bf16.decoder.dtype_policy.name, bf16.projector.dtype_policy.name,
             bf16.image_encoder.dtype_policy.name} == {"mixed_bfloat16"}
-    back = precision_copy(bf16, "float32")
+    for a, b in zip(task.weights, bf16.weights):
+        assert a.path == b.path
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    # as run_stage: LoRA on the bfloat16 copy, merged, saved as a float32 copy
+    apply_policy(bf16, PolicyConfig(image_encoder="frozen", projector="full", decoder="lora"),
+                 setup[1].train.lora)
+    lora = [v for v in bf16.decoder.trainable_weights if "lora" in v.path]
+    assert lora
+    lora[-1].assign(np.ones(lora[-1].shape, "float32"))   # B factor: the merge changes W
+    merged = merge_lora(bf16)
+    back = precision_copy(merged, "float32")
     assert "mixed_bfloat16" not in json.dumps(back.get_config())
     assert back.preprocessor is task.preprocessor
-    for a, b, c in zip(task.weights, bf16.weights, back.weights):
-        assert a.path == b.path == c.path and c.dtype == "float32"
-        np.testing.assert_array_equal(np.asarray(a), np.asarray(c))
-        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    changed = 0
+    for a, m, c in zip(task.weights, merged.weights, back.weights):
+        assert a.path == m.path == c.path and c.dtype == "float32"
+        np.testing.assert_array_equal(np.asarray(m), np.asarray(c))
+        changed += not np.array_equal(np.asarray(a), np.asarray(c))
+    assert changed >= 1                                    # the merged kernel(s)
 
 
 def test_time_budget_stops_after_the_call_that_ends_it():

@@ -62,18 +62,6 @@ def _with_policy(value, name):
     return value
 
 
-def _variable_layers(model):
-    """[(layer, its own variables as ``save_own_variables`` writes them)] for the layers that
-    own variables (a preprocessor owns none)."""
-    out = []
-    for layer in model._flatten_layers():
-        store = {}
-        layer.save_own_variables(store)
-        if store:
-            out.append((layer, store))
-    return out
-
-
 def precision_copy(model, precision):
     """A copy of ``model`` that computes in ``precision``, with the same float32 variables.
 
@@ -92,6 +80,8 @@ def precision_copy(model, precision):
         return model
     with precision_policy(precision):     # layers whose config records no dtype
         copy = model.__class__.from_config(converted)
+    from vit_tf.training.lora import _variable_layers
+
     source, target = _variable_layers(model), _variable_layers(copy)
     if [(type(s), list(v)) for s, v in source] != [(type(t), list(v)) for t, v in target]:
         raise ValueError("precision_copy: the rebuilt model's layers differ from the original's")
