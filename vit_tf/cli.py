@@ -3,6 +3,7 @@
     vit-tf data shapes    --out DIR --train N --test M --seed S
     vit-tf data validate  DATA --image-root DIR
     vit-tf data inspect   DATA --image-root DIR [--model RUN] [--limit N]
+    vit-tf data real-images --out DIR [--vqa-train-images N] [--shapes-scenes N]
     vit-tf data shard     --data DATA --image-root DIR --out DIR --shards N [--format F]
     vit-tf train          --data DATA --image-root DIR --out RUN [--experiment NAME] [--set k=v ...]
     vit-tf generate       --model RUN --image IMG --prompt "..."
@@ -151,6 +152,15 @@ def build_parser():
         if name == "inspect":
             p.add_argument("--limit", type=int, default=3)
             p.add_argument("--ids", nargs="*", default=None, help="record ids to show")
+
+    p = dsub.add_parser("real-images", help="write the real captioned images that ship in "
+                        "registry packages (emoji, easy-VQA, scikit-image photos) as LLaVA JSON")
+    p.add_argument("--out", required=True)
+    p.add_argument("--vqa-train-images", type=int, default=4000, help="easy-VQA training images")
+    p.add_argument("--vqa-test-images", type=int, default=100, help="easy-VQA test images")
+    p.add_argument("--shapes-scenes", type=int, default=0, help="shapes-world training scenes")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--skip-invalid", action="store_true")
 
     p = dsub.add_parser("shard", help="validate a dataset and write it as TFRecord shards")
     p.add_argument("--data", required=True, help="the data file")

@@ -13,7 +13,8 @@ def _log(msg):
 
 def cmd_data(args):
     return {"shapes": data_shapes, "validate": data_validate, "inspect": data_inspect,
-            "shard": data_shard, "easy-vqa": data_easy_vqa}[args.data_command](args)
+            "shard": data_shard, "easy-vqa": data_easy_vqa,
+            "real-images": data_real_images}[args.data_command](args)
 
 
 def data_easy_vqa(args):
@@ -23,6 +24,16 @@ def data_easy_vqa(args):
     for split, s in summary.items():
         _log(f"{split}: {s['images']} images, {s['records']} records -> "
              f"{os.path.join(args.out, split + '.json')}")
+    return 0
+
+
+def data_real_images(args):
+    from vit_tf.data.real_images import build_real_images
+
+    build_real_images(args.out, vqa_train_images=args.vqa_train_images,
+                      vqa_test_images=args.vqa_test_images, shapes_scenes=args.shapes_scenes,
+                      seed=args.seed, skip_invalid=args.skip_invalid, log=_log)
+    _log(f"licences and counts: {os.path.join(args.out, 'sources.json')}")
     return 0
 
 

@@ -41,15 +41,20 @@ def flatten_metrics(report, label=""):
     for kind, m in report.get("negatives_by_kind", {}).items():
         rows[f"{prefix}/false yes, absent shares {kind}"] = m["false_yes_rate"]
     for category, m in report.get("categories", {}).items():
-        for key in ("exact_match", "vqa_accuracy", "bleu4", "cider_d", "rouge_l"):
+        for key in ("exact_match", "vqa_accuracy", "bleu4", "cider_d", "rouge_l",
+                    "names_object"):
             if m.get(key) is not None:
                 rows[f"{prefix}/{category}/{key}"] = m[key]
+    lm = report.get("lm", {})   # vit_tf.eval.lm_retention
+    for key in ("same_as_original", "perplexity"):
+        if key in lm:
+            rows[f"{prefix}/{key}"] = lm[key]
     overall = report.get("overall", {})
     if overall.get("exact_match") is not None:
         rows[f"{prefix}/overall/exact_match"] = overall["exact_match"]
     if "dataset" in report:
         rows[f"{prefix}/dataset sha256"] = report["dataset"]["sha256"][:12]
-    if "sha256" in report.get("model", {}):
+    if (report.get("model") or {}).get("sha256"):
         rows[f"{prefix}/model sha256"] = report["model"]["sha256"][:12]
     decoding = report.get("decoding", {})
     rows[f"{prefix}/decoding"] = (f"{decoding.get('strategy', '?')} "
@@ -87,7 +92,7 @@ def compare_runs(paths):
                 cells.append("-".rjust(col))
             elif isinstance(value, str):
                 cells.append(value.rjust(col))
-            elif n.endswith(("cider_d",)):
+            elif n.endswith(("cider_d", "perplexity")):
                 cells.append(f"{value:.3f}".rjust(col))
             else:
                 cells.append(f"{100 * value:.1f}".rjust(col))
@@ -95,5 +100,6 @@ def compare_runs(paths):
         pinned = all(isinstance(v, str) for v in values)   # a setting every run recorded
         mark = "  <- differs" if pinned and len(set(values)) > 1 else ""
         lines.append(n.ljust(width) + "".join(cells) + mark)
-    lines.append("numbers are percentages except CIDEr-D; '-' = not evaluated in that run")
+    lines.append("numbers are percentages except CIDEr-D and perplexity; '-' = not evaluated "
+                 "in that run")
     return "\n".join(lines)

@@ -13,7 +13,8 @@ Every assistant turn of a record is one item (``expand_turns``), answered with t
 history before it. An item: ``id`` ("<record>#<turn>"), ``record_id``, ``turn``, ``category``,
 ``image_path``, ``prompt`` (the conversation up to the question), ``reference``, and, on a
 record's last answer, the VQA human ``answers`` and all caption ``references`` when the record
-has them. ``dataset_sha256`` pins the items and the bytes of their images.
+has them (and ``object_words``, the content words of the object a caption should name).
+``dataset_sha256`` pins the items and the bytes of their images.
 """
 
 import dataclasses
@@ -50,7 +51,7 @@ def expand_turns(records):
     for r in records:
         conv = r["conversations"]
         for k in range(1, len(conv), 2):
-            extra = {key: r[key] for key in ("answers", "references")
+            extra = {key: r[key] for key in ("answers", "references", "object_words")
                      if key in r and k == len(conv) - 1}
             items.append({
                 **extra,

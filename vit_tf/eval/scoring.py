@@ -7,6 +7,9 @@ Metrics per ``category``:
     BLEU-4, CIDEr-D, ROUGE-L  for free-form categories (mean reference length > 3 words),
                   against every reference caption when the item carries ``references``
     VQA accuracy  soft accuracy over the human ``answers`` when the item carries them (VQA)
+    names object  share of predictions containing one of the item's ``object_words`` (the
+                  content words of the object's name: "a red apple" -> red, apple), when
+                  items carry them (the real-image captions of ``vit_tf.data.real_images``)
 
 "overall" accuracy and baseline cover the short-answer categories only (captions are judged by
 BLEU-4 / CIDEr-D, where exact match means little). POPE's yes/no settings are scored by
@@ -42,6 +45,9 @@ def score(items):
     by_cat = collections.defaultdict(list)
     for it in items:
         it["correct"] = exact_match(it["prediction"], it["reference"])
+        if it.get("object_words"):
+            said = set(normalize_answer(it["prediction"]).split())
+            it["names_object"] = bool(said & set(it["object_words"]))
         if len(it.get("answers", ())) >= 2:
             it["vqa_accuracy"] = vqa_accuracy(it["prediction"], it["answers"])
         by_cat[it["category"]].append(it)
@@ -59,6 +65,9 @@ def score(items):
         with_answers = [it["vqa_accuracy"] for it in group if "vqa_accuracy" in it]
         if with_answers:
             row["vqa_accuracy"] = float(np.mean(with_answers))
+        named = [it["names_object"] for it in group if "names_object" in it]
+        if named:
+            row["names_object"] = float(np.mean(named))
         if row["free_form"]:
             preds = [it["prediction"] for it in group]
             refs = [it.get("references") or [it["reference"]] for it in group]
@@ -79,21 +88,24 @@ def score(items):
 
 
 def format_table(metrics):
-    """The per-category table (percentages; BLEU-4, CIDEr-D and ROUGE-L as fractions)."""
+    """The per-category table (percentages; BLEU-4, CIDEr-D and ROUGE-L as fractions); a
+    ``named%`` column when some category has ``names_object``."""
     def pct(x):
         return "   -  " if x is None else f"{100 * x:6.1f}"
 
     def num(x, scale=1.0):
         return "   -  " if x is None else f"{scale * x:6.2f}"
 
+    named = any("names_object" in row for row in metrics["categories"].values())
     lines = [f"{'category':<14} {'n':>6} {'exact%':>7} {'major%':>7} {'BLEU-4':>7} {'CIDEr-D':>7}"
-             f" {'ROUGE-L':>7} {'VQA%':>6}"]
+             f" {'ROUGE-L':>7} {'VQA%':>6}" + (f" {'named%':>6}" if named else "")]
     for name, row in metrics["categories"].items():
         lines.append(
             f"{name:<14} {row['n']:>6} {pct(row['exact_match']):>7} "
             f"{pct(row['majority_baseline']):>7} {num(row.get('bleu4')):>7} "
             f"{num(row.get('cider_d')):>7} {num(row.get('rouge_l')):>7} "
             f"{pct(row.get('vqa_accuracy')):>6}"
+            + (f" {pct(row.get('names_object')):>6}" if named else "")
         )
     o = metrics["overall"]
     lines.append(f"{'overall (short)':<14} {o['n']:>5} {pct(o['exact_match']):>7} "

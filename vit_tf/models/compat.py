@@ -48,7 +48,7 @@ def check_model_config(config):
                           f"model.decoder.hidden_dim={m.decoder.hidden_dim}")
     e = m.encoder
     for field, names in (("preset", ("clip", "siglip")), ("handle", ("saved_model",)),
-                         ("weights", ("resnet50", "vgg16"))):
+                         ("weights", ("resnet50", "vgg16", "efficientnet_lite0"))):
         value = getattr(e, field)
         if field == "preset" and value and e.name not in names:
             if is_image_encoder_preset(value):   # a trained encoder's folder, checked on load

@@ -49,6 +49,18 @@ def has_lora(model):
     return any(getattr(sub, "lora_enabled", False) for sub in model._flatten_layers())
 
 
+def _variable_layers(model):
+    """[(layer, its own variables as ``save_own_variables`` writes them: a LoRA layer's kernel
+    merged)] for the layers of ``model`` that own variables."""
+    out = []
+    for layer in model._flatten_layers():
+        store = {}
+        layer.save_own_variables(store)
+        if store:
+            out.append((layer, store))
+    return out
+
+
 def merge_lora(model):
     """A copy of ``model`` without LoRA whose kernels are ``W + (alpha / rank) * A @ B``.
 
@@ -60,12 +72,15 @@ def merge_lora(model):
     if not has_lora(model):
         return model
     merged = model.__class__.from_config(model.get_config())
-    source, target = list(model._flatten_layers()), list(merged._flatten_layers())
-    if [type(s) for s in source] != [type(t) for t in target]:
+    # Only the layers that own variables are paired: a preprocessor re-attached to a copy
+    # (``precision_copy``) stays tracked beside the one rebuilt from the config, and owns none.
+    source, target = _variable_layers(model), _variable_layers(merged)
+    if [(type(s), list(v)) for s, v in source] != [(type(t), list(v)) for t, v in target]:
         raise ValueError("merge_lora: the rebuilt model's layers differ from the original's")
-    for src, dst in zip(source, target):
-        store = {}
-        src.save_own_variables(store)
-        if store:
-            dst.load_own_variables(store)
+    for (_, store), (dst, _) in zip(source, target):
+        dst.load_own_variables(store)
+    if getattr(model, "preprocessor", None) is not None:
+        # The same preprocessor: one rebuilt from the config would lack a preset tokenizer's
+        # vocabulary, which lives in assets (BPE / SentencePiece), not in the config.
+        merged.preprocessor = model.preprocessor
     return merged

@@ -1,0 +1,291 @@
+"""SmolLM2-135M-Instruct learns to see through EfficientNet-Lite0: the shared config and steps of
+LLaVA's two-stage recipe on real captioned images, offline (issue 14).
+
+Parts (converted once from pip packages, ``vit-tf pretrained convert``): EfficientNet-Lite0
+(ImageNet-1k, frozen; its 7x7x1280 map average-pooled to 3x3 = 9 image tokens) -> a 2-layer MLP
+projector (1280 -> 576, LLaVA-1.5's) -> SmolLM2-135M-Instruct (ChatML). Data: ``vit-tf data
+real-images`` (``vit_tf.data.real_images``). The recipes, one file each, run as:
+
+    python -m vit_tf.experiments.smollm2_vision features --data DIR     # encoder tokens, once
+    python -m vit_tf.experiments.smollm2_visual_prompting --data DIR --out runs/vp
+    python -m vit_tf.experiments.smollm2_stage1 --data DIR --out runs/s1
+    python -m vit_tf.experiments.smollm2_stage2_lora --data DIR --init runs/s1 --out runs/s2_lora
+    python -m vit_tf.experiments.smollm2_stage2_full --data DIR --init runs/s1 --out runs/s2_full
+    python -m vit_tf.experiments.smollm2_vision eval --data DIR --model runs/s1   # each model
+    vit-tf compare runs/vp runs/s1 runs/s2_lora runs/s2_full                      # the table
+
+Training runs on cached encoder tokens (``vit_tf.models.image_features``): the encoder is
+frozen in both stages, so each image is encoded once. The saved presets take pixels as usual
+(``vit-tf generate``, ``chat``, ``eval``). Results: ``vit_tf/experiments/README.md``,
+"SmolLM2 learns to see".
+"""
+
+import argparse
+import dataclasses
+import json
+import os
+import sys
+import time
+
+from vit_tf.config import ExperimentConfig, PolicyConfig, apply_overrides, save_config, to_dict
+
+FEATURES_DIR = "features_efficientnet_lite0_224_p3"
+TRAIN_FILE = "train.json"
+EVAL_FILES = ("heldout_captions.json", "easyvqa_test.json")
+REFERENCE_FILE = "lm_reference_answers.json"
+
+
+def get_config():
+    config = ExperimentConfig()
+    config.name = "smollm2_vision"
+    d = config.data
+    d.image_size = 224                 # EfficientNet-Lite0's ImageNet resolution
+    d.max_text_length = 96             # ChatML turns: captions/questions need 25-60 tokens
+    d.batch_size = 8                  # ~8 s per step on 2 cores: more, smaller steps
+    d.pad_widths = "32,48,64,96"       # few XLA shapes
+    e = config.model.encoder
+    e.name, e.weights, e.trainable, e.pool_grid = ("efficientnet_lite0",
+                                                   "pretrained:efficientnet_lite0", False, 3)
+    config.model.projector.name = "mlp"
+    config.model.decoder.name = "llama"
+    config.model.decoder.preset = "pretrained:smollm2_135m_instruct"
+    t = config.train
+    t.steps_per_execution = 1
+    t.clipnorm, t.global_clipnorm = 0.0, 1.0
+    t.weight_decay = 0.0
+    t.min_learning_rate = 0.0
+    g = config.generate
+    g.max_new_tokens, g.batch_size = 20, 16
+    return config
+
+
+def stage_config(config, *, steps, learning_rate, warmup_steps, policy, categories):
+    """A stage as config: ``train.epochs=1`` of at most ``steps`` steps with ``policy``, at a
+    constant rate after warmup (a run may stop at its time budget: ``--minutes``)."""
+    config = dataclasses.replace(config)
+    config.train = dataclasses.replace(config.train, epochs=1, steps_per_epoch=steps,
+                                       learning_rate=learning_rate, warmup_steps=warmup_steps,
+                                       min_learning_rate=learning_rate, policy=policy)
+    config.train.stage1 = dataclasses.replace(config.train.stage1, categories=categories)
+    return config
+
+
+def read_split(data_dir, name, categories="", max_per_category=0, seed=0):
+    """Validated records of ``DATA/name`` (``read_llava``), optionally of some categories and
+    at most ``max_per_category`` of each (a seeded sample: easy-VQA's 14k questions would
+    otherwise be 3/4 of the instruction mix)."""
+    import numpy as np
+
+    from vit_tf.data.sources.llava import read_llava
+    from vit_tf.training.stages import stage1_records
+
+    records = stage1_records(read_llava(os.path.join(data_dir, name), data_dir).records,
+                             categories)
+    if not max_per_category:
+        return records
+    rng, chosen = np.random.default_rng(seed), []
+    for category in sorted({r["category"] for r in records}):
+        group = [r for r in records if r["category"] == category]
+        keep = sorted(rng.permutation(len(group))[:max_per_category])
+        chosen += [group[i] for i in keep]
+    return chosen
+
+
+def new_task(config):
+    from vit_tf.data.preset_tokenizer import preprocessor_for_config
+    from vit_tf.models.factory import build_task
+
+    return build_task(config, preprocessor_for_config(config))
+
+
+def feature_cache(task, data_dir, log=print):
+    """The encoder tokens of every training image (built on first use)."""
+    from vit_tf.models.image_features import ImageFeatureCache
+
+    paths = [r["image_path"] for r in read_split(data_dir, TRAIN_FILE)]
+    return ImageFeatureCache.build(task, paths, os.path.join(data_dir, FEATURES_DIR), log=log)
+
+
+def fit_widths(records, preprocessor, pad_widths, log=print):
+    """Records whose text fits the widest of ``pad_widths`` (one XLA compilation of the
+    135M LM's training step per width costs 1.5-3.5 min on 2 cores, so a stage uses one or
+    two widths); the rest are left out and counted per category, never silently."""
+    from vit_tf.data.pipeline import text_lengths
+
+    widest = max(int(w) for w in pad_widths.split(","))
+    lengths = text_lengths(preprocessor, records)
+    kept = [r for r, n in zip(records, lengths) if n <= widest]
+    left_out = {}
+    for r, n in zip(records, lengths):
+        if n > widest:
+            left_out[r["category"]] = left_out.get(r["category"], 0) + 1
+    if not kept:
+        from vit_tf.config import ConfigError
+
+        raise ConfigError(f"data.pad_widths={pad_widths}: no record fits {widest} text tokens")
+    if left_out:
+        log(f"left out {sum(left_out.values())} records longer than {widest} text tokens "
+            f"(data.pad_widths={pad_widths}): {left_out}")
+    return kept, left_out
+
+
+def run_stage(config, data_dir, out, *, init=None, label, max_per_category=0, minutes=None,
+              log=print):
+    """Train one stage on cached features and save the task as a preset in ``out``."""
+    from vit_tf.runs import load_task
+    from vit_tf.training.feature_training import fit_on_features, peak_memory_gib
+    from vit_tf.training.lora import merge_lora
+
+    if os.path.exists(os.path.join(out, "metadata.json")):
+        raise FileExistsError(f"{out} already holds a preset; choose another --out")
+    from vit_tf.training.precision import precision_copy, precision_policy
+
+    start = time.perf_counter()
+    with precision_policy(config.train.precision):   # mixed_bfloat16: AMX on CPU, or a GPU
+        task = load_task(init) if init else new_task(config)
+    # A preset computes in the precision it was saved in (float32): train in train.precision.
+    task = precision_copy(task, config.train.precision)
+    log(f"{label}: model ready in {time.perf_counter() - start:.0f} s (init: "
+        f"{init or 'pretrained parts'})")
+    records = read_split(data_dir, TRAIN_FILE, config.train.stage1.categories, max_per_category,
+                         config.train.seed)
+    cache = feature_cache(task, data_dir, log)
+    records, left_out = fit_widths(records, task.preprocessor, config.data.pad_widths, log)
+    t = config.train
+    summary = fit_on_features(
+        task, records, cache, t, t.policy, t.lora, steps=t.steps_per_epoch,
+        batch_size=config.data.batch_size, max_text_length=config.data.max_text_length,
+        label=label, log=log, max_seconds=minutes * 60 if minutes else None,
+        widths=[int(w) for w in config.data.pad_widths.split(",")])
+    task = precision_copy(merge_lora(task), "float32")   # the preset computes in float32
+    os.makedirs(out, exist_ok=True)
+    save_config(config, os.path.join(out, "config.json"))
+    task.save_to_preset(out, generate_config=config.generate,
+                        extra_metadata={"experiment": config.name})
+    summary.update(init=init, categories=config.train.stage1.categories or "all",
+                   left_out_longer_than_widest=left_out,
+                   max_per_category=max_per_category, minutes=minutes,
+                   total_seconds=round(time.perf_counter() - start, 1),
+                   peak_memory_gib=round(peak_memory_gib(), 2), config=to_dict(config))
+    with open(os.path.join(out, "train_summary.json"), "w") as f:
+        json.dump(summary, f, indent=2)
+    log(f"{label}: {summary['examples']} examples, {summary['steps']} steps in "
+        f"{summary['seconds']} s (final loss {summary['final_loss']:.4f}); peak memory "
+        f"{summary['peak_memory_gib']} GiB; preset {out}")
+    return summary
+
+
+def reference_answers(data_dir, preprocessor, jit_compile=True, log=print):
+    """The original SmolLM2's greedy answers to the retention prompts (computed once per
+    ``jit_compile``: the tuned models are compared with the original run the same way)."""
+    from vit_tf.eval.lm_retention import PROMPTS, retention_answers
+    from vit_tf.models.decoders.hub_lm import load_lm_backbone
+
+    path = os.path.join(data_dir, REFERENCE_FILE)
+    if os.path.exists(path):
+        with open(path) as f:
+            saved = json.load(f)
+        if saved.get("prompts") == list(PROMPTS) and \
+                saved.get("jit_compile", True) == jit_compile:
+            return saved["answers"]
+    backbone = load_lm_backbone("llama", get_config().model.decoder.preset)
+    answers = retention_answers(backbone, preprocessor, jit_compile=jit_compile)
+    with open(path, "w") as f:
+        json.dump({"prompts": list(PROMPTS), "answers": answers, "jit_compile": jit_compile}, f,
+                  indent=1)
+    log(f"original LM's reference answers: {path}")
+    return answers
+
+
+def evaluate_all(task, data_dir, out, *, model_info=None, vqa_limit=120, jit_compile=True,
+                 log=print):
+    """Held-out captions, easy-VQA test (first ``vqa_limit`` questions) and LM retention, each a
+    ``metrics.json`` under ``out/eval/<name>/``; returns {name: report}. ``jit_compile=False``
+    skips XLA's compilation of each generation loop (a minute or more per prompt width for
+    the 135M LM on 2 cores), for small evaluation sets."""
+    from vit_tf.eval.evaluate import evaluate
+    from vit_tf.eval.items import eval_set
+    from vit_tf.eval.lm_retention import evaluate_retention
+
+    g = get_config().generate
+    reports = {}
+    for name, limit in zip(EVAL_FILES, (None, vqa_limit)):
+        start = time.perf_counter()
+        evalset = eval_set(image_root=data_dir, preprocessor=task.preprocessor,
+                           max_text_length=task.preprocessor.max_text_length,
+                           data=os.path.join(data_dir, name), limit=limit, log=log)
+        reports[name], _ = evaluate(task, evalset, os.path.join(out, "eval", evalset.name),
+                                    batch_size=g.batch_size, max_new_tokens=g.max_new_tokens,
+                                    jit_compile=jit_compile, model_info=model_info, log=log)
+        log(f"{name}: {time.perf_counter() - start:.0f} s")
+    start = time.perf_counter()
+    reference = reference_answers(data_dir, task.preprocessor, jit_compile, log)
+    reports["lm_retention"] = evaluate_retention(
+        task.backbone if hasattr(task, "backbone") else task.decoder.backbone, task.preprocessor,
+        reference, os.path.join(out, "eval", "lm_retention"), model_info=model_info,
+        jit_compile=jit_compile, log=log)
+    log(f"lm_retention: {time.perf_counter() - start:.0f} s")
+    return reports
+
+
+def stage_main(get_stage_config, label, argv=None, needs_init=False, max_per_category=0):
+    """The command line of a stage file: ``--data DIR --out RUN [--init RUN] [--minutes M]
+    [--set k=v ...] [--eval]`` (``--set train.steps_per_epoch=N``: the most steps)."""
+    p = argparse.ArgumentParser(prog=f"python -m vit_tf.experiments.{label}")
+    p.add_argument("--data", required=True, help="the folder `vit-tf data real-images` wrote")
+    p.add_argument("--out", required=True)
+    p.add_argument("--init", required=needs_init, help="the preset to start from (stage 1's)")
+    p.add_argument("--set", dest="overrides", action="append", default=[])
+    p.add_argument("--eval", action="store_true", help="evaluate the result afterwards")
+    p.add_argument("--minutes", type=float, default=None,
+                   help="stop training after this many minutes (compilation excluded)")
+    p.add_argument("--max-per-category", type=int, default=max_per_category)
+    args = p.parse_args(argv)
+    config = apply_overrides(get_stage_config(), args.overrides)
+    run_stage(config, args.data, args.out, init=args.init, label=label,
+              max_per_category=args.max_per_category, minutes=args.minutes)
+    if args.eval:
+        eval_main(["--data", args.data, "--model", args.out])
+
+
+def eval_main(argv=None):
+    from vit_tf.eval.items import sha256_file
+    from vit_tf.runs import load_task
+
+    p = argparse.ArgumentParser(prog="python -m vit_tf.experiments.smollm2_vision eval")
+    p.add_argument("--data", required=True)
+    p.add_argument("--model", required=True)
+    p.add_argument("--vqa-limit", type=int, default=120)
+    p.add_argument("--no-xla", action="store_true", help="generate without XLA compilation")
+    args = p.parse_args(argv)
+    task = load_task(args.model)
+    weights = os.path.join(args.model, "task.weights.h5")
+    evaluate_all(task, args.data, args.model, vqa_limit=args.vqa_limit,
+                 jit_compile=not args.no_xla,
+                 model_info={"run": os.path.abspath(args.model), "file": weights,
+                             "sha256": sha256_file(weights)})
+
+
+def features_main(argv=None):
+    p = argparse.ArgumentParser(prog="python -m vit_tf.experiments.smollm2_vision features")
+    p.add_argument("--data", required=True)
+    args = p.parse_args(argv)
+    from vit_tf.training.feature_training import peak_memory_gib
+
+    start = time.perf_counter()
+    cache = feature_cache(new_task(get_config()), args.data)
+    print(f"features: {len(cache.paths)} images, {cache.features.shape[1:]} tokens each, "
+          f"{time.perf_counter() - start:.0f} s with model loading; peak memory "
+          f"{peak_memory_gib():.2f} GiB")
+
+
+def _policy(**parts):
+    return PolicyConfig(**{"image_encoder": "frozen", **parts})
+
+
+if __name__ == "__main__":
+    command, rest = (sys.argv[1], sys.argv[2:]) if len(sys.argv) > 1 else ("", [])
+    mains = {"features": features_main, "eval": eval_main}
+    if command not in mains:
+        sys.exit("usage: python -m vit_tf.experiments.smollm2_vision features|eval ...")
+    mains[command](rest)
