@@ -75,7 +75,8 @@ def test_bad_source_entry_is_named_and_skipped_only_on_request(tmp_path):
 def test_missing_packages_name_the_install_command(tmp_path):
     with pytest.raises(FileNotFoundError, match="fonts-noto-color-emoji.*install_real_images"):
         emoji.emoji_records(str(tmp_path), font_path=str(tmp_path / "none.ttf"))
-    with pytest.raises(FileNotFoundError, match="easy-vqa.*install_real_images"):
+    with pytest.raises(FileNotFoundError,
+                       match=r"easy-vqa==1.0 package; reinstall it with: pip install --no-deps"):
         easy_vqa.easy_vqa_records(str(tmp_path), "train", data_dir=str(tmp_path / "nothing"))
 
 

@@ -28,12 +28,48 @@ SPLITS = ("train", "test")
 
 
 def package_data_dir():
+    """The ``data`` folder inside the installed easy-vqa package (a clear error when missing)."""
     spec = importlib.util.find_spec("easy_vqa")
     if spec is None or not spec.submodule_search_locations:
         raise FileNotFoundError(f"the easy-VQA data ships in the PyPI package {PACKAGE}; "
                                 f"install it with: pip install --no-deps {PACKAGE} (the README's "
                                 "install command installs it)")
     return os.path.join(list(spec.submodule_search_locations)[0], "data")
+
+
+def read_questions(source_dir, split):
+    """The package's ``SPLIT/questions.json``, validated entry by entry (the one reader of it).
+
+    Returns ``(path, entries, problems)``: entries ``(index, question, answer, image_id)``
+    (stripped strings, an int id), problems ``(index, field, message)`` for each malformed entry
+    (index ``"-"`` when the file is not a list). A missing file raises, naming the package.
+    """
+    path = os.path.join(source_dir, split, "questions.json")
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"{path}: missing from the {PACKAGE} package; reinstall it with: "
+                                f"pip install --no-deps --force-reinstall {PACKAGE}")
+    with open(path, encoding="utf-8") as f:
+        data = json.load(f)
+    if not isinstance(data, list):
+        return path, [], [("-", "-", "top level must be a list")]
+    entries, problems = [], []
+    for i, e in enumerate(data):
+        if not (isinstance(e, list) and len(e) == 3):
+            problems.append((i, "-", "expected [question, answer, image id]"))
+        elif not (isinstance(e[0], str) and e[0].strip()):
+            problems.append((i, "[0]", "question must be a non-empty string"))
+        elif not (isinstance(e[1], str) and e[1].strip()):
+            problems.append((i, "[1]", "answer must be a non-empty string"))
+        elif not isinstance(e[2], int) or isinstance(e[2], bool):
+            problems.append((i, "[2]", "image id must be an integer"))
+        else:
+            entries.append((i, e[0].strip(), e[1].strip(), e[2]))
+    return path, entries, problems
+
+
+def image_file(source_dir, split, image_id):
+    """The package's image file of ``image_id`` in ``split``."""
+    return os.path.join(source_dir, split, "images", f"{image_id}.png")
 
 
 def _category(answer):
@@ -65,18 +101,16 @@ def write_easy_vqa(out_dir, source_dir=None):
     os.makedirs(os.path.join(out_dir, "images"), exist_ok=True)
     summary, truth = {}, {}
     for split in SPLITS:
-        path = os.path.join(source_dir, split, "questions.json")
-        with open(path) as f:
-            questions = json.load(f)
+        path, entries, problems = read_questions(source_dir, split)
+        if problems:
+            n, field, message = problems[0]
+            raise ValueError(f"{path}: question {n} field {field}: {message} ({len(problems)} "
+                             "malformed entries)")
         records, seen = [], {}
-        for n, item in enumerate(questions):
-            if not (isinstance(item, list) and len(item) == 3):
-                raise ValueError(f"{path}: question {n}: expected [text, answer, image id], got "
-                                 f"{item!r}")
-            text, answer, image_id = item
+        for n, text, answer, image_id in entries:
             image = f"images/{split}_{int(image_id):05d}.png"
             if image not in seen:
-                src = os.path.join(source_dir, split, "images", f"{image_id}.png")
+                src = image_file(source_dir, split, image_id)
                 if not os.path.isfile(src):
                     raise FileNotFoundError(f"{path}: question {n} names image {image_id}, but "
                                             f"{src} is missing")
