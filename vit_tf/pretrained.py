@@ -31,7 +31,6 @@ Example:
 
 import contextlib
 import fcntl
-import hashlib
 import importlib
 import importlib.metadata
 import importlib.util
@@ -41,6 +40,8 @@ import shutil
 import tempfile
 import time
 from dataclasses import dataclass
+
+from vit_tf.digest import file_sha256
 
 PREFIX = "pretrained:"
 COMPLETE = "COMPLETE"   # written last into a finished conversion
@@ -142,14 +143,6 @@ CATALOG = {s.name: s for s in (
                     "WordPiece vocabulary, for model.text_embedding",
         license="Apache-2.0 (model), MIT (package)"),
 )}
-
-
-def file_sha256(path, chunk=1 << 22):
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(chunk), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def cache_root():

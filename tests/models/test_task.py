@@ -193,9 +193,9 @@ def test_preset_of_another_shape_is_refused_naming_the_weights(tmp_path):
     for name in ("task.weights.h5",):  # swap the weights, then make the metadata agree
         os.replace(tmp_path / "big" / name, tmp_path / "small" / name)
     meta = json.loads((tmp_path / "small" / "metadata.json").read_text())
-    from vit_tf.models.task import _sha256
+    from vit_tf.digest import file_sha256
 
-    meta["files"]["task.weights.h5"] = _sha256(tmp_path / "small" / "task.weights.h5")
+    meta["files"]["task.weights.h5"] = file_sha256(tmp_path / "small" / "task.weights.h5")
     (tmp_path / "small" / "metadata.json").write_text(json.dumps(meta))
     with pytest.raises(PresetError, match="task.weights.h5: does not fit"):
         VisionLanguageModel.from_preset(str(tmp_path / "small"))

@@ -31,6 +31,7 @@ from vit_tf.data.shards import (is_shard_source, parse_example, read_shard_recor
                                 shard_files)
 from vit_tf.data.sources import DataValidationError, ValidationReport
 from vit_tf.data.tokenizer import conversation_texts
+from vit_tf.digest import file_sha256
 
 
 def split_records(records, fraction, seed):
@@ -76,14 +77,6 @@ def extract_images(source, records, out_dir):
                 f.write(ex["image"])
             record["image_path"] = path
     return records
-
-
-def _file_sha256(path):
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 @dataclass
@@ -168,7 +161,7 @@ class TrainingData:
                  else [r["image_path"] for r in records])
         for path in files:
             if path not in seen:
-                seen[path] = _file_sha256(path)
+                seen[path] = file_sha256(path)
             images.update(seen[path].encode())
         return {"records": len(records), "text": text.hexdigest(), "images": images.hexdigest()}
 

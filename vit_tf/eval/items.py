@@ -22,6 +22,8 @@ import hashlib
 import json
 import os
 
+from vit_tf.digest import file_sha256
+
 BENCHMARKS = ("shapes", "pope")
 FORMATS = ("llava", "coco_captions", "vqa", "tfds", "imagefolder", "sidecar_captions")
 OWN_QUESTIONS = "the dataset's own questions"
@@ -70,11 +72,7 @@ def sha256_file(path, cache=None):
     """SHA-256 of a file's bytes (``cache``: path -> digest, filled as it goes)."""
     cache = {} if cache is None else cache
     if path not in cache:
-        digest = hashlib.sha256()
-        with open(path, "rb") as f:
-            for block in iter(lambda: f.read(1 << 20), b""):
-                digest.update(block)
-        cache[path] = digest.hexdigest()
+        cache[path] = file_sha256(path)
     return cache[path]
 
 

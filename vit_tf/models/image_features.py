@@ -27,17 +27,14 @@ import time
 import keras
 import numpy as np
 
+from vit_tf.digest import file_sha256
+
 INDEX_FILE = "index.json"
 FEATURES_FILE = "features.npy"
 
 
 class FeatureCacheError(ValueError):
     """A cache that does not match the encoder or the images; the message names the file."""
-
-
-def file_sha256(path):
-    with open(path, "rb") as f:
-        return hashlib.sha256(f.read()).hexdigest()
 
 
 def encoder_fingerprint(task):

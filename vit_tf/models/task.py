@@ -21,11 +21,12 @@ truncated or swapped file is named instead of loading a half-matching model.
 """
 
 import dataclasses
-import hashlib
 import json
 import os
 
 import keras
+
+from vit_tf.digest import file_sha256
 
 PRESET_FORMAT = "vit_tf preset v1"
 METADATA_FILE = "metadata.json"
@@ -50,14 +51,6 @@ def warmup_cosine(learning_rate=1e-3, warmup_steps=100, decay_steps=None, min_le
     return keras.optimizers.schedules.CosineDecay(
         initial_learning_rate=0.0, decay_steps=max(int(decay_steps), 1), alpha=alpha,
         warmup_target=learning_rate, warmup_steps=int(warmup_steps))
-
-
-def _sha256(path):
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _preset_files(preset_dir):
@@ -93,7 +86,7 @@ def read_preset_metadata(preset_dir):
         file = os.path.join(preset_dir, name)
         if not os.path.exists(file):
             raise FileNotFoundError(f"{file}: missing from the preset (listed in {METADATA_FILE})")
-        if _sha256(file) != digest:
+        if file_sha256(file) != digest:
             raise PresetError(f"{file}: does not match the preset's {METADATA_FILE} (changed or "
                               "truncated after the preset was written)")
     return metadata
@@ -270,7 +263,7 @@ class TaskMixin:
             "chat_format": self.preprocessor.chat_format,
             "generate": dataclasses.asdict(generate_config or GenerateConfig()),
             **(extra_metadata or {}),
-            "files": {name: _sha256(os.path.join(preset_dir, name))
+            "files": {name: file_sha256(os.path.join(preset_dir, name))
                       for name in _preset_files(preset_dir)},
         }
         tmp = os.path.join(preset_dir, METADATA_FILE + ".tmp")

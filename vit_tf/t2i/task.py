@@ -23,6 +23,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from vit_tf.digest import file_sha256
 from vit_tf.models.task import (
     METADATA_FILE,
     PRESET_FORMAT,
@@ -167,7 +168,7 @@ class TextToImage(keras.Model):
                     "generate": {"num_steps": self.num_steps,
                                  "guidance_scale": self.guidance_scale},
                     **(extra_metadata or {}),
-                    "files": {name: _sha256(os.path.join(preset_dir, name)) for name in files}}
+                    "files": {name: file_sha256(os.path.join(preset_dir, name)) for name in files}}
         tmp = os.path.join(preset_dir, METADATA_FILE + ".tmp")
         with open(tmp, "w") as f:
             json.dump(metadata, f, indent=2)
@@ -202,16 +203,6 @@ class TextToImage(keras.Model):
 def to_uint8(images):
     """Float images in [0, 255] -> uint8 (rounded, clipped)."""
     return np.clip(np.round(np.asarray(images, np.float32)), 0, 255).astype(np.uint8)
-
-
-def _sha256(path):
-    import hashlib
-
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _register_classes():

@@ -26,7 +26,6 @@ Example:
     >>> task.encode_images(images) @ task.encode_texts(["a small red circle."]).T
 """
 
-import hashlib
 import json
 import math
 import os
@@ -35,6 +34,7 @@ import keras
 import numpy as np
 from keras import layers, ops
 
+from vit_tf.digest import file_sha256
 from vit_tf.models.contrastive.losses import default_pair_ids, get_loss, logit_scale_value
 from vit_tf.models.encoders.preset import save_image_encoder_preset
 
@@ -256,7 +256,7 @@ class DualEncoder(keras.Model):
         save_image_encoder_preset(self.image_encoder, os.path.join(preset_dir, IMAGE_ENCODER_DIR),
                                   {"pretraining": {"task": "contrastive", **info}})
         metadata = {"format": FORMAT, **info,
-                    "files": {MODEL_FILE: _sha256(os.path.join(preset_dir, MODEL_FILE))}}
+                    "files": {MODEL_FILE: file_sha256(os.path.join(preset_dir, MODEL_FILE))}}
         path = os.path.join(preset_dir, "metadata.json")   # last, and whole: it marks the preset
         with open(path + ".tmp", "w") as f:
             json.dump(metadata, f, indent=2)
@@ -276,7 +276,7 @@ class DualEncoder(keras.Model):
         model_file = os.path.join(preset_dir, MODEL_FILE)
         if not os.path.isfile(model_file):
             raise FileNotFoundError(f"{model_file}: missing from the dual-encoder preset")
-        if _sha256(model_file) != metadata["files"][MODEL_FILE]:
+        if file_sha256(model_file) != metadata["files"][MODEL_FILE]:
             raise ValueError(f"{model_file}: does not match {path} (changed after saving)")
         import vit_tf.models.encoders  # noqa: F401  (registers the image encoders)
 
@@ -284,11 +284,3 @@ class DualEncoder(keras.Model):
         if not isinstance(model, cls):
             raise ValueError(f"{model_file}: holds a {type(model).__name__}, not a DualEncoder")
         return model
-
-
-def _sha256(path):
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()

@@ -22,12 +22,12 @@ Example:
     >>> build_model(cfg, vocabulary_size=300).image_encoder      # the pretrained ViT
 """
 
-import hashlib
 import json
 import os
 
 import keras
 
+from vit_tf.digest import file_sha256
 from vit_tf.registry import IMAGE_ENCODERS
 
 FORMAT = "vit_tf image encoder preset v1"
@@ -35,14 +35,6 @@ METADATA_FILE = "metadata.json"
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.weights.h5"
 HUB_PRESET_ENCODERS = ("clip", "siglip")   # their preset is a keras-hub preset
-
-
-def _sha256(path):
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _wrapped(encoder):
@@ -74,7 +66,7 @@ def save_image_encoder_preset(encoder, folder, extra_metadata=None):
         "format": FORMAT, "encoder": registered_name(encoder), "class": type(encoder).__name__,
         "image_size": encoder.image_size, "num_tokens": encoder.num_tokens,
         "hidden_dim": encoder.hidden_dim, "keras_version": keras.__version__,
-        "files": {name: _sha256(os.path.join(folder, name)) for name in (CONFIG_FILE,
+        "files": {name: file_sha256(os.path.join(folder, name)) for name in (CONFIG_FILE,
                                                                           WEIGHTS_FILE)},
         **(extra_metadata or {}),
     }
@@ -101,7 +93,7 @@ def read_image_encoder_metadata(folder):
         file = os.path.join(folder, name)
         if not os.path.isfile(file):
             raise FileNotFoundError(f"{file}: missing from the image-encoder preset")
-        if _sha256(file) != digest:
+        if file_sha256(file) != digest:
             raise ValueError(f"{file}: does not match {path} (changed or truncated after the "
                              "preset was written)")
     return metadata
