@@ -28,8 +28,6 @@ Example:
     >>> ds = ds.map(pre)                       # (inputs, labels, sample_weight) per example
 """
 
-import json
-import os
 import re
 
 import keras
@@ -38,10 +36,9 @@ import tensorflow as tf
 
 from vit_tf.data.chat_format import CHAT_FORMATS, resolve_chat_format
 from vit_tf.data.image_converter import convert_images
+from vit_tf.data.preset_io import PreprocessorPresetMixin
 from vit_tf.data.template import ASSISTANT, END, IMAGE_PLACEHOLDER, ROLES, USER
 
-PREPROCESSOR_FILE = "preprocessor.json"
-ASSETS_DIR = os.path.join("assets", "tokenizer")
 _SPACE_BEFORE_PUNCT = re.compile(r"\s+([.,!?;:])")
 
 
@@ -68,7 +65,7 @@ def _constant_rows(rows):
 
 
 @keras.saving.register_keras_serializable(package="vit_tf")
-class VisionLanguagePreprocessor(keras.layers.Layer):
+class VisionLanguagePreprocessor(PreprocessorPresetMixin, keras.layers.Layer):
     """Tokenizer + chat format + image converter, as one serializable layer.
 
     Args:
@@ -78,6 +75,8 @@ class VisionLanguagePreprocessor(keras.layers.Layer):
         image_size: the model's square input size.
         max_text_length: text tokens a training example may have (the model's text context).
     """
+
+    PRESET_WHAT = "vit_tf preset or run folder"
 
     def __init__(self, tokenizer, chat_format="vit_tf", image_size=64, max_text_length=160,
                  **kwargs):
@@ -329,33 +328,8 @@ class VisionLanguagePreprocessor(keras.layers.Layer):
         config["tokenizer"] = keras.saving.deserialize_keras_object(config["tokenizer"])
         return cls(**config)
 
-    def save_to_preset(self, preset_dir):
-        """Write ``preprocessor.json`` and the tokenizer's assets into ``preset_dir``."""
-        assets = os.path.join(preset_dir, ASSETS_DIR)
-        os.makedirs(assets, exist_ok=True)
-        self.tokenizer.save_assets(assets)
-        with open(os.path.join(preset_dir, PREPROCESSOR_FILE), "w") as f:
-            json.dump(keras.saving.serialize_keras_object(self), f, indent=2)
-
-    @classmethod
-    def from_preset(cls, preset_dir):
-        """The preprocessor of a preset (or run) folder; errors name the missing/bad file."""
-        path = os.path.join(preset_dir, PREPROCESSOR_FILE)
-        if not os.path.exists(path):
-            raise FileNotFoundError(f"{path}: no preprocessor (is {preset_dir} a vit_tf preset "
-                                    "or run folder?)")
-        try:
-            with open(path) as f:
-                preprocessor = keras.saving.deserialize_keras_object(json.load(f))
-        except (json.JSONDecodeError, KeyError, TypeError, ValueError) as e:
-            raise ValueError(f"{path}: not a vit_tf preprocessor config ({e})") from None
-        assets = os.path.join(preset_dir, ASSETS_DIR)
-        try:
-            preprocessor.tokenizer.load_assets(assets)
-        except (OSError, ValueError) as e:
-            raise FileNotFoundError(f"{assets}: tokenizer assets missing or unreadable ({e})") from None
-        preprocessor.chat  # resolve now: a vocabulary lacking the chat markers fails here
-        return preprocessor
+    def _check_loaded(self):
+        self.chat  # resolve now: a vocabulary lacking the chat markers fails here
 
 
 def _conversation_checks(roles, values, record):

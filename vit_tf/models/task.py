@@ -92,6 +92,32 @@ def read_preset_metadata(preset_dir):
     return metadata
 
 
+def load_task_preset(cls, preset_dir, preprocessor_class):
+    """The task of class ``cls`` saved in ``preset_dir`` (its files checked against
+    ``metadata.json``): rebuilt from ``task.json`` in safe mode with the preprocessor that
+    ``preprocessor_class.from_preset`` loads (with its vocabulary), then its weights. The one
+    loader of the VLM's and text-to-image's presets; errors name the file."""
+    read_preset_metadata(preset_dir)
+    path = os.path.join(preset_dir, TASK_FILE)
+    with open(path) as f:
+        config = json.load(f)
+    preprocessor = preprocessor_class.from_preset(preset_dir)
+    config["config"]["preprocessor"] = None   # the loaded one (with its vocabulary) instead
+    try:
+        task = keras.saving.deserialize_keras_object(config, safe_mode=True)
+    except (TypeError, ValueError) as e:
+        raise PresetError(f"{path}: cannot rebuild the task ({e})") from None
+    if not isinstance(task, cls):
+        raise PresetError(f"{path}: holds a {type(task).__name__}, not a {cls.__name__}")
+    task.preprocessor = preprocessor
+    try:
+        task.load_weights(os.path.join(preset_dir, WEIGHTS_FILE))
+    except ValueError as e:
+        raise PresetError(f"{os.path.join(preset_dir, WEIGHTS_FILE)}: does not fit "
+                          f"{path} ({e})") from None
+    return task
+
+
 class TaskMixin:
     """Raw-input ``compile`` / ``fit`` / ``generate`` and presets for ``VisionLanguageModel``."""
 
@@ -278,23 +304,5 @@ class TaskMixin:
         import vit_tf.models.factory  # noqa: F401  (registers every part for deserialization)
         from vit_tf.data.preprocessor import VisionLanguagePreprocessor
 
-        read_preset_metadata(preset_dir)
-        path = os.path.join(preset_dir, TASK_FILE)
-        with open(path) as f:
-            config = json.load(f)
-        preprocessor = VisionLanguagePreprocessor.from_preset(preset_dir)
-        config["config"]["preprocessor"] = None   # the loaded one (with its vocabulary) instead
-        try:
-            task = keras.saving.deserialize_keras_object(config, safe_mode=True)
-        except (TypeError, ValueError) as e:
-            raise PresetError(f"{path}: cannot rebuild the task ({e})") from None
-        if not isinstance(task, cls):
-            raise PresetError(f"{path}: holds a {type(task).__name__}, not a {cls.__name__}")
-        task.preprocessor = preprocessor
-        try:
-            task.load_weights(os.path.join(preset_dir, WEIGHTS_FILE))
-        except ValueError as e:
-            raise PresetError(f"{os.path.join(preset_dir, WEIGHTS_FILE)}: does not fit "
-                              f"{path} ({e})") from None
-        return task
+        return load_task_preset(cls, preset_dir, VisionLanguagePreprocessor)
 

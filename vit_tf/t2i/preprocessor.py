@@ -17,20 +17,16 @@ Example::
     token_ids, padding_mask = pre.tokenize(["a large red circle."])    # (1, 48) int32, bool
 """
 
-import json
-import os
-
 import keras
 import tensorflow as tf
 
 from vit_tf.data.image_converter import convert_images
+from vit_tf.data.preset_io import PreprocessorPresetMixin
 
-PREPROCESSOR_FILE = "preprocessor.json"
-ASSETS_DIR = os.path.join("assets", "tokenizer")
 
 
 @keras.saving.register_keras_serializable(package="vit_tf")
-class TextToImagePreprocessor(keras.layers.Layer):
+class TextToImagePreprocessor(PreprocessorPresetMixin, keras.layers.Layer):
     """Tokenizer + image size + text context, as one layer (see the module docstring).
 
     Args:
@@ -38,6 +34,8 @@ class TextToImagePreprocessor(keras.layers.Layer):
         image_size: generated (and training) images are ``image_size`` pixels a side.
         max_text_length: caption ids per prompt (the padded width).
     """
+
+    PRESET_WHAT = "vit_tf text-to-image preset"
 
     def __init__(self, tokenizer, image_size=64, max_text_length=48, **kwargs):
         super().__init__(**kwargs)
@@ -122,32 +120,3 @@ class TextToImagePreprocessor(keras.layers.Layer):
         config = dict(config)
         config["tokenizer"] = keras.saving.deserialize_keras_object(config["tokenizer"])
         return cls(**config)
-
-    def save_to_preset(self, preset_dir):
-        """Write ``preprocessor.json`` and the tokenizer's assets into ``preset_dir``."""
-        assets = os.path.join(preset_dir, ASSETS_DIR)
-        os.makedirs(assets, exist_ok=True)
-        self.tokenizer.save_assets(assets)
-        with open(os.path.join(preset_dir, PREPROCESSOR_FILE), "w") as f:
-            json.dump(keras.saving.serialize_keras_object(self), f, indent=2)
-
-    @classmethod
-    def from_preset(cls, preset_dir):
-        """The preprocessor of a text-to-image preset; errors name the missing or bad file."""
-        path = os.path.join(preset_dir, PREPROCESSOR_FILE)
-        if not os.path.exists(path):
-            raise FileNotFoundError(f"{path}: no preprocessor (is {preset_dir} a vit_tf "
-                                    "text-to-image preset?)")
-        try:
-            with open(path) as f:
-                preprocessor = keras.saving.deserialize_keras_object(json.load(f))
-        except (json.JSONDecodeError, KeyError, TypeError, ValueError) as e:
-            raise ValueError(f"{path}: not a text-to-image preprocessor config ({e})") from None
-        if not isinstance(preprocessor, cls):
-            raise ValueError(f"{path}: holds a {type(preprocessor).__name__}, not a {cls.__name__}")
-        assets = os.path.join(preset_dir, ASSETS_DIR)
-        try:
-            preprocessor.tokenizer.load_assets(assets)
-        except (OSError, ValueError) as e:
-            raise FileNotFoundError(f"{assets}: tokenizer assets missing or unreadable ({e})") from None
-        return preprocessor

@@ -29,8 +29,7 @@ from vit_tf.models.task import (
     PRESET_FORMAT,
     TASK_FILE,
     WEIGHTS_FILE,
-    PresetError,
-    read_preset_metadata,
+    load_task_preset,
 )
 from vit_tf.t2i.preprocessor import TextToImagePreprocessor
 
@@ -179,25 +178,7 @@ class TextToImage(keras.Model):
     def from_preset(cls, preset_dir):
         """Load a text-to-image preset (or a finished ``vit-tf t2i train`` run folder)."""
         _register_classes()
-        read_preset_metadata(preset_dir)
-        path = os.path.join(preset_dir, TASK_FILE)
-        with open(path) as f:
-            config = json.load(f)
-        preprocessor = TextToImagePreprocessor.from_preset(preset_dir)
-        config["config"]["preprocessor"] = None
-        try:
-            task = keras.saving.deserialize_keras_object(config, safe_mode=True)
-        except (TypeError, ValueError) as e:
-            raise PresetError(f"{path}: cannot rebuild the task ({e})") from None
-        if not isinstance(task, cls):
-            raise PresetError(f"{path}: holds a {type(task).__name__}, not a {cls.__name__}")
-        task.preprocessor = preprocessor
-        try:
-            task.load_weights(os.path.join(preset_dir, WEIGHTS_FILE))
-        except ValueError as e:
-            raise PresetError(f"{os.path.join(preset_dir, WEIGHTS_FILE)}: does not fit "
-                              f"{path} ({e})") from None
-        return task
+        return load_task_preset(cls, preset_dir, TextToImagePreprocessor)
 
 
 def to_uint8(images):
