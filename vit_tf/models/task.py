@@ -92,6 +92,37 @@ def read_preset_metadata(preset_dir):
     return metadata
 
 
+def save_task_preset(task, preset_dir, metadata):
+    """Write ``task`` (with its preprocessor) as a preset folder: the preprocessor's files,
+    ``task.json`` (no training optimizer: a preset is for using the model, and the optimizer may
+    be vit_tf.training's, which a serving process neither has nor needs; compile() again to
+    train further), the weights, and last, atomically, ``metadata.json`` (format, versions, the
+    task's class, ``metadata``'s entries and a SHA-256 of every file: its presence means the
+    preset is complete). The folder may exist (a run folder) but must not hold a preset yet.
+    The one writer of the VLM's and text-to-image's presets."""
+    from vit_tf import __version__
+
+    if os.path.exists(os.path.join(preset_dir, METADATA_FILE)):
+        raise FileExistsError(f"{preset_dir} already holds a preset; choose another folder")
+    os.makedirs(preset_dir, exist_ok=True)
+    task.preprocessor.save_to_preset(preset_dir)
+    config = keras.saving.serialize_keras_object(task)
+    config.pop("compile_config", None)
+    with open(os.path.join(preset_dir, TASK_FILE), "w") as f:
+        json.dump(config, f, indent=2)
+    task.save_weights(os.path.join(preset_dir, WEIGHTS_FILE))
+    metadata = {"format": PRESET_FORMAT, "vit_tf_version": __version__,
+                "keras_version": keras.__version__, "task": type(task).__name__,
+                "image_size": task.preprocessor.image_size, **metadata,
+                "files": {name: file_sha256(os.path.join(preset_dir, name))
+                          for name in _preset_files(preset_dir)}}
+    tmp = os.path.join(preset_dir, METADATA_FILE + ".tmp")
+    with open(tmp, "w") as f:
+        json.dump(metadata, f, indent=2)
+    os.replace(tmp, os.path.join(preset_dir, METADATA_FILE))
+    return preset_dir
+
+
 def load_task_preset(cls, preset_dir, preprocessor_class):
     """The task of class ``cls`` saved in ``preset_dir`` (its files checked against
     ``metadata.json``): rebuilt from ``task.json`` in safe mode with the preprocessor that
@@ -265,38 +296,15 @@ class TaskMixin:
         """Write the task as a preset folder (see the module docstring); the folder may exist
         (a run folder) but must not hold a preset yet. ``generate_config``: decoding defaults
         (a ``GenerateConfig``) recorded for the commands."""
-        from vit_tf import __version__
         from vit_tf.config import GenerateConfig
 
         if self.preprocessor is None:
             raise ValueError("save_to_preset needs the model's preprocessor (tokenizer, chat "
                              "format, image size): build it with preprocessor=...")
-        if os.path.exists(os.path.join(preset_dir, METADATA_FILE)):
-            raise FileExistsError(f"{preset_dir} already holds a preset; choose another folder")
-        os.makedirs(preset_dir, exist_ok=True)
-        self.preprocessor.save_to_preset(preset_dir)
-        config = keras.saving.serialize_keras_object(self)
-        # A preset is for using the model: no training optimizer (it may be vit_tf.training's,
-        # which a serving process neither has nor needs); compile() again to train further.
-        config.pop("compile_config", None)
-        with open(os.path.join(preset_dir, TASK_FILE), "w") as f:
-            json.dump(config, f, indent=2)
-        self.save_weights(os.path.join(preset_dir, WEIGHTS_FILE))
-        metadata = {
-            "format": PRESET_FORMAT, "vit_tf_version": __version__,
-            "keras_version": keras.__version__, "task": type(self).__name__,
-            "image_size": self.preprocessor.image_size,
+        return save_task_preset(self, preset_dir, {
             "chat_format": self.preprocessor.chat_format,
             "generate": dataclasses.asdict(generate_config or GenerateConfig()),
-            **(extra_metadata or {}),
-            "files": {name: file_sha256(os.path.join(preset_dir, name))
-                      for name in _preset_files(preset_dir)},
-        }
-        tmp = os.path.join(preset_dir, METADATA_FILE + ".tmp")
-        with open(tmp, "w") as f:  # written last and atomically: its presence means complete
-            json.dump(metadata, f, indent=2)
-        os.replace(tmp, os.path.join(preset_dir, METADATA_FILE))
-        return preset_dir
+            **(extra_metadata or {})})
 
     @classmethod
     def from_preset(cls, preset_dir):

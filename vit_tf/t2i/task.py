@@ -16,21 +16,13 @@ the SHA-256 of every file, ``task.json``, ``task.weights.h5``, ``preprocessor.js
 ``assets/tokenizer/``), in the same format, checked the same way before loading.
 """
 
-import json
 import os
 
 import keras
 import numpy as np
 import tensorflow as tf
 
-from vit_tf.digest import file_sha256
-from vit_tf.models.task import (
-    METADATA_FILE,
-    PRESET_FORMAT,
-    TASK_FILE,
-    WEIGHTS_FILE,
-    load_task_preset,
-)
+from vit_tf.models.task import load_task_preset, save_task_preset
 from vit_tf.t2i.preprocessor import TextToImagePreprocessor
 
 
@@ -145,34 +137,11 @@ class TextToImage(keras.Model):
     def save_to_preset(self, preset_dir, extra_metadata=None):
         """Write the task as a preset folder (the VLM's format); the folder may exist (a run
         folder) but must not hold a preset yet."""
-        from vit_tf import __version__
-
         if self.preprocessor is None:
             raise ValueError("save_to_preset needs the task's preprocessor")
-        if os.path.exists(os.path.join(preset_dir, METADATA_FILE)):
-            raise FileExistsError(f"{preset_dir} already holds a preset; choose another folder")
-        os.makedirs(preset_dir, exist_ok=True)
-        self.preprocessor.save_to_preset(preset_dir)
-        config = keras.saving.serialize_keras_object(self)
-        config.pop("compile_config", None)
-        with open(os.path.join(preset_dir, TASK_FILE), "w") as f:
-            json.dump(config, f, indent=2)
-        self.save_weights(os.path.join(preset_dir, WEIGHTS_FILE))
-        files = [TASK_FILE, WEIGHTS_FILE, "preprocessor.json"]
-        for root, _, names in os.walk(os.path.join(preset_dir, "assets")):
-            files += sorted(os.path.relpath(os.path.join(root, n), preset_dir) for n in names)
-        metadata = {"format": PRESET_FORMAT, "vit_tf_version": __version__,
-                    "keras_version": keras.__version__, "task": type(self).__name__,
-                    "image_size": self.preprocessor.image_size,
-                    "generate": {"num_steps": self.num_steps,
-                                 "guidance_scale": self.guidance_scale},
-                    **(extra_metadata or {}),
-                    "files": {name: file_sha256(os.path.join(preset_dir, name)) for name in files}}
-        tmp = os.path.join(preset_dir, METADATA_FILE + ".tmp")
-        with open(tmp, "w") as f:
-            json.dump(metadata, f, indent=2)
-        os.replace(tmp, os.path.join(preset_dir, METADATA_FILE))
-        return preset_dir
+        return save_task_preset(self, preset_dir, {
+            "generate": {"num_steps": self.num_steps, "guidance_scale": self.guidance_scale},
+            **(extra_metadata or {})})
 
     @classmethod
     def from_preset(cls, preset_dir):
