@@ -57,7 +57,7 @@ parameters, loss 0.071) overall 0.030, held out 0.020; retrieval 0.815 (its prom
 object, two objects, colours and binding are all training captions word for word; of position
 only 0.16, and it scores 0.24 there), oracle 1.000. The VLM judge agrees with the parser on
 0.918 of oracle images (target 0.90), 0.972 / 0.916 of MaskGIT / diffusion images (mostly
-agreeing that they fail; per question 0.61). Sampling (benchmarks/ t2i_sampling.py, load ~4):
+agreeing that they fail; per question 0.61). Sampling (benchmarks/t2i_sampling.py, load ~4):
 MaskGIT 12 steps 1.42 images/s at batch 1, 9.07 at batch 16; diffusion 20 steps 4.43 and 5.19
 images/s. Earlier tokenizer trials (same data): MSE, 2048 codes, 1200 steps in 298 s: gate 0.626
 of 500; an L1 loss: 0.193 after 600 steps.
