@@ -16,6 +16,10 @@ accuracy 83%, peak 5.2 GiB. Evaluated (``eval --no-xla``): easy-VQA 77.5% of 120
 questions (target 90%: missed); held-out emoji CIDEr-D 0.088 (visual prompting 0.038), photos
 0.027 (0.020), names the object 6.1% / 0%; LM retention 0/20 prompts answered as the original
 (target 90%: missed badly; the LM now answers in a few words), perplexity 12.99 -> 17.41.
+With ``--minutes 7 --set train.learning_rate=2e-4`` (324 steps): emoji CIDEr-D 0.17, easy-VQA
+58.3%, perplexity 13.03, still 0/20 prompts answered as the original (it answers "Paris" where
+the original says "The capital of France is Paris."): the chat manner, not the language, is what
+short-answer tuning erases.
 Table: vit_tf/experiments/README.md, "SmolLM2 learns to see".
 """
 
