@@ -220,3 +220,24 @@ def kill_after_first_checkpoint(argv, state_dir, log_path, timeout=1200):
     finally:
         proc.send_signal(signal.SIGKILL)
         proc.wait()
+
+
+def require_weights_package(name):
+    """The catalogued source ``name`` (``vit_tf.pretrained.CATALOG``) when its package is
+    installed; otherwise skip the test, except under CI (``CI=true``, as .ci/run), where a
+    missing package fails."""
+    import importlib.metadata
+    import os
+
+    import pytest
+
+    from vit_tf import pretrained
+
+    src = pretrained.CATALOG[name]
+    try:
+        importlib.metadata.version(src.package)
+    except importlib.metadata.PackageNotFoundError:
+        if os.environ.get("CI"):
+            raise
+        pytest.skip(f"{src.package} not installed ({src.install_command})")
+    return src

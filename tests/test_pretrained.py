@@ -4,13 +4,13 @@ the named errors, on a fake weights package installed into a temporary site fold
 import dataclasses
 import hashlib
 import importlib
-import importlib.metadata
 import json
 import os
 import sys
 
 import pytest
 
+from tests.helpers import require_weights_package
 from vit_tf import pretrained
 from vit_tf.pretrained import PretrainedError, PretrainedSource
 
@@ -145,12 +145,6 @@ def test_installed_real_sources_verify(name):
     """The README's install command installs every catalogued package (requirements-weights.txt):
     the real files are there, of the pinned size and SHA-256. Skipped outside CI when a package
     is absent; under CI (``CI=true``, as .ci/run) a missing package fails."""
-    src = pretrained.CATALOG[name]
-    try:
-        importlib.metadata.version(src.package)
-    except importlib.metadata.PackageNotFoundError:
-        if os.environ.get("CI"):
-            raise
-        pytest.skip(f"{src.package} not installed ({src.install_command})")
+    src = require_weights_package(name)
     path = src.source_path()
     assert os.path.getsize(path) == src.size

