@@ -168,17 +168,9 @@ def train_maskgit_stage(config, prep, vq, out, log):
                                c.num_heads, c.intermediate_dim, c.dropout, name="backbone")
     task = MaskGITTextToImage(backbone, vq, prep.preprocessor, c.num_steps, c.guidance_scale,
                               c.temperature, c.randomness)
-    schedule = _schedule(c.learning_rate, c.warmup_steps, c.steps)
-    task.compile(learning_rate=schedule, weight_decay=c.weight_decay,
-                 jit_compile=config.jit_compile, steps_per_execution=config.steps_per_execution)
     ds = masked_examples(_text_dataset(prep, codes[prep.image_index], c.batch_size, config.seed),
                          vq.num_tokens, backbone.mask_id, c.caption_dropout, config.seed)
-    ds = ds.batch(c.batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
-    log_dir = os.path.join(out, "logs", "generator")
-    summary = _fit(task, ds, schedule, c.steps, config.log_every_steps, c.max_seconds,
-                   [SampleGrid(task, log_dir, config.log_prompts.split("|"))], log_dir, log,
-                   "generator")
-    return task, summary
+    return task, _fit_generator(task, ds, c, config, out, log)
 
 
 def train_diffusion_stage(config, prep, out, log):
@@ -190,18 +182,23 @@ def train_diffusion_stage(config, prep, out, log):
                             c.text_layers, c.num_heads, c.attention_resolution,
                             patch_size=c.patch_size, name="network")
     task = DiffusionTextToImage(network, prep.preprocessor, c.num_steps, c.guidance_scale)
-    schedule = _schedule(c.learning_rate, c.warmup_steps, c.steps)
-    task.compile(learning_rate=schedule, weight_decay=c.weight_decay,
-                 jit_compile=config.jit_compile, steps_per_execution=config.steps_per_execution)
     images = prep.images[prep.image_index]
     ds = diffusion_examples(_text_dataset(prep, images, c.batch_size, config.seed),
                             c.caption_dropout, config.seed)
-    ds = ds.batch(c.batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
+    return task, _fit_generator(task, ds, c, config, out, log)
+
+
+def _fit_generator(task, examples, c, config, out, log):
+    """Compile a generator task with its stage's schedule (``c``: MaskGITConfig or
+    DiffusionConfig) and fit it on the unbatched ``examples``; -> the stage's summary."""
+    schedule = _schedule(c.learning_rate, c.warmup_steps, c.steps)
+    task.compile(learning_rate=schedule, weight_decay=c.weight_decay,
+                 jit_compile=config.jit_compile, steps_per_execution=config.steps_per_execution)
+    ds = examples.batch(c.batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
     log_dir = os.path.join(out, "logs", "generator")
-    summary = _fit(task, ds, schedule, c.steps, config.log_every_steps, c.max_seconds,
-                   [SampleGrid(task, log_dir, config.log_prompts.split("|"))], log_dir, log,
-                   "generator")
-    return task, summary
+    return _fit(task, ds, schedule, c.steps, config.log_every_steps, c.max_seconds,
+                [SampleGrid(task, log_dir, config.log_prompts.split("|"))], log_dir, log,
+                "generator")
 
 
 def train_t2i(config, data, image_root, out, data_format="llava", log=print, **reader_args):
