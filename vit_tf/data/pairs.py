@@ -114,9 +114,10 @@ def build_pairs(records, texts, image_size, text_index=None):
                    text_ids=text_ids, categories=categories, record_ids=ids)
 
 
-def tokenize_pairs(tokenizer, texts, sequence_length):
-    """(n,) strings -> (n, L) int32 ids, right-padded with 0 and cut at L. (Eagerly keras-hub
-    returns Python lists, so the tokenizer runs inside a traced function, as in tf.data.)"""
+def ids_function(tokenizer, sequence_length):
+    """A traced (n,) strings -> (n, L) int32 ids function (right-padded with 0, cut at L).
+    Callers that tokenize many times (the dual encoder) keep one: each new ``tf.function``
+    traces again."""
     import tensorflow as tf
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string)])
@@ -126,6 +127,16 @@ def tokenize_pairs(tokenizer, texts, sequence_length):
             tokens = tf.RaggedTensor.from_tensor(tokens)
         return tf.cast(tokens, tf.int32).to_tensor(shape=(None, sequence_length))
 
+    return ids_of
+
+
+def tokenize_pairs(tokenizer, texts, sequence_length, ids_of=None):
+    """(n,) strings -> (n, L) int32 ids, right-padded with 0 and cut at L. (Eagerly keras-hub
+    returns Python lists, so the tokenizer runs inside a traced function, as in tf.data;
+    ``ids_of``: one from ``ids_function`` to reuse its trace.)"""
+    import tensorflow as tf
+
+    ids_of = ids_of or ids_function(tokenizer, sequence_length)
     texts = list(texts)
     out = [ids_of(tf.constant(texts[i:i + 4096])).numpy() for i in range(0, len(texts), 4096)]
     return np.concatenate(out) if out else np.zeros((0, sequence_length), np.int32)

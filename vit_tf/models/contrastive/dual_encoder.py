@@ -181,9 +181,11 @@ class DualEncoder(keras.Model):
 
     def tokenize(self, texts):
         """Strings -> (token_ids (n, L) int32, padding_mask (n, L) bool), cut at L."""
-        from vit_tf.data.pairs import tokenize_pairs
+        from vit_tf.data.pairs import ids_function, tokenize_pairs
 
-        ids = tokenize_pairs(self.tokenizer, texts, self.sequence_length)
+        if getattr(self, "_ids_of", None) is None:   # traced once, not at every call
+            self._ids_of = ids_function(self.tokenizer, self.sequence_length)
+        ids = tokenize_pairs(self.tokenizer, texts, self.sequence_length, self._ids_of)
         return ids, ids != 0
 
     def encode_texts(self, texts, batch_size=512):
