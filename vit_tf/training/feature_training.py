@@ -9,6 +9,11 @@ task, and the ``feature_model`` sharing the task's layers is compiled (``compile
 same optimizer, loss and metrics) and fitted, printing progress with an ETA. The task itself is
 what comes out: ``merge_lora`` then ``save_to_preset`` give a plain preset that takes pixels.
 
+Text-only records (``image_path == ""``, ``vit_tf.data.text_chat``: LLaVA-1.5's text-only chat
+in stage 2) train beside image ones through the same preprocessor: their batch rows carry
+``image_present=False``, so the decoder masks their image prefix out of attention and loss
+(``feature_model(task, text_only_rows=True)``) and their text is computed as without an image.
+
 Example:
     >>> cache = ImageFeatureCache.build(task, [r["image_path"] for r in records], "features")
     >>> summary = fit_on_features(task, records, cache, config.train, policy, steps=200)
