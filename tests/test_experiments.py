@@ -47,3 +47,24 @@ def test_experiments_live_in_the_package_namespace():
     assert experiments.__name__ == "vit_tf.experiments"
     assert load_experiment("two_stage").name == "two_stage"   # imports vit_tf.experiments.default
     assert "experiments" not in sys.modules   # no top-level package of that generic name
+
+
+def test_smollm2_stage_mixes_a_text_chat_file_counted_and_cycled(tmp_path, capsys):
+    import json
+
+    from vit_tf.data.text_chat import chat_records
+    from vit_tf.experiments.smollm2_stage2_lora import get_config
+    from vit_tf.experiments.smollm2_vision import stage_main, text_chat_records
+
+    path = tmp_path / "chat.json"
+    path.write_text(json.dumps(chat_records(["Name four birds.", "Add 21 and 13."],
+                                            ["Robins.", "34."], [True, True], {})))
+    assert [r["id"] for r in text_chat_records(str(path))] == ["chat-0000", "chat-0001"]
+    logs = []
+    five = text_chat_records(str(path), 5, log=logs.append)
+    assert sorted(r["id"] for r in five)[:3] == ["chat-0000", "chat-0000~1", "chat-0000~2"]
+    assert all(r["image_path"] == "" for r in five) and "used 2.50 times" in logs[0]
+    with pytest.raises(SystemExit):
+        stage_main(get_config, "smollm2_stage2_lora", ["--data", "d", "--out", "o", "--init",
+                                                       "i", "--text-chat-examples", "3"])
+    assert "--text-chat-examples needs --text-chat FILE" in capsys.readouterr().err

@@ -64,3 +64,43 @@ def test_reload_checks_encoder_and_image_bytes(setup, tmp_path):
         json.dump(index, f)
     with pytest.raises(FeatureCacheError, match="made by another encoder"):
         ImageFeatureCache.load(built.folder, task)
+
+
+def test_text_only_rows_see_no_image_and_send_no_gradient_to_the_projector(setup):
+    import tensorflow as tf
+
+    task, records, cache, _ = setup
+    model = feature_model(task, text_only_rows=True)
+    ids = np.array([[5, 6, 7, 8], [5, 6, 7, 8]], np.int32)
+    mask = np.array([[1, 1, 1, 1], [1, 1, 1, 0]], bool)
+    features = cache.features[cache.indices([records[0]["image_path"]] * 2)]
+    inputs = {"image_features": features, "token_ids": ids, "padding_mask": mask,
+              "image_present": np.array([False, True])}
+    logits = np.asarray(model(inputs))
+    text_only = np.asarray(task.decoder.backbone.token_embedding(task.decoder.backbone(
+        {"token_ids": ids[:1], "padding_mask": mask[:1]}), reverse=True))
+    np.testing.assert_allclose(logits[0], text_only[0], atol=1e-4)    # as if no prefix at all
+    with_image = np.asarray(feature_model(task)({k: v for k, v in inputs.items()
+                                                 if k != "image_present"}))
+    np.testing.assert_allclose(logits[1, :3], with_image[1, :3], atol=1e-5)
+    assert not np.allclose(logits[0], with_image[0], atol=1e-3)      # the image did matter
+    inputs["image_present"] = np.array([False, False])
+    with tf.GradientTape() as tape:
+        loss = tf.reduce_sum(model(inputs))
+    grads = tape.gradient(loss, task.projector.trainable_weights)
+    assert all(g is None or not np.any(np.asarray(g)) for g in grads)
+
+
+def test_text_only_rows_need_a_decoder_that_masks_its_prefix(setup):
+    task = setup[0]
+
+    class Plain:
+        fusion = task.decoder.fusion
+
+    real = task.decoder
+    try:
+        task.decoder = Plain()
+        with pytest.raises(ValueError, match="text-only examples need a decoder"):
+            feature_model(task, text_only_rows=True)
+    finally:
+        task.decoder = real

@@ -108,3 +108,26 @@ def test_time_budget_stops_after_the_call_that_ends_it():
     time.sleep(0.06)
     budget.on_train_batch_end(1)
     assert stub.stop_training and budget.steps == 4
+
+
+def test_text_only_examples_train_beside_image_ones(setup):
+    from vit_tf.data.pipeline import encode_records
+    from vit_tf.training.feature_training import feature_dataset
+
+    task, config, records, cache = setup
+    text = [{"id": f"t{i}", "image_path": "", "category": "text_chat", "finished": i == 0,
+             "conversations": [{"from": "human", "value": "hello"},
+                               {"from": "gpt", "value": "where is the user"}]}
+            for i in range(2)]
+    examples = encode_records(records[:2] + text, task.preprocessor, 40)
+    batch = next(iter(feature_dataset(examples, cache, 4, shuffle=False,
+                                      text_only_rows=True)))[0]
+    assert batch["image_present"].numpy().tolist() == [True, True, False, False]
+    with pytest.raises(ValueError, match="2 examples have no image"):
+        feature_dataset(examples, cache, 4)
+    logs = []
+    policy = PolicyConfig(image_encoder="frozen", projector="full", decoder="lora")
+    summary = fit_on_features(task, records + text, cache, config.train, policy, steps=2,
+                              batch_size=4, max_text_length=40, log=logs.append)
+    assert summary["text_only_examples"] == 2 and np.isfinite(summary["final_loss"])
+    assert any("2 text-only examples (image prefix masked), 1 of them cut" in m for m in logs)

@@ -20,6 +20,26 @@ With ``--minutes 7 --set train.learning_rate=2e-4`` (324 steps): emoji CIDEr-D 0
 58.3%, perplexity 13.03, still 0/20 prompts answered as the original (it answers "Paris" where
 the original says "The capital of France is Paris."): the chat manner, not the language, is what
 short-answer tuning erases.
+
+With the original LM's own text-only chat mixed in (LLaVA-1.5's remedy; ``smollm2_vision
+lm-chat`` writes 400 self-distilled conversations, their image prefix masked in training):
+
+    python -m vit_tf.experiments.smollm2_vision lm-chat --data data/real
+    python -m vit_tf.experiments.smollm2_stage2_lora --data data/real --init runs/s1 \
+        --out runs/s2_lora_textchat --minutes 20 --max-per-category 2000 \
+        --text-chat data/real/lm_chat.json --text-chat-examples 1600 \
+        --set train.steps_per_epoch=1500 --set data.pad_widths=48,96
+
+(2 cores, under the CPU lock, load 1.7 -> 1.9, 2.4-2.6 while it ran): 7,304 examples (2,000
+easy-VQA, 1,896 captions, 1,500 conversations, 308 shapes questions, 1,600 text-only = the 400
+conversations 4 times), 821 steps of batch 8 (6,568 examples, 0.90 epoch) in 1,200 s after a
+105 s first call, loss 2.17 -> 0.66, token accuracy 89%, peak 6.36 GiB. Evaluated (``eval
+--no-xla``, 154 s): easy-VQA **87.5%** (target 90%: missed by 3 questions of 120), emoji CIDEr-D
+0.19, photos 0.054, names the object 14.5% / 0%; LM retention **1/20** prompts answered exactly
+as the original (target 90%: missed), perplexity 22.73. The chat manner is back (answers of
+32 words on average, as the original's 28, against 2 words without the mix; 9 of 20 start with
+the original's first five words, 0 before), but greedy answers still drift from the original's
+within the 48 compared tokens, and the plain-text perplexity got worse, not better.
 Table: vit_tf/experiments/README.md, "SmolLM2 learns to see".
 """
 

@@ -7,6 +7,7 @@ projector (1280 -> 576, LLaVA-1.5's) -> SmolLM2-135M-Instruct (ChatML). Data: ``
 real-images`` (``vit_tf.data.real_images``). The recipes, one file each, run as:
 
     python -m vit_tf.experiments.smollm2_vision features --data DIR     # encoder tokens, once
+    python -m vit_tf.experiments.smollm2_vision lm-chat --data DIR      # text-only chat data
     python -m vit_tf.experiments.smollm2_visual_prompting --data DIR --out runs/vp
     python -m vit_tf.experiments.smollm2_stage1 --data DIR --out runs/s1
     python -m vit_tf.experiments.smollm2_stage2_lora --data DIR --init runs/s1 --out runs/s2_lora
@@ -33,6 +34,7 @@ FEATURES_DIR = "features_efficientnet_lite0_224_p3"
 TRAIN_FILE = "train.json"
 EVAL_FILES = ("heldout_captions.json", "easyvqa_test.json")
 REFERENCE_FILE = "lm_reference_answers.json"
+LM_CHAT_FILE = "lm_chat.json"
 
 
 def get_config():
@@ -129,8 +131,29 @@ def fit_widths(records, preprocessor, pad_widths, log=print):
     return kept, left_out
 
 
+def text_chat_records(path, count=None, seed=0, log=print):
+    """The text-only chat examples of ``path`` (``lm-chat``'s file, ``read_text_chat``):
+    all of them once, or ``count``: a seeded order of the file, cycled when ``count`` is larger
+    (each repeat gets the id suffix ``~k``, and the log says how many times it was used)."""
+    import numpy as np
+
+    from vit_tf.data.text_chat import read_text_chat
+
+    records = read_text_chat(path)
+    if count is None or count == len(records):
+        return records
+    order = np.random.default_rng(seed).permutation(len(records))
+    chosen = []
+    for i in range(count):
+        record, k = records[int(order[i % len(records)])], i // len(records)
+        chosen.append(record if not k else {**record, "id": f"{record['id']}~{k}"})
+    log(f"text-only chat: {count} examples from the {len(records)} of {path} "
+        f"(each used {count / len(records):.2f} times)")
+    return chosen
+
+
 def run_stage(config, data_dir, out, *, init=None, label, max_per_category=0, minutes=None,
-              log=print):
+              text_records=(), log=print):
     """Train one stage on cached features and save the task as a preset in ``out``."""
     from vit_tf.runs import load_task
     from vit_tf.training.feature_training import fit_on_features, peak_memory_gib
@@ -148,7 +171,7 @@ def run_stage(config, data_dir, out, *, init=None, label, max_per_category=0, mi
     log(f"{label}: model ready in {time.perf_counter() - start:.0f} s (init: "
         f"{init or 'pretrained parts'})")
     records = read_split(data_dir, TRAIN_FILE, config.train.stage1.categories, max_per_category,
-                         config.train.seed)
+                         config.train.seed) + list(text_records)
     cache = feature_cache(task, data_dir, log)
     records, left_out = fit_widths(records, task.preprocessor, config.data.pad_widths, log)
     t = config.train
@@ -163,6 +186,7 @@ def run_stage(config, data_dir, out, *, init=None, label, max_per_category=0, mi
     task.save_to_preset(out, generate_config=config.generate,
                         extra_metadata={"experiment": config.name})
     summary.update(init=init, categories=config.train.stage1.categories or "all",
+                   text_chat_examples=len(text_records),
                    left_out_longer_than_widest=left_out,
                    max_per_category=max_per_category, minutes=minutes,
                    total_seconds=round(time.perf_counter() - start, 1),
@@ -240,10 +264,20 @@ def stage_main(get_stage_config, label, argv=None, needs_init=False, max_per_cat
     p.add_argument("--minutes", type=float, default=None,
                    help="stop training after this many minutes (compilation excluded)")
     p.add_argument("--max-per-category", type=int, default=max_per_category)
+    p.add_argument("--text-chat", default=None,
+                   help="a text-only chat file (`smollm2_vision lm-chat`) mixed into the stage: "
+                        "LLaVA-1.5's text-only conversations, here the original LM's answers")
+    p.add_argument("--text-chat-examples", type=int, default=None,
+                   help="how many text-only examples (default: the file's, once; more cycle it)")
     args = p.parse_args(argv)
     config = apply_overrides(get_stage_config(), args.overrides)
+    if args.text_chat_examples is not None and not args.text_chat:
+        p.error("--text-chat-examples needs --text-chat FILE")
+    text_records = (text_chat_records(args.text_chat, args.text_chat_examples,
+                                      config.train.seed) if args.text_chat else ())
     run_stage(config, args.data, args.out, init=args.init, label=label,
-              max_per_category=args.max_per_category, minutes=args.minutes)
+              max_per_category=args.max_per_category, minutes=args.minutes,
+              text_records=text_records)
     if args.eval:
         eval_main(["--data", args.data, "--model", args.out])
 
@@ -279,13 +313,81 @@ def features_main(argv=None):
           f"{peak_memory_gib():.2f} GiB")
 
 
+def lm_chat(data_dir, out=None, *, count=400, seed=0, max_new_tokens=56, batch_size=8,
+            jit_compile=True, log=print):
+    """Self-distilled text-only chat data: ``count`` prompts of ``vit_tf.data.text_chat``
+    (none overlapping the retention prompts) answered greedily by the original SmolLM2 with
+    the retention eval's code (``TextLM``), written to ``out`` (default DATA/lm_chat.json).
+    A file made from the same prompts and settings is reused. Returns the file's path."""
+    from vit_tf.data.preset_tokenizer import preprocessor_for_config
+    from vit_tf.data.text_chat import chat_prompts, chat_records, overlapping, read_text_chat
+    from vit_tf.eval.lm_retention import PROMPTS
+    from vit_tf.models.decoders.hub_lm import load_lm_backbone
+    from vit_tf.models.text_lm import TextLM
+
+    out = out or os.path.join(data_dir, LM_CHAT_FILE)
+    config = get_config()
+    prompts = chat_prompts(count, seed, exclude=PROMPTS)
+    clashes = {p: overlapping(p, PROMPTS) for p in prompts if overlapping(p, PROMPTS)}
+    if clashes:   # chat_prompts excludes them; a changed template list must not slip one in
+        raise ValueError(f"prompts overlap the retention prompts: {clashes}")
+    generator = {"lm": config.model.decoder.preset, "decoding": "greedy",
+                 "max_new_tokens": max_new_tokens, "jit_compile": jit_compile, "seed": seed}
+    if os.path.exists(out):
+        old = read_text_chat(out)
+        if [r["conversations"][0]["value"] for r in old] == prompts and \
+                all(r.get("generator") == generator for r in old):
+            log(f"lm-chat: {out} holds these {len(prompts)} prompts' answers, reused")
+            return out
+    start = time.perf_counter()
+    backbone = load_lm_backbone("llama", config.model.decoder.preset)
+    lm = TextLM(backbone, preprocessor_for_config(config), max_new_tokens, batch_size,
+                jit_compile=jit_compile)
+    answers, done = [], []
+    for i in range(0, len(prompts), 64):
+        chunk = prompts[i:i + 64]
+        ids = lm.answer_ids([[{"from": "human", "value": p}] for p in chunk])
+        answers += [lm.preprocessor.detokenize(a) for a in ids]
+        done += [len(a) < max_new_tokens for a in ids]   # the stop token came first
+        log(f"lm-chat: {len(answers)}/{len(prompts)} answered "
+            f"({time.perf_counter() - start:.0f} s)")
+    empty = [p for p, a in zip(prompts, answers) if not a.strip()]
+    if empty:   # an empty answer is no conversation: counted and left out, never silently
+        log(f"lm-chat: {len(empty)} empty answers left out: {empty[:3]}")
+    kept = [(p, a, d) for p, a, d in zip(prompts, answers, done) if a.strip()]
+    records = chat_records(*zip(*kept), generator)
+    tmp = out + ".tmp"
+    with open(tmp, "w") as f:
+        json.dump(records, f, indent=1)
+    os.replace(tmp, out)
+    log(f"lm-chat: {len(records)} conversations ({sum(d for *_, d in kept)} ended by the LM, "
+        f"the rest cut at {max_new_tokens} tokens) in {time.perf_counter() - start:.0f} s "
+        f"with model loading: {out}")
+    return out
+
+
+def lm_chat_main(argv=None):
+    p = argparse.ArgumentParser(prog="python -m vit_tf.experiments.smollm2_vision lm-chat")
+    p.add_argument("--data", required=True)
+    p.add_argument("--out", default=None, help=f"default DATA/{LM_CHAT_FILE}")
+    p.add_argument("--count", type=int, default=400)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--max-new-tokens", type=int, default=56)
+    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--no-xla", action="store_true")
+    args = p.parse_args(argv)
+    lm_chat(args.data, args.out, count=args.count, seed=args.seed,
+            max_new_tokens=args.max_new_tokens, batch_size=args.batch_size,
+            jit_compile=not args.no_xla)
+
+
 def _policy(**parts):
     return PolicyConfig(**{"image_encoder": "frozen", **parts})
 
 
 if __name__ == "__main__":
     command, rest = (sys.argv[1], sys.argv[2:]) if len(sys.argv) > 1 else ("", [])
-    mains = {"features": features_main, "eval": eval_main}
+    mains = {"features": features_main, "eval": eval_main, "lm-chat": lm_chat_main}
     if command not in mains:
-        sys.exit("usage: python -m vit_tf.experiments.smollm2_vision features|eval ...")
+        sys.exit("usage: python -m vit_tf.experiments.smollm2_vision features|eval|lm-chat ...")
     mains[command](rest)

@@ -146,18 +146,32 @@ class ImageFeatureCache:
         return cls(folder, paths, features, fingerprint)
 
 
-def feature_model(task):
+def feature_model(task, text_only_rows=False):
     """A Keras model sharing ``task``'s projector and decoder that takes cached encoder tokens:
     inputs ``image_features`` (batch, tokens, channels), ``token_ids``, ``padding_mask`` ->
-    logits (batch, text_len, vocabulary_size); training it updates the task's weights."""
+    logits (batch, text_len, vocabulary_size); training it updates the task's weights.
+
+    ``text_only_rows``: one more input, ``image_present`` (batch,) bool; a row where it is
+    False is a text-only example (its ``image_features`` row is a placeholder): the decoder
+    masks its image prefix out of attention, so its text sees no image and no gradient reaches
+    the projector from it. Needs a decoder with ``masks_image_prefix`` (the keras-hub LMs)."""
     encoder = task.image_encoder
     features = keras.Input((encoder.num_tokens, encoder.hidden_dim), name="image_features")
     token_ids = keras.Input((None,), dtype="int32", name="token_ids")
     padding_mask = keras.Input((None,), dtype="bool", name="padding_mask")
+    inputs = {"image_features": features, "token_ids": token_ids, "padding_mask": padding_mask}
     image_tokens = task.projector(features)          # (batch, image_tokens, hidden_dim)
-    logits = task.decoder(token_ids, image_tokens=image_tokens, padding_mask=padding_mask)
-    return keras.Model({"image_features": features, "token_ids": token_ids,
-                        "padding_mask": padding_mask}, logits, name="vlm_on_features")
+    if not text_only_rows:
+        logits = task.decoder(token_ids, image_tokens=image_tokens, padding_mask=padding_mask)
+        return keras.Model(inputs, logits, name="vlm_on_features")
+    if not getattr(task.decoder, "masks_image_prefix", False) or task.decoder.fusion.uses_reads:
+        raise ValueError(f"text-only examples need a decoder that can mask its image prefix "
+                         f"(llama, gemma with a prefix fusion); this task has a "
+                         f"{type(task.decoder).__name__} with {type(task.decoder.fusion).__name__}")
+    inputs["image_present"] = keras.Input((), dtype="bool", name="image_present")
+    logits = task.decoder(token_ids, image_tokens=image_tokens, padding_mask=padding_mask,
+                          image_present=inputs["image_present"])
+    return keras.Model(inputs, logits, name="vlm_on_features")
 
 
 class Progress:

@@ -9,6 +9,11 @@ task, and the ``feature_model`` sharing the task's layers is compiled (``compile
 same optimizer, loss and metrics) and fitted, printing progress with an ETA. The task itself is
 what comes out: ``merge_lora`` then ``save_to_preset`` give a plain preset that takes pixels.
 
+Text-only records (``image_path == ""``, ``vit_tf.data.text_chat``: LLaVA-1.5's text-only chat
+in stage 2) train beside image ones through the same preprocessor: their batch rows carry
+``image_present=False``, so the decoder masks their image prefix out of attention and loss
+(``feature_model(task, text_only_rows=True)``) and their text is computed as without an image.
+
 Example:
     >>> cache = ImageFeatureCache.build(task, [r["image_path"] for r in records], "features")
     >>> summary = fit_on_features(task, records, cache, config.train, policy, steps=200)
@@ -23,27 +28,42 @@ import tensorflow as tf
 
 from vit_tf.config import ConfigError
 from vit_tf.data.pipeline import bucket_batch, encode_records
+from vit_tf.data.template import END
+from vit_tf.data.text_chat import untrain_unfinished_ends
 from vit_tf.models.image_features import feature_model
 from vit_tf.training.optim import compile_model, steps_per_call
 from vit_tf.training.policy import apply_policy, trainable_counts
 
 
 def feature_dataset(examples, cache, batch_size, *, shuffle=True, seed=0, repeat=True,
-                    drop_remainder=True, widths=None):
+                    drop_remainder=True, widths=None, text_only_rows=False):
     """(inputs with ``image_features``, labels, sample_weight) batches; the image of each
-    example is its cached token row."""
-    rows = cache.indices(list(examples.image_paths))
+    example is its cached token row. ``text_only_rows``: examples with an empty image path are
+    text-only (``vit_tf.data.text_chat``): their row is a placeholder (row 0) and the inputs get
+    ``image_present`` (False for them) for ``feature_model(task, text_only_rows=True)``."""
+    paths = np.asarray(examples.image_paths, str)
+    present = paths != ""
+    if not text_only_rows and not present.all():
+        raise ValueError(f"{int((~present).sum())} examples have no image (first: record "
+                         f"{examples.record_ids[int(np.argmin(present))]!r}); text-only examples "
+                         "need text_only_rows=True")
+    if not present.any():
+        raise ValueError("every example is text-only: no image to train the projector on")
+    rows = np.zeros(len(paths), np.int32)
+    rows[present] = cache.indices(list(paths[present]))
     table = tf.constant(cache.features)                     # (images, tokens, channels)
     ds = tf.data.Dataset.from_tensor_slices(
-        (rows, examples.token_ids, examples.trained, examples.lengths))
+        (rows, present, examples.token_ids, examples.trained, examples.lengths))
     if shuffle:
         ds = ds.shuffle(len(examples), seed=seed, reshuffle_each_iteration=True)
     if repeat:
         ds = ds.repeat()
 
-    def to_example(row, ids, trained, length):
+    def to_example(row, has_image, ids, trained, length):
         inputs = {"image_features": tf.gather(table, row),   # (tokens, channels)
                   "token_ids": ids[:length], "padding_mask": tf.ones([length], tf.bool)}
+        if text_only_rows:
+            inputs["image_present"] = has_image
         return inputs, ids[1:length + 1], tf.cast(trained[1:length + 1], tf.float32)
 
     ds = ds.map(to_example, num_parallel_calls=tf.data.AUTOTUNE)
@@ -121,14 +141,21 @@ def fit_on_features(task, records, cache, train_config, policy, lora=None, *, st
                           f"(policy.image_encoder={policy.image_encoder!r})")
     multipliers = apply_policy(task, policy, lora or train_config.lora, where=f"{label} policy")
     examples = encode_records(records, task.preprocessor, max_text_length)
-    model = feature_model(task)
+    text_only = sum(1 for r in records if not r["image_path"])
+    if text_only:   # vit_tf.data.text_chat: answers cut by the token limit did not end there
+        end = len(task.preprocessor.chat.markers[END])
+        cut = untrain_unfinished_ends(examples, records, end)
+        log(f"{label}: {text_only} text-only examples (image prefix masked), {cut} of them "
+            "cut at the token limit (end marker not trained)")
+    model = feature_model(task, text_only_rows=bool(text_only))
     per_call = steps_per_call(train_config.steps_per_execution, steps)
     compile_model(model, train_config, steps, lr_multipliers=multipliers,
                   steps_per_execution=per_call)
     counts = trainable_counts(task)
     log(f"{label}: {len(examples)} examples, {steps} steps of batch {batch_size} "
         f"({steps * batch_size / max(len(examples), 1):.2f} epochs); trainable {counts}")
-    ds = feature_dataset(examples, cache, batch_size, seed=train_config.seed, widths=widths)
+    ds = feature_dataset(examples, cache, batch_size, seed=train_config.seed, widths=widths,
+                         text_only_rows=bool(text_only))
     start = time.perf_counter()
     budget = TimeBudget(max_seconds or float("inf"), per_call)
     progress = ProgressETA(steps, per_call, label, log)
@@ -140,7 +167,7 @@ def fit_on_features(task, records, cache, train_config, policy, lora=None, *, st
             f"of {steps} steps")
     losses = [float(x) for x in history.history.get("loss", [])]
     done = budget.steps
-    return {"examples": len(examples), "steps": done, "planned_steps": steps,
+    return {"examples": len(examples), "text_only_examples": text_only, "steps": done, "planned_steps": steps,
             "examples_seen": done * batch_size, "batch_size": batch_size,
             "epochs": round(done * batch_size / max(len(examples), 1), 3),
             "seconds": round(seconds, 1),

@@ -143,13 +143,17 @@ class LanguageDecoder(layers.Layer):
         return self.fusion.read(index, x, ops.cast(image_tokens, x.dtype))
 
     @staticmethod
-    def with_prefix_mask(padding_mask, prefix_len, dtype="bool"):
-        """(batch, text_len) -> (batch, prefix_len + text_len): the prefix is always real."""
+    def with_prefix_mask(padding_mask, prefix_len, dtype="bool", image_present=None):
+        """(batch, text_len) -> (batch, prefix_len + text_len): the prefix is real, or with
+        ``image_present`` (batch,) bool, real only in the rows where it is True (a text-only
+        row's prefix is masked: its text attends to no image token)."""
         mask = ops.cast(padding_mask, dtype)
         if not prefix_len:
             return mask
-        ones = ops.ones((ops.shape(mask)[0], prefix_len), dtype)
-        return ops.concatenate([ones, mask], axis=1)
+        prefix = ops.ones((ops.shape(mask)[0], prefix_len), dtype)    # (batch, prefix_len)
+        if image_present is not None:
+            prefix = prefix * ops.cast(image_present, dtype)[:, None]
+        return ops.concatenate([prefix, mask], axis=1)
 
     def build_fusion(self):
         """Builds the fusion at the decoder's width (a deserialized one comes built)."""

@@ -121,11 +121,23 @@ class HubCausalLMDecoder(LanguageDecoder):
             logits = ops.tanh(logits / cap) * cap
         return ops.cast(logits, "float32")
 
-    def call(self, token_ids, image_tokens=None, padding_mask=None, training=None):
+    # Text-only rows in a batch with images (LLaVA-1.5's text-only chat in stage 2): call's
+    # ``image_present`` masks their image prefix out of attention (``feature_model``).
+    masks_image_prefix = True
+
+    def call(self, token_ids, image_tokens=None, padding_mask=None, training=None,
+             image_present=None):
+        """``image_present`` (batch,) bool, optional: rows where it is False see no image
+        token (their prefix is masked out of attention; with rotary positions the text then
+        computes what it computes without a prefix). Concat fusion only."""
         x, prefix_len = self.embed_with_prefix(token_ids, image_tokens)  # (batch, P + T, d)
         if padding_mask is None:
             padding_mask = ops.ones(ops.shape(token_ids), "bool")
-        mask = self.with_prefix_mask(padding_mask, prefix_len, "int32")  # (batch, prefix + text)
+        if image_present is not None and self.fusion.uses_reads:
+            raise ValueError(f"image_present needs the concat fusion; the "
+                             f"{type(self.fusion).__name__} reads the image at every layer")
+        mask = self.with_prefix_mask(padding_mask, prefix_len, "int32",
+                                     image_present)                    # (batch, prefix + text)
         for i, block in enumerate(self.backbone.transformer_layers):
             x = self._layer(block, x, padding_mask=mask)
             x = self.fused_read(i, x, image_tokens)
