@@ -8,6 +8,7 @@ Each variant has its own model (same seed) compiled once and warmed up; each rep
 """
 
 import argparse
+import dataclasses
 import os
 import statistics
 import sys
@@ -19,20 +20,39 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 from benchmarks.hf_side_by_side import BATCH, VOCAB, set_tf_threads, tf_batch, tf_config
 
 
-def variants(only):
+def setup(experiment):
+    """-> (config, vocabulary, text length, batch size, repeated dataset, one batch)."""
+    import tensorflow as tf
+
+    if experiment == "issue16":
+        config, vocab, length = tf_config(), VOCAB, 96
+        x, y, w = tf_batch()
+        ds = tf.data.Dataset.from_tensors((x, y, w)).repeat()
+        return config, vocab, length, BATCH, ds, (x, y, w)
+    from benchmarks.loss_check import batches
+    from vit_tf.experiments import load_experiment
+
+    config = load_experiment(experiment)
+    vocab = config.data.vocabulary_size
+    data = batches(config, vocab, 16).cache()
+    x, y, w = next(iter(data))
+    return (config, vocab, config.data.pack_length, config.data.batch_size, data.repeat(),
+            tuple(v.numpy() if hasattr(v, "numpy") else {k: t.numpy() for k, t in v.items()}
+                  for v in (x, y, w)))
+
+
+def variants(only, experiment="issue16"):
     import keras
     import tensorflow as tf
 
     from vit_tf.models.factory import build_model
     from vit_tf.training.optim import compile_model, make_loss, make_optimizer, make_schedule
 
-    config = tf_config()
-    x, y, w = tf_batch()
-    ds = tf.data.Dataset.from_tensors((x, y, w)).repeat()
+    config, VOCAB, length, _, ds, (x, y, w) = setup(experiment)
 
     def model(**compile_kwargs):
         keras.utils.set_random_seed(0)
-        m = build_model(config, VOCAB, max_text_length=96)
+        m = build_model(config, VOCAB, max_text_length=length)
         compile_model(m, config.train, 10_000, **compile_kwargs)
         return m
 
@@ -46,19 +66,22 @@ def variants(only):
             float(logs["loss"])
         return run
 
-    def bare():
+    def bare(jit=True, xla_update=False):
         keras.utils.set_random_seed(0)
-        m = build_model(config, VOCAB, max_text_length=96)
+        m = build_model(config, VOCAB, max_text_length=length)
         opt, loss_fn = make_optimizer(config.train, 10_000), make_loss()
         opt.build(m.trainable_variables)
         tx, ty, tw = (tf.nest.map_structure(tf.constant, v) for v in (x, y, w))
+        apply = opt.apply_gradients
+        if xla_update:
+            update = tf.function(lambda grads: opt.apply(grads), jit_compile=True)
+            apply = lambda pairs: update([g for g, _ in pairs])  # noqa: E731
 
-        @tf.function(jit_compile=True)
+        @tf.function(jit_compile=jit)
         def step():
             with tf.GradientTape() as tape:
                 loss = loss_fn(ty, m(tx, training=True), sample_weight=tw)
-            opt.apply_gradients(zip(tape.gradient(loss, m.trainable_variables),
-                                    m.trainable_variables))
+            apply(zip(tape.gradient(loss, m.trainable_variables), m.trainable_variables))
             return loss
 
         def run(n):
@@ -70,7 +93,7 @@ def variants(only):
     def plain(clipnorm):
         """Keras's AdamW without the grad_norm telemetry (and, optionally, clipping)."""
         keras.utils.set_random_seed(0)
-        m = build_model(config, VOCAB, max_text_length=96)
+        m = build_model(config, VOCAB, max_text_length=length)
         t = config.train
         m.compile(keras.optimizers.AdamW(make_schedule(t, 10_000),
                                          weight_decay=t.weight_decay, clipnorm=clipnorm),
@@ -99,8 +122,31 @@ def variants(only):
 
         return traced_with(merged_rows_sparse, fit(model()))
 
+    def xla_update(m):
+        """The optimizer's update (clipping, AdamW, grad_norm) as one XLA computation in a
+        step that is not XLA-compiled itself (vit_tf.training.compiled_update)."""
+        m.optimizer.compile_update = True
+        return m
+
+    nojit = dataclasses.replace(config.train, jit_compile=False)
+
+    def model_nojit(**kw):
+        keras.utils.set_random_seed(0)
+        m = build_model(config, VOCAB, max_text_length=length)
+        compile_model(m, nojit, 10_000, **kw)
+        return m
+
     table = {
         "fit": lambda: fit(model()),
+        "fit, no XLA": lambda: fit(model_nojit()),
+        "fit, no XLA, optimizer update in XLA": lambda: fit(xla_update(model_nojit())),
+        "fit, shipped steps_per_execution": lambda: fit(model(
+            steps_per_execution=config.train.steps_per_execution)),
+        "fit, no XLA, optimizer update in XLA, shipped steps_per_execution": lambda: fit(
+            xla_update(model_nojit(steps_per_execution=config.train.steps_per_execution))),
+        "bare tape step, no XLA": lambda: bare(jit=False),
+        "bare tape step, no XLA, optimizer update in XLA": lambda: bare(jit=False,
+                                                                         xla_update=True),
         "fit, grad_norm rows merged by tf.unique (before)": sparse_rows_fit,
         "fit, no grad_norm telemetry": lambda: fit(plain(1.0)),
         "fit, no telemetry, no clipnorm": lambda: fit(plain(None)),
@@ -113,13 +159,17 @@ def variants(only):
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--experiment", default="issue16", help="issue16 (the issue's dims, one "
+                   "repeated batch) or an experiment name (its model on random packed rows, "
+                   "benchmarks/loss_check.py)")
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--steps", type=int, default=8)
     p.add_argument("--threads", type=int, default=0)
     p.add_argument("--only", default="")
     args = p.parse_args(argv)
     set_tf_threads(args.threads)
-    runs = variants([s for s in args.only.split(";") if s])
+    runs = variants([s for s in args.only.split(";") if s], args.experiment)
+    batch = setup(args.experiment)[3] if args.experiment != "issue16" else BATCH
     for run in runs.values():
         run(args.steps)                                              # compile + warm up
     times = {k: [] for k in runs}
@@ -134,7 +184,7 @@ def main(argv=None):
     print("|---|---:|---:|---:|---|")
     for name, ms in times.items():
         m = statistics.median(ms)
-        print(f"| {name} | {m:.1f} | {1000 * BATCH / m:.1f} | {m / base:.2f}x | "
+        print(f"| {name} | {m:.1f} | {1000 * batch / m:.1f} | {m / base:.2f}x | "
               f"{', '.join(f'{v:.0f}' for v in ms)} |")
 
 
