@@ -117,6 +117,23 @@ def variants(only, experiment="issue16"):
         wrapper.run = first
         return wrapper
 
+    def keras_hub_blocks(run):
+        """``run`` traced with keras-hub's own block calls (before vit_tf.models.blocks)."""
+        from vit_tf.models import blocks
+
+        def first(n):
+            blocks.ENABLED[0] = False
+            try:
+                run(n)
+            finally:
+                blocks.ENABLED[0] = True
+            wrapper.run = run
+
+        def wrapper(n):
+            wrapper.run(n)
+        wrapper.run = first
+        return wrapper
+
     def sparse_rows_fit():
         from vit_tf.training.grad_norm import merged_rows_sparse
 
@@ -140,10 +157,18 @@ def variants(only, experiment="issue16"):
         "fit": lambda: fit(model()),
         "fit, no XLA": lambda: fit(model_nojit()),
         "fit, no XLA, optimizer update in XLA": lambda: fit(xla_update(model_nojit())),
+        "fit, no XLA, optimizer update in XLA, keras-hub block calls": lambda: keras_hub_blocks(
+            fit(xla_update(model_nojit()))),
+        "fit, keras-hub block calls": lambda: keras_hub_blocks(fit(model())),
         "fit, shipped steps_per_execution": lambda: fit(model(
             steps_per_execution=config.train.steps_per_execution)),
         "fit, no XLA, optimizer update in XLA, shipped steps_per_execution": lambda: fit(
             xla_update(model_nojit(steps_per_execution=config.train.steps_per_execution))),
+        "fit, no XLA, optimizer update in XLA, shipped steps_per_execution, keras-hub block "
+        "calls": lambda: keras_hub_blocks(fit(xla_update(model_nojit(
+            steps_per_execution=config.train.steps_per_execution)))),
+        "fit, shipped steps_per_execution, keras-hub block calls": lambda: keras_hub_blocks(
+            fit(model(steps_per_execution=config.train.steps_per_execution))),
         "bare tape step, no XLA": lambda: bare(jit=False),
         "bare tape step, no XLA, optimizer update in XLA": lambda: bare(jit=False,
                                                                          xla_update=True),

@@ -6,6 +6,7 @@ from keras import layers, ops
 
 from vit_tf.config import ConfigError
 from vit_tf.data.template import ASSISTANT, SPECIAL_TOKENS
+from vit_tf.models.blocks import block_forward, combined_mask, fast_path_supported
 from vit_tf.models.decoders.base import (ATTENTION_MODES, LanguageDecoder,
                                          token_embedding_from_section)
 from vit_tf.models.decoders.kv_cache import cached_attention_mask, cached_block, init_kv_cache
@@ -185,9 +186,16 @@ class TransformerDecoderLM(LanguageDecoder):
             )
             attention_mask = prefix_mask if attention_mask is None else ops.logical_and(
                 prefix_mask, attention_mask)
+        causal = self.attention != "prefix"
+        fast = all(fast_path_supported(block, training) for block in self.blocks)
+        if fast:  # the blocks' math, faster (vit_tf.models.blocks); the masks combined once
+            attention_mask = combined_mask(x, attention_mask, mask, causal)
         for i, block in enumerate(self.blocks):
-            x = block(x, decoder_padding_mask=mask, decoder_attention_mask=attention_mask,
-                      use_causal_mask=self.attention != "prefix", training=training)
+            if fast:
+                x = block_forward(block, x, attention_mask)
+            else:
+                x = block(x, decoder_padding_mask=mask, decoder_attention_mask=attention_mask,
+                          use_causal_mask=causal, training=training)
             x = self.fused_read(i, x, image_tokens)
         return self._logits(x, prefix_len)
 
