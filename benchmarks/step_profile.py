@@ -147,10 +147,13 @@ def variants(only, experiment="issue16"):
 
     nojit = dataclasses.replace(config.train, jit_compile=False)
 
-    def model_nojit(**kw):
+    def model_nojit(precision="float32", **kw):
+        from vit_tf.training.precision import precision_policy
+
         keras.utils.set_random_seed(0)
-        m = build_model(config, VOCAB, max_text_length=length)
-        compile_model(m, nojit, 10_000, **kw)
+        with precision_policy(precision):
+            m = build_model(config, VOCAB, max_text_length=length)
+        compile_model(m, dataclasses.replace(nojit, precision=precision), 10_000, **kw)
         return m
 
     table = {
@@ -160,6 +163,8 @@ def variants(only, experiment="issue16"):
         "fit, no XLA, optimizer update in XLA, keras-hub block calls": lambda: keras_hub_blocks(
             fit(xla_update(model_nojit()))),
         "fit, keras-hub block calls": lambda: keras_hub_blocks(fit(model())),
+        "fit, no XLA, optimizer update in XLA, mixed_bfloat16": lambda: fit(xla_update(
+            model_nojit("mixed_bfloat16"))),
         "fit, shipped steps_per_execution": lambda: fit(model(
             steps_per_execution=config.train.steps_per_execution)),
         "fit, no XLA, optimizer update in XLA, shipped steps_per_execution": lambda: fit(

@@ -52,7 +52,8 @@ def _masked_softmax(logits, mask, scale):
     return ops.softmax(logits, axis=-1)
 
 
-def _norm(layer, x):
+def norm(layer, x):
+    """keras ``LayerNormalization`` ``layer`` of ``x`` (an XLA island)."""
     gamma, beta = (ops.cast(v, "float32") for v in (layer.gamma, layer.beta))  # tensors
     return ops.cast(_layer_norm(ops.cast(x, "float32"), gamma, beta, float(layer.epsilon)),
                     layer.compute_dtype)
@@ -66,8 +67,9 @@ def fast_path_supported(block, training):
             and keras.backend.backend() == "tensorflow")
 
 
-def _attention(attention, x, mask):
-    """keras ``MultiHeadAttention`` self-attention of ``x`` (batch, length, hidden)."""
+def qkv_projection(attention, x):
+    """keras ``MultiHeadAttention`` ``attention``'s query, key and value of ``x`` (batch, length,
+    hidden), each (batch, heads, length, head_dim), from one matmul of the three kernels."""
     batch, length, hidden = ops.shape(x)[0], ops.shape(x)[1], x.shape[-1]
     q, k, v = attention._query_dense, attention._key_dense, attention._value_dense
     heads, head_dim = q.kernel.shape[1], q.kernel.shape[2]
@@ -79,19 +81,38 @@ def _attention(attention, x, mask):
     qkv = ops.matmul(rows, ops.cast(kernel, x.dtype)) + ops.cast(bias, x.dtype)
     qkv = ops.reshape(qkv, (batch, length, 3, heads, head_dim))
     qkv = ops.transpose(qkv, (2, 0, 3, 1, 4))                # (3, batch, heads, length, hd)
-    query, key, value = qkv[0], qkv[1], qkv[2]
-    logits = tf.linalg.matmul(query, key, transpose_b=True)      # (batch, heads, T, S)
-    probs = _masked_softmax(logits, None if mask is None else mask[:, None],
-                            float(attention._inverse_sqrt_key_dim))
-    context = ops.matmul(ops.cast(probs, value.dtype), value)  # (batch, heads, T, hd)
-    context = ops.reshape(ops.transpose(context, (0, 2, 1, 3)), (-1, width))
+    return qkv[0], qkv[1], qkv[2]
+
+
+def attention_probs(attention, query, keys, mask):
+    """float32 attention weights (batch, heads, queries, keys) of ``query`` over ``keys`` (both
+    (batch, heads, length, head_dim)); ``mask`` (batch, queries, keys) bool or None."""
+    logits = tf.linalg.matmul(query, keys, transpose_b=True)
+    return _masked_softmax(logits, None if mask is None else mask[:, None],
+                           float(attention._inverse_sqrt_key_dim))
+
+
+def output_projection(attention, context, dtype):
+    """``context`` (batch, heads, length, head_dim) through the attention's output dense."""
+    batch, heads, length, head_dim = (ops.shape(context)[0], context.shape[1],
+                                      ops.shape(context)[2], context.shape[3])
     out = attention._output_dense
-    y = ops.matmul(context, ops.cast(ops.reshape(out.kernel, (width, hidden)), x.dtype))
-    y = y + ops.cast(out.bias, x.dtype)
-    return ops.reshape(y, (batch, length, hidden))
+    hidden = out.kernel.shape[-1]
+    rows = ops.reshape(ops.transpose(context, (0, 2, 1, 3)), (-1, heads * head_dim))
+    y = ops.matmul(rows, ops.cast(ops.reshape(out.kernel, (heads * head_dim, hidden)), dtype))
+    return ops.reshape(y + ops.cast(out.bias, dtype), (batch, length, hidden))
 
 
-def _feedforward(block, x):
+def _attention(attention, x, mask):
+    """keras ``MultiHeadAttention`` self-attention of ``x`` (batch, length, hidden)."""
+    query, key, value = qkv_projection(attention, x)
+    probs = attention_probs(attention, query, key, mask)
+    context = ops.matmul(ops.cast(probs, value.dtype), value)       # (batch, heads, T, hd)
+    return output_projection(attention, context, x.dtype)
+
+
+def feedforward(block, x):
+    """The block's GELU feed-forward of ``x`` (batch, length, hidden)."""
     inner, outer = block._feedforward_intermediate_dense, block._feedforward_output_dense
     hidden = x.shape[-1]
     rows = ops.reshape(x, (-1, hidden))                                  # (batch * length, d)
@@ -105,9 +126,9 @@ def block_forward(block, x, mask=None):
     """Pre-norm self-attention + feed-forward of keras-hub ``block`` (a ``TransformerEncoder``
     or decoder-only ``TransformerDecoder`` for which ``fast_path_supported``), each with its
     residual. x (batch, length, hidden); mask (batch, length, length) bool or None (all)."""
-    x = x + _attention(block._self_attention_layer, _norm(block._self_attention_layer_norm, x),
+    x = x + _attention(block._self_attention_layer, norm(block._self_attention_layer_norm, x),
                        mask)
-    return x + _feedforward(block, _norm(block._feedforward_layer_norm, x))
+    return x + feedforward(block, norm(block._feedforward_layer_norm, x))
 
 
 def combined_mask(x, attention_mask=None, padding_mask=None, use_causal_mask=True):

@@ -15,23 +15,22 @@ batch 8 those copies took more time than the decoder's matmuls (TensorBoard prof
 ``Generator``, benchmarks/results.md). Here the new keys and values are written in place
 (``slice_update`` of a loop-carried buffer) and the matmuls read the cache as it lies.
 
-The math is keras-hub's (pre-norm block, ``normalize_first=True``): the attention logits are
-scaled after the matmul, masked with keras' large negative value and soft-maxed in float32, as
-``keras.ops.dot_product_attention`` does; ``tests/models/decoders/test_transformer_decoder.py``
-checks it against keras-hub's own cached call.
+The math is keras-hub's (pre-norm block, ``normalize_first=True``), computed by the pieces of
+``vit_tf.models.blocks`` (inlined into the XLA-compiled decoding loop);
+``tests/models/decoders/test_transformer_decoder.py`` checks it against keras-hub's own cached
+call.
 """
 
 from keras import ops
+
+from vit_tf.models.blocks import (attention_probs, feedforward, norm, output_projection,
+                                  qkv_projection)
 
 
 def init_kv_cache(batch_size, num_layers, num_heads, max_length, head_dim, dtype):
     """Zero keys and values, one (batch, num_heads, max_length, head_dim) pair per block."""
     shape = (batch_size, num_heads, max_length, head_dim)
     return tuple((ops.zeros(shape, dtype), ops.zeros(shape, dtype)) for _ in range(num_layers))
-
-
-def _large_negative(dtype):
-    return -3.4e38 if dtype == "float32" else -6.5e4
 
 
 def cached_attention_mask(batch_size, query_length, key_length, start_index):
@@ -46,25 +45,18 @@ def cached_block(block, x, cache, start_index, attention_mask):
 
     x (batch, T, hidden_dim) at cache positions start_index .. start_index + T - 1;
     cache (keys, values) each (batch, heads, max_length, head_dim); attention_mask (batch, T,
-    max_length) bool. Returns (x, (keys, values)) with the T new positions written.
+    max_length) bool. Returns (x, (keys, values)) with the T new positions written. The
+    projections, norms and feed-forward are ``vit_tf.models.blocks``' (one q/k/v matmul).
     """
     attention = block._self_attention_layer
-    residual = x
-    h = block._self_attention_layer_norm(x)
-    query = attention._query_dense(h)                               # (batch, T, heads, head_dim)
-    key = ops.transpose(attention._key_dense(h), (0, 2, 1, 3))      # (batch, heads, T, head_dim)
-    value = ops.transpose(attention._value_dense(h), (0, 2, 1, 3))
+    h = norm(block._self_attention_layer_norm, x)
+    query, key, value = qkv_projection(attention, h)               # (batch, heads, T, head_dim)
     keys, values = cache
     start = [0, 0, start_index, 0]
     keys = ops.slice_update(keys, start, ops.cast(key, keys.dtype))
     values = ops.slice_update(values, start, ops.cast(value, values.dtype))
-    logits = ops.einsum("btnh,bnsh->bnts", query, keys)               # (batch, heads, T, keys)
-    logits = ops.cast(logits, "float32") * attention._inverse_sqrt_key_dim
-    logits = ops.where(attention_mask[:, None], logits, _large_negative("float32"))
-    probs = ops.cast(ops.softmax(logits, axis=-1), values.dtype)
-    context = ops.einsum("bnts,bnsh->btnh", probs, values)          # (batch, T, heads, head_dim)
-    x = attention._output_dense(context) + residual
-    residual = x
-    h = block._feedforward_layer_norm(x)
-    h = block._feedforward_output_dense(block._feedforward_intermediate_dense(h))
-    return h + residual, (keys, values)
+    probs = attention_probs(attention, query, keys, attention_mask)  # (batch, heads, T, keys)
+    context = ops.matmul(ops.cast(probs, values.dtype), values)    # (batch, heads, T, head_dim)
+    x = x + output_projection(attention, context, x.dtype)
+    x = x + feedforward(block, norm(block._feedforward_layer_norm, x))
+    return x, (keys, values)
