@@ -14,7 +14,9 @@ MLP projector, 4-layer decoder width 128 (MLP 512), 4 heads, vocabulary 512, 32 
 batch 32, AdamW (lr 1e-3), every text token trained. HF: CLIP vision tower (its CLS token
 dropped: ``vision_feature_select_strategy="default"``) + Llama, torch CPU, 2 threads, eager
 (SDPA attention), global gradient clipping 1.0. vit_tf: ``model.fit`` on an in-memory
-``tf.data`` stream, ``compile_model`` (XLA, per-variable clipnorm 1.0, grad_norm telemetry).
+``tf.data`` stream, ``compile_model`` with the shipped train config (per-variable clipnorm 1.0,
+grad_norm telemetry, ``train.jit_compile`` / ``train.xla_update`` as shipped); ``--tf-train``
+adds rows with other settings.
 
 Measured:
   * training examples/s of one ``fit`` call of --train-steps steps (HF: that many steps of
@@ -79,7 +81,7 @@ def tf_config():
         f"model.encoder.intermediate_dim={INTER}", "model.encoder.conv_stem=false",
         "model.projector.name=mlp", f"model.decoder.hidden_dim={WIDTH}",
         f"model.decoder.num_layers={DEC_LAYERS}", f"model.decoder.num_heads={HEADS}",
-        f"model.decoder.intermediate_dim={INTER}", "train.jit_compile=true"])
+        f"model.decoder.intermediate_dim={INTER}"])
 
 
 def tf_batch(seed=0):

@@ -139,41 +139,36 @@ def variants(only, experiment="issue16"):
 
         return traced_with(merged_rows_sparse, fit(model()))
 
-    def xla_update(m):
-        """The optimizer's update (clipping, AdamW, grad_norm) as one XLA computation in a
-        step that is not XLA-compiled itself (vit_tf.training.compiled_update)."""
-        m.optimizer.compile_update = True
-        return m
-
-    nojit = dataclasses.replace(config.train, jit_compile=False)
-
-    def model_nojit(precision="float32", **kw):
+    def trained(jit=None, update=None, precision="float32", per_call=1, hub_blocks=False):
+        """fit of a model compiled by ``compile_model`` with the shipped train config, or with
+        ``train.jit_compile`` / ``train.xla_update`` / ``train.precision`` overridden;
+        ``per_call`` steps per execution; ``hub_blocks``: keras-hub's own block calls."""
         from vit_tf.training.precision import precision_policy
 
+        t = config.train
+        t = dataclasses.replace(t, jit_compile=t.jit_compile if jit is None else jit,
+                                xla_update=t.xla_update if update is None else update,
+                                precision=precision)
         keras.utils.set_random_seed(0)
         with precision_policy(precision):
             m = build_model(config, VOCAB, max_text_length=length)
-        compile_model(m, dataclasses.replace(nojit, precision=precision), 10_000, **kw)
-        return m
+        compile_model(m, t, 10_000, steps_per_execution=per_call)
+        return keras_hub_blocks(fit(m)) if hub_blocks else fit(m)
 
+    spe = config.train.steps_per_execution
     table = {
         "fit": lambda: fit(model()),
-        "fit, no XLA": lambda: fit(model_nojit()),
-        "fit, no XLA, optimizer update in XLA": lambda: fit(xla_update(model_nojit())),
-        "fit, no XLA, optimizer update in XLA, keras-hub block calls": lambda: keras_hub_blocks(
-            fit(xla_update(model_nojit()))),
-        "fit, keras-hub block calls": lambda: keras_hub_blocks(fit(model())),
-        "fit, no XLA, optimizer update in XLA, mixed_bfloat16": lambda: fit(xla_update(
-            model_nojit("mixed_bfloat16"))),
-        "fit, shipped steps_per_execution": lambda: fit(model(
-            steps_per_execution=config.train.steps_per_execution)),
-        "fit, no XLA, optimizer update in XLA, shipped steps_per_execution": lambda: fit(
-            xla_update(model_nojit(steps_per_execution=config.train.steps_per_execution))),
-        "fit, no XLA, optimizer update in XLA, shipped steps_per_execution, keras-hub block "
-        "calls": lambda: keras_hub_blocks(fit(xla_update(model_nojit(
-            steps_per_execution=config.train.steps_per_execution)))),
-        "fit, shipped steps_per_execution, keras-hub block calls": lambda: keras_hub_blocks(
-            fit(model(steps_per_execution=config.train.steps_per_execution))),
+        "fit, keras-hub block calls": lambda: trained(hub_blocks=True),
+        "fit, optimizer update not compiled": lambda: trained(update=False),
+        "fit, XLA step": lambda: trained(jit=True),
+        "fit, XLA step, keras-hub block calls": lambda: trained(jit=True, hub_blocks=True),
+        "fit, mixed_bfloat16": lambda: trained(precision="mixed_bfloat16"),
+        "fit, shipped steps_per_execution": lambda: trained(per_call=spe),
+        "fit, shipped steps_per_execution, keras-hub block calls": lambda: trained(
+            per_call=spe, hub_blocks=True),
+        "fit, shipped steps_per_execution, XLA step": lambda: trained(jit=True, per_call=spe),
+        "fit, shipped steps_per_execution, XLA step, keras-hub block calls": lambda: trained(
+            jit=True, per_call=spe, hub_blocks=True),
         "bare tape step, no XLA": lambda: bare(jit=False),
         "bare tape step, no XLA, optimizer update in XLA": lambda: bare(jit=False,
                                                                          xla_update=True),
