@@ -30,19 +30,32 @@ _LARGE_NEGATIVE = -0.7 * 3.38953e38       # keras' value for float32 masked logi
 ENABLED = [True]   # benchmarks/step_profile.py turns it off to time keras-hub's own calls
 
 
-@tf.function(jit_compile=True, reduce_retracing=True)
+def _static_grad(x):
+    """``x``, whose gradient keeps ``x``'s static shape. An island traced once for unknown
+    dimensions (the functional model's symbolic build) serves later calls too, and its
+    gradients would come back with unknown shapes: TensorFlow's kernels (and vit-tf plan's
+    FLOP count) then lose what the static shapes tell them."""
+    shape = x.shape
+
+    @tf.custom_gradient
+    def identity(t):
+        return tf.identity(t), lambda dy: tf.ensure_shape(dy, shape)
+    return identity(x)
+
+
+@tf.function(jit_compile=True)
 def _layer_norm(x, gamma, beta, epsilon):
     # The last axis by its positive index: with -1, keras reshapes gamma to x's static shape,
-    # which a retrace for varying lengths (reduce_retracing) leaves unknown.
+    # which is unknown when the step is traced for varying lengths.
     return ops.layer_normalization(x, gamma, beta, axis=len(x.shape) - 1, epsilon=epsilon)
 
 
-@tf.function(jit_compile=True, reduce_retracing=True)
+@tf.function(jit_compile=True)
 def _bias_gelu(x, bias):
     return ops.gelu(x + bias, approximate=False)
 
 
-@tf.function(jit_compile=True, reduce_retracing=True)
+@tf.function(jit_compile=True)
 def _masked_softmax(logits, mask, scale):
     """float32 softmax of ``logits * scale`` over the keys, masked keys at keras' large negative;
     ``mask`` (batch, 1, queries, keys) bool or None."""
@@ -55,8 +68,8 @@ def _masked_softmax(logits, mask, scale):
 def norm(layer, x):
     """keras ``LayerNormalization`` ``layer`` of ``x`` (an XLA island)."""
     gamma, beta = (ops.cast(v, "float32") for v in (layer.gamma, layer.beta))  # tensors
-    return ops.cast(_layer_norm(ops.cast(x, "float32"), gamma, beta, float(layer.epsilon)),
-                    layer.compute_dtype)
+    return ops.cast(_layer_norm(_static_grad(ops.cast(x, "float32")), gamma, beta,
+                                float(layer.epsilon)), layer.compute_dtype)
 
 
 def fast_path_supported(block, training):
@@ -87,7 +100,7 @@ def qkv_projection(attention, x):
 def attention_probs(attention, query, keys, mask):
     """float32 attention weights (batch, heads, queries, keys) of ``query`` over ``keys`` (both
     (batch, heads, length, head_dim)); ``mask`` (batch, queries, keys) bool or None."""
-    logits = tf.linalg.matmul(query, keys, transpose_b=True)
+    logits = _static_grad(tf.linalg.matmul(query, keys, transpose_b=True))
     return _masked_softmax(logits, None if mask is None else mask[:, None],
                            float(attention._inverse_sqrt_key_dim))
 
@@ -116,7 +129,7 @@ def feedforward(block, x):
     inner, outer = block._feedforward_intermediate_dense, block._feedforward_output_dense
     hidden = x.shape[-1]
     rows = ops.reshape(x, (-1, hidden))                                  # (batch * length, d)
-    h = _bias_gelu(ops.matmul(rows, ops.cast(inner.kernel, x.dtype)),
+    h = _bias_gelu(_static_grad(ops.matmul(rows, ops.cast(inner.kernel, x.dtype))),
                    ops.cast(inner.bias, x.dtype))
     y = ops.matmul(h, ops.cast(outer.kernel, x.dtype)) + ops.cast(outer.bias, x.dtype)
     return ops.reshape(y, ops.shape(x))
