@@ -1,11 +1,13 @@
 """The optimizer's update as one XLA computation inside a training step that is not XLA-compiled.
 
-Why: with ``train.jit_compile=false`` the model's forward and backward run as TensorFlow ops,
-whose matmuls are oneDNN's; on the 2-core reference CPU that is faster than XLA:CPU's for the
-issue-16 model (width 128, batch 32 x 96 tokens; benchmarks/results.md, "Where the training
-step goes"). But the optimizer then runs as ~15 small ops per variable (AdamW moments, bias
-correction, decoupled weight decay, per-variable clipping, the grad_norm telemetry): ~2,000 op
-dispatches per step for the ~150 variables. Compiled, they become a handful of fused loops.
+Why: with ``train.jit_compile=false`` the model's forward and backward run as TensorFlow ops
+(oneDNN's kernels on CPU): the path for steps that XLA compiles slowly or not at all (the
+SmolLM2 stage 2 in ``mixed_bfloat16`` on this CPU, vit_tf/experiments/smollm2_stage2_lora.py),
+and the faster one on a 2-core CPU under heavy load. The optimizer then runs as ~15 small ops
+per variable (AdamW moments, bias correction, decoupled weight decay, per-variable clipping,
+the grad_norm telemetry): ~2,000 op dispatches per step for ~150 variables. Compiled, they
+become a handful of fused loops. (On an idle machine the XLA-compiled step, the default, is
+faster still at the issue-16 size: benchmarks/results.md.)
 
 ``CompiledUpdate`` (an optimizer mixin, used by ``vit_tf.training.optim.PartAdamW``) wraps
 ``apply(grads, variables)`` in a ``tf.function(jit_compile=True)`` when ``compile_update`` is
