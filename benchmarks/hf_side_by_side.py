@@ -6,8 +6,9 @@
         [--repeats 5] [--train-steps 8] [--out benchmarks/results.md]
 
 Each side runs in its own worker process (TensorFlow and torch never share a process or its
-thread pools); the driver sends both the same measurements in turn, alternating sides within
-each repeat, so machine load hits both alike; it reports medians and the vit_tf/HF ratio.
+thread pools), new ones each repeat (``--same-workers``: one pair for the whole run); the
+driver sends both the same measurements in turn, alternating sides within each repeat, so
+machine load hits both alike; it reports medians and the vit_tf/HF ratio.
 
 Size (issue 16): 64 px images, patch 8 (64 image tokens), 2-layer ViT width 128 (MLP 512),
 MLP projector, 4-layer decoder width 128 (MLP 512), 4 heads, vocabulary 512, 32 text tokens,
@@ -321,6 +322,9 @@ def main(argv=None):
                    "each a comma list of --set overrides of the shipped config "
                    "(e.g. 'train.jit_compile=true')")
     p.add_argument("--out", default="", help="write the table into this results file")
+    p.add_argument("--same-workers", dest="fresh_workers", action="store_false",
+                   help="one worker process per side for the whole run (default: fresh "
+                        "ones each repeat)")
     args = p.parse_args(argv)
     if args.worker == "tf":
         return tf_worker(args.threads)
@@ -328,25 +332,38 @@ def main(argv=None):
         return hf_worker(args.threads)
 
     skip = set(filter(None, args.skip.split(",")))
-    sides = {"vit_tf": Worker(sys.executable, "tf", args.threads),
-             "hf": Worker(args.hf_python, "hf", args.threads)}
     gens = [(b, c) for b in (1, 8) for c in (True, False)]
-    rate = max(w(op="matmul")["flops_per_s"] for w in sides.values())
-    prompt = sides["vit_tf"](op="gen", batch=1, cache=True)["prompt"]   # also warms up
-    # Warm-up: compilation (XLA, tf.function) and torch's first-call costs.
     tf_variants = [v for v in args.tf_train.split(";") if v]
-    for name, w in sides.items():
-        if "train" not in skip:
-            w(op="train", steps=2)
-            for v in tf_variants * (name == "vit_tf"):
-                w(op="train", steps=2, variant=v)
-        if "gen" not in skip:
-            for b, c in gens:
-                w(op="gen", batch=b, cache=c, prompt=prompt)
-    if "default" not in skip:
-        sides["vit_tf"](op="default", steps=args.default_steps)
+    sides, rate, prompt = {}, 0.0, None
+
+    def start_workers():
+        """Fresh worker processes, warmed up: compilation (XLA, tf.function) and torch's
+        first-call costs. Why fresh ones per repeat: on the shared 2-core machine a process
+        sometimes runs all its steps in a slow mode (the same step at ~320 instead of ~195 ms,
+        in either framework's process, whatever the settings); new processes each repeat
+        make that a sample among others instead of the whole run's result."""
+        nonlocal sides, rate, prompt
+        for w in sides.values():
+            w.close()
+        sides = {"vit_tf": Worker(sys.executable, "tf", args.threads),
+                 "hf": Worker(args.hf_python, "hf", args.threads)}
+        rate = max(rate, *(w(op="matmul")["flops_per_s"] for w in sides.values()))
+        prompt = sides["vit_tf"](op="gen", batch=1, cache=True)["prompt"]   # also warms up
+        for name, w in sides.items():
+            if "train" not in skip:
+                w(op="train", steps=2)
+                for v in tf_variants * (name == "vit_tf"):
+                    w(op="train", steps=2, variant=v)
+            if "gen" not in skip:
+                for b, c in gens:
+                    w(op="gen", batch=b, cache=c, prompt=prompt)
+        if "default" not in skip:
+            sides["vit_tf"](op="default", steps=args.default_steps)
+
     samples = {}
     for r in range(args.repeats):
+        if r == 0 or args.fresh_workers:
+            start_workers()
         order = list(sides.items()) if r % 2 == 0 else list(sides.items())[::-1]
         for name, w in order:
             if "train" not in skip:
