@@ -6,15 +6,18 @@
         [--repeats 5] [--train-steps 8] [--out benchmarks/results.md]
 
 Each side runs in its own worker process (TensorFlow and torch never share a process or its
-thread pools); the driver sends both the same measurements in turn, alternating sides within
-each repeat, so machine load hits both alike; it reports medians and the vit_tf/HF ratio.
+thread pools), new ones each repeat (``--same-workers``: one pair for the whole run); the
+driver sends both the same measurements in turn, alternating sides within each repeat, so
+machine load hits both alike; it reports medians and the vit_tf/HF ratio.
 
 Size (issue 16): 64 px images, patch 8 (64 image tokens), 2-layer ViT width 128 (MLP 512),
 MLP projector, 4-layer decoder width 128 (MLP 512), 4 heads, vocabulary 512, 32 text tokens,
 batch 32, AdamW (lr 1e-3), every text token trained. HF: CLIP vision tower (its CLS token
 dropped: ``vision_feature_select_strategy="default"``) + Llama, torch CPU, 2 threads, eager
 (SDPA attention), global gradient clipping 1.0. vit_tf: ``model.fit`` on an in-memory
-``tf.data`` stream, ``compile_model`` (XLA, per-variable clipnorm 1.0, grad_norm telemetry).
+``tf.data`` stream, ``compile_model`` with the shipped train config (per-variable clipnorm 1.0,
+grad_norm telemetry, ``train.jit_compile`` / ``train.xla_update`` as shipped); ``--tf-train``
+adds rows with other settings.
 
 Measured:
   * training examples/s of one ``fit`` call of --train-steps steps (HF: that many steps of
@@ -79,7 +82,7 @@ def tf_config():
         f"model.encoder.intermediate_dim={INTER}", "model.encoder.conv_stem=false",
         "model.projector.name=mlp", f"model.decoder.hidden_dim={WIDTH}",
         f"model.decoder.num_layers={DEC_LAYERS}", f"model.decoder.num_heads={HEADS}",
-        f"model.decoder.intermediate_dim={INTER}", "train.jit_compile=true"])
+        f"model.decoder.intermediate_dim={INTER}"])
 
 
 def tf_batch(seed=0):
@@ -108,9 +111,10 @@ def tf_worker(threads):
     import tensorflow as tf
 
     from benchmarks.loss_check import batches
-    from vit_tf.config import load_experiment
-    from vit_tf.inference.generate import Generator
+    from vit_tf.data.preprocessor import VisionLanguagePreprocessor
+    from vit_tf.experiments import load_experiment
     from vit_tf.models.factory import build_model
+    from vit_tf.models.generation import Generator
     from vit_tf.training.optim import compile_model
 
     config = tf_config()
@@ -119,9 +123,22 @@ def tf_worker(threads):
     ds = tf.data.Dataset.from_tensors((x, y, w)).repeat()
     model = build_model(config, VOCAB, max_text_length=PROMPT + NEW_TOKENS + 16)
     compile_model(model, config.train, total_steps=10_000)
+    variants = {"": model}            # training variants: --tf-train overrides -> model
+
+    def variant(overrides):
+        if overrides not in variants:
+            from vit_tf.config import apply_overrides
+
+            c = apply_overrides(config, [o for o in overrides.split(",") if o])
+            keras.utils.set_random_seed(0)
+            m = build_model(c, VOCAB, max_text_length=PROMPT + NEW_TOKENS + 16)
+            compile_model(m, c.train, total_steps=10_000)
+            variants[overrides] = m
+        return variants[overrides]
 
     from tests.helpers import tiny_tokenizer
-    tokenizer = tiny_tokenizer()
+    preprocessor = VisionLanguagePreprocessor(tiny_tokenizer(), "vit_tf", IMAGE,
+                                              PROMPT + NEW_TOKENS + 16)
     conversation = [{"from": "human", "value": "What colour is the circle? Is it big"}]
     generators = {}
 
@@ -132,13 +149,15 @@ def tf_worker(threads):
         op = cmd["op"]
         if op == "train":
             steps = cmd["steps"]
+            m = variant(cmd.get("variant", ""))
             t = time.perf_counter()
-            model.fit(ds, epochs=1, steps_per_epoch=steps, verbose=0)
+            m.fit(ds, epochs=1, steps_per_epoch=steps, verbose=0)
             return {"seconds": time.perf_counter() - t, "examples": steps * BATCH}
         if op == "gen":
             key = (cmd["batch"], cmd["cache"])
             if key not in generators:
-                gen = Generator(model, tokenizer, max_new_tokens=NEW_TOKENS, use_cache=cmd["cache"])
+                gen = Generator(model, preprocessor, max_new_tokens=NEW_TOKENS,
+                                use_cache=cmd["cache"])
                 gen.stop_ids = (-1,)                                 # never stop early
                 generators[key] = gen
             gen = generators[key]
@@ -263,10 +282,13 @@ def serve(run):
 # ----------------------------------------------------------------------------- driver
 
 class Worker:
-    def __init__(self, python, side, threads):
+    """A worker process of ``script`` (default: this file) answering JSON commands."""
+
+    def __init__(self, python, side, threads, script=None):
         env = dict(os.environ, PYTHONPATH=ROOT, TF_CPP_MIN_LOG_LEVEL="3")
         self.proc = subprocess.Popen(
-            [python, os.path.abspath(__file__), "--worker", side, "--threads", str(threads)],
+            [python, script or os.path.abspath(__file__), "--worker", side, "--threads",
+             str(threads)],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env, cwd=ROOT)
         self._read("READY")
 
@@ -296,7 +318,13 @@ def main(argv=None):
     p.add_argument("--train-steps", type=int, default=8)
     p.add_argument("--default-steps", type=int, default=32)
     p.add_argument("--skip", default="", help="comma list of: train,gen,default")
+    p.add_argument("--tf-train", default="", help="extra vit_tf training rows, ';'-separated, "
+                   "each a comma list of --set overrides of the shipped config "
+                   "(e.g. 'train.jit_compile=true')")
     p.add_argument("--out", default="", help="write the table into this results file")
+    p.add_argument("--same-workers", dest="fresh_workers", action="store_false",
+                   help="one worker process per side for the whole run (default: fresh "
+                        "ones each repeat)")
     args = p.parse_args(argv)
     if args.worker == "tf":
         return tf_worker(args.threads)
@@ -304,27 +332,47 @@ def main(argv=None):
         return hf_worker(args.threads)
 
     skip = set(filter(None, args.skip.split(",")))
-    sides = {"vit_tf": Worker(sys.executable, "tf", args.threads),
-             "hf": Worker(args.hf_python, "hf", args.threads)}
     gens = [(b, c) for b in (1, 8) for c in (True, False)]
-    rate = max(w(op="matmul")["flops_per_s"] for w in sides.values())
-    prompt = sides["vit_tf"](op="gen", batch=1, cache=True)["prompt"]   # also warms up
-    # Warm-up: compilation (XLA, tf.function) and torch's first-call costs.
-    for name, w in sides.items():
-        if "train" not in skip:
-            w(op="train", steps=2)
-        if "gen" not in skip:
-            for b, c in gens:
-                w(op="gen", batch=b, cache=c, prompt=prompt)
-    if "default" not in skip:
-        sides["vit_tf"](op="default", steps=args.default_steps)
+    tf_variants = [v for v in args.tf_train.split(";") if v]
+    sides, rate, prompt = {}, 0.0, None
+
+    def start_workers():
+        """Fresh worker processes, warmed up: compilation (XLA, tf.function) and torch's
+        first-call costs. Why fresh ones per repeat: on the shared 2-core machine a process
+        sometimes runs all its steps in a slow mode (the same step at ~320 instead of ~195 ms,
+        in either framework's process, whatever the settings); new processes each repeat
+        make that a sample among others instead of the whole run's result."""
+        nonlocal sides, rate, prompt
+        for w in sides.values():
+            w.close()
+        sides = {"vit_tf": Worker(sys.executable, "tf", args.threads),
+                 "hf": Worker(args.hf_python, "hf", args.threads)}
+        rate = max(rate, *(w(op="matmul")["flops_per_s"] for w in sides.values()))
+        prompt = sides["vit_tf"](op="gen", batch=1, cache=True)["prompt"]   # also warms up
+        for name, w in sides.items():
+            if "train" not in skip:
+                w(op="train", steps=2)
+                for v in tf_variants * (name == "vit_tf"):
+                    w(op="train", steps=2, variant=v)
+            if "gen" not in skip:
+                for b, c in gens:
+                    w(op="gen", batch=b, cache=c, prompt=prompt)
+        if "default" not in skip:
+            sides["vit_tf"](op="default", steps=args.default_steps)
+
     samples = {}
     for r in range(args.repeats):
+        if r == 0 or args.fresh_workers:
+            start_workers()
         order = list(sides.items()) if r % 2 == 0 else list(sides.items())[::-1]
         for name, w in order:
             if "train" not in skip:
                 res = w(op="train", steps=args.train_steps)
                 samples.setdefault(("train", name), []).append(res["examples"] / res["seconds"])
+                for v in tf_variants * (name == "vit_tf"):
+                    res = w(op="train", steps=args.train_steps, variant=v)
+                    samples.setdefault((f"train {v}", name), []).append(
+                        res["examples"] / res["seconds"])
             if "gen" not in skip:
                 for b, c in gens:
                     res = w(op="gen", batch=b, cache=c, prompt=prompt)
@@ -344,7 +392,7 @@ def main(argv=None):
         return statistics.median(samples[key])
 
     def flops(what, side):
-        if what == "train":
+        if what.startswith("train"):
             logits = TEXT if side == "vit_tf" else IMG_TOKENS + TEXT   # HF: logits everywhere
             return 3 * forward_flops(side, 1, TEXT, logits)            # per example
         b, c = int(what.split()[1][1:]), "no cache" not in what
@@ -353,11 +401,13 @@ def main(argv=None):
     rows = ["| measure | unit | vit_tf | HF | vit_tf / HF | vit_tf FLOP/s share "
             "| HF FLOP/s share |",
             "|---|---|---:|---:|---:|---:|---:|"]
-    for what in ["train"] * ("train" not in skip) + [
+    trains = ["train"] + [f"train {v}" for v in tf_variants]
+    for what in trains * ("train" not in skip) + [
             f"gen b{b} {'cache' if c else 'no cache'}" for b, c in gens] * ("gen" not in skip):
-        a, h = med((what, "vit_tf")), med((what, "hf"))
-        unit = "examples/s" if what == "train" else "new tokens/s"
-        label = "training (fit)" if what == "train" else "generation " + what[4:]
+        a, h = med((what, "vit_tf")), med((what.split()[0] if what in trains else what, "hf"))
+        unit = "examples/s" if what in trains else "new tokens/s"
+        label = ("training (fit)" if what == "train" else f"training (fit, {what[6:]})"
+                 if what in trains else "generation " + what[4:])
         rows.append(f"| {label} | {unit} | {a:,.1f} | {h:,.1f} | {a / h:.2f}x | "
                     f"{a * flops(what, 'vit_tf') / rate:.1%} | "
                     f"{h * flops(what, 'hf') / rate:.1%} |")

@@ -21,7 +21,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from vit_tf.config import load_experiment
+from vit_tf.experiments import load_experiment
 from vit_tf.models.factory import build_model
 from vit_tf.training.optim import compile_model, steps_per_call
 

@@ -8,6 +8,7 @@ Each variant has its own model (same seed) compiled once and warmed up; each rep
 """
 
 import argparse
+import dataclasses
 import os
 import statistics
 import sys
@@ -19,20 +20,39 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 from benchmarks.hf_side_by_side import BATCH, VOCAB, set_tf_threads, tf_batch, tf_config
 
 
-def variants(only):
+def setup(experiment):
+    """-> (config, vocabulary, text length, batch size, repeated dataset, one batch)."""
+    import tensorflow as tf
+
+    if experiment == "issue16":
+        config, vocab, length = tf_config(), VOCAB, 96
+        x, y, w = tf_batch()
+        ds = tf.data.Dataset.from_tensors((x, y, w)).repeat()
+        return config, vocab, length, BATCH, ds, (x, y, w)
+    from benchmarks.loss_check import batches
+    from vit_tf.experiments import load_experiment
+
+    config = load_experiment(experiment)
+    vocab = config.data.vocabulary_size
+    data = batches(config, vocab, 16).cache()
+    x, y, w = next(iter(data))
+    return (config, vocab, config.data.pack_length, config.data.batch_size, data.repeat(),
+            tuple(v.numpy() if hasattr(v, "numpy") else {k: t.numpy() for k, t in v.items()}
+                  for v in (x, y, w)))
+
+
+def variants(only, experiment="issue16"):
     import keras
     import tensorflow as tf
 
     from vit_tf.models.factory import build_model
     from vit_tf.training.optim import compile_model, make_loss, make_optimizer, make_schedule
 
-    config = tf_config()
-    x, y, w = tf_batch()
-    ds = tf.data.Dataset.from_tensors((x, y, w)).repeat()
+    config, VOCAB, length, _, ds, (x, y, w) = setup(experiment)
 
     def model(**compile_kwargs):
         keras.utils.set_random_seed(0)
-        m = build_model(config, VOCAB, max_text_length=96)
+        m = build_model(config, VOCAB, max_text_length=length)
         compile_model(m, config.train, 10_000, **compile_kwargs)
         return m
 
@@ -46,19 +66,22 @@ def variants(only):
             float(logs["loss"])
         return run
 
-    def bare():
+    def bare(jit=True, xla_update=False):
         keras.utils.set_random_seed(0)
-        m = build_model(config, VOCAB, max_text_length=96)
+        m = build_model(config, VOCAB, max_text_length=length)
         opt, loss_fn = make_optimizer(config.train, 10_000), make_loss()
         opt.build(m.trainable_variables)
         tx, ty, tw = (tf.nest.map_structure(tf.constant, v) for v in (x, y, w))
+        apply = opt.apply_gradients
+        if xla_update:
+            update = tf.function(lambda grads: opt.apply(grads), jit_compile=True)
+            apply = lambda pairs: update([g for g, _ in pairs])  # noqa: E731
 
-        @tf.function(jit_compile=True)
+        @tf.function(jit_compile=jit)
         def step():
             with tf.GradientTape() as tape:
                 loss = loss_fn(ty, m(tx, training=True), sample_weight=tw)
-            opt.apply_gradients(zip(tape.gradient(loss, m.trainable_variables),
-                                    m.trainable_variables))
+            apply(zip(tape.gradient(loss, m.trainable_variables), m.trainable_variables))
             return loss
 
         def run(n):
@@ -70,7 +93,7 @@ def variants(only):
     def plain(clipnorm):
         """Keras's AdamW without the grad_norm telemetry (and, optionally, clipping)."""
         keras.utils.set_random_seed(0)
-        m = build_model(config, VOCAB, max_text_length=96)
+        m = build_model(config, VOCAB, max_text_length=length)
         t = config.train
         m.compile(keras.optimizers.AdamW(make_schedule(t, 10_000),
                                          weight_decay=t.weight_decay, clipnorm=clipnorm),
@@ -94,16 +117,68 @@ def variants(only):
         wrapper.run = first
         return wrapper
 
+    def keras_hub_blocks(run):
+        """``run`` traced with keras-hub's own block calls (before vit_tf.models.blocks)."""
+        from vit_tf.models import blocks
+
+        def first(n):
+            blocks.ENABLED[0] = False
+            try:
+                run(n)
+            finally:
+                blocks.ENABLED[0] = True
+            wrapper.run = run
+
+        def wrapper(n):
+            wrapper.run(n)
+        wrapper.run = first
+        return wrapper
+
     def sparse_rows_fit():
         from vit_tf.training.grad_norm import merged_rows_sparse
 
         return traced_with(merged_rows_sparse, fit(model()))
 
+    def trained(jit=None, update=None, precision="float32", per_call=1, hub_blocks=False,
+                grad_norm=True):
+        """fit of a model compiled by ``compile_model`` with the shipped train config, or with
+        ``train.jit_compile`` / ``train.xla_update`` / ``train.precision`` overridden;
+        ``per_call`` steps per execution; ``hub_blocks``: keras-hub's own block calls."""
+        from vit_tf.training.precision import precision_policy
+
+        t = config.train
+        t = dataclasses.replace(t, jit_compile=t.jit_compile if jit is None else jit,
+                                xla_update=t.xla_update if update is None else update,
+                                precision=precision)
+        keras.utils.set_random_seed(0)
+        with precision_policy(precision):
+            m = build_model(config, VOCAB, max_text_length=length)
+        compile_model(m, t, 10_000, steps_per_execution=per_call)
+        if not grad_norm:   # the optimizer records nothing (the metric stays at 0)
+            m.optimizer._grad_norm_metric = None
+        return keras_hub_blocks(fit(m)) if hub_blocks else fit(m)
+
+    spe = config.train.steps_per_execution
     table = {
         "fit": lambda: fit(model()),
+        "fit, keras-hub block calls": lambda: trained(hub_blocks=True),
+        "fit, optimizer update not compiled": lambda: trained(update=False),
+        "fit, no grad_norm telemetry": lambda: trained(grad_norm=False),
+        "fit, XLA step": lambda: trained(jit=True),
+        "fit, XLA step, keras-hub block calls": lambda: trained(jit=True, hub_blocks=True),
+        "fit, mixed_bfloat16": lambda: trained(precision="mixed_bfloat16"),
+        "fit, shipped steps_per_execution": lambda: trained(per_call=spe),
+        "fit, shipped steps_per_execution, keras-hub block calls": lambda: trained(
+            per_call=spe, hub_blocks=True),
+        "fit, shipped steps_per_execution, XLA step": lambda: trained(jit=True, per_call=spe),
+        "fit, shipped steps_per_execution, XLA step, keras-hub block calls": lambda: trained(
+            jit=True, per_call=spe, hub_blocks=True),
+        "bare tape step, no XLA": lambda: bare(jit=False),
+        "bare tape step, no XLA, optimizer update in XLA": lambda: bare(jit=False,
+                                                                         xla_update=True),
         "fit, grad_norm rows merged by tf.unique (before)": sparse_rows_fit,
-        "fit, no grad_norm telemetry": lambda: fit(plain(1.0)),
-        "fit, no telemetry, no clipnorm": lambda: fit(plain(None)),
+        "fit, XLA step, Keras AdamW (no grad_norm telemetry)": lambda: fit(plain(1.0)),
+        "fit, XLA step, Keras AdamW, no clipnorm": lambda: fit(plain(None)),
         "fit, steps_per_execution=8": lambda: fit(model(steps_per_execution=8)),
         "train_on_batch": lambda: on_batch(model()),
         "bare XLA tape step": bare,
@@ -113,13 +188,23 @@ def variants(only):
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--experiment", default="issue16", help="issue16 (the issue's dims, one "
+                   "repeated batch) or an experiment name (its model on random packed rows, "
+                   "benchmarks/loss_check.py)")
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--steps", type=int, default=8)
     p.add_argument("--threads", type=int, default=0)
+    p.add_argument("--inter-op", type=int, default=0, help="TensorFlow inter-op threads alone "
+                   "(0: TensorFlow's default, one per core)")
     p.add_argument("--only", default="")
     args = p.parse_args(argv)
     set_tf_threads(args.threads)
-    runs = variants([s for s in args.only.split(";") if s])
+    if args.inter_op:
+        import tensorflow as tf
+
+        tf.config.threading.set_inter_op_parallelism_threads(args.inter_op)
+    runs = variants([s for s in args.only.split(";") if s], args.experiment)
+    batch = setup(args.experiment)[3] if args.experiment != "issue16" else BATCH
     for run in runs.values():
         run(args.steps)                                              # compile + warm up
     times = {k: [] for k in runs}
@@ -134,7 +219,7 @@ def main(argv=None):
     print("|---|---:|---:|---:|---|")
     for name, ms in times.items():
         m = statistics.median(ms)
-        print(f"| {name} | {m:.1f} | {1000 * BATCH / m:.1f} | {m / base:.2f}x | "
+        print(f"| {name} | {m:.1f} | {1000 * batch / m:.1f} | {m / base:.2f}x | "
               f"{', '.join(f'{v:.0f}' for v in ms)} |")
 
 

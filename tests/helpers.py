@@ -30,6 +30,7 @@ TINY_OVERRIDES = (
     "train.epochs=1",
     "train.warmup_steps=2",
     "train.jit_compile=false",
+    "train.xla_update=false",  # tests/training/test_compiled_update.py tests the compiled update
     "train.relevance_maps=0",  # default 1; tests that want the maps set it
     "generate.max_new_tokens=8",
     "generate.batch_size=4",

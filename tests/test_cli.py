@@ -14,6 +14,7 @@ TINY = [
     "model.decoder.hidden_dim=16", "model.decoder.num_layers=1", "model.decoder.num_heads=2",
     "model.decoder.intermediate_dim=32", "train.epochs=2", "train.steps_per_epoch=3",
     "train.warmup_steps=1", "train.jit_compile=false", "train.num_samples_to_log=2",
+    "train.xla_update=false",
     "train.relevance_maps=1",
     "generate.max_new_tokens=6",
 ]

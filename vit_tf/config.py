@@ -164,7 +164,11 @@ class TrainConfig:
     global_clipnorm: float = 0.0      # or clip all gradients together to this global L2 norm
                                       # (0: off; set train.clipnorm=0 to use it)
     seed: int = 0
-    jit_compile: bool = True          # XLA; ~2x faster on CPU
+    jit_compile: bool = True          # XLA-compile the whole training step (on an idle
+                                      # 2-core CPU ~1.35x faster than TensorFlow's oneDNN ops
+                                      # at the issue-16 size, benchmarks/results.md)
+    xla_update: bool = True           # jit_compile=false: XLA-compile the optimizer update
+                                      # alone (vit_tf.training.compiled_update)
     steps_per_epoch: int = 0          # 0: one pass over the data per epoch (rounded down to
                                       # whole calls of steps_per_execution)
     steps_per_execution: int = 1      # training steps per compiled call (Keras compile); at

@@ -60,6 +60,7 @@ TINY = [
     "model.decoder.num_layers=1", "model.decoder.num_heads=1",
     "model.decoder.intermediate_dim=16", "train.epochs=2", "train.steps_per_epoch=2",
     "train.warmup_steps=1", "train.jit_compile=false", "train.num_samples_to_log=0",
+    "train.xla_update=false",
     "train.checkpoint_every_steps=1",
     # Two things make a replicated step differ from one device's by design, not by a bug;
     # switched off here so the step must be the same: BatchNorm (the default experiment's stem

@@ -27,7 +27,8 @@ TINY = [
     "train.warmup_steps=2", "train.jit_compile=false", "train.num_samples_to_log=0",
     "train.checkpoint_every_steps=2", "train.stage1.epochs=2", "train.stage1.steps_per_epoch=2",
     "train.stage1.warmup_steps=1", "data.pad_widths=96", "train.steps_per_execution=1",
-    # one text shape, one step per call: the fewest traces
+    "train.xla_update=false",
+    # one text shape, one step per call, no compiled update: the fewest traces
 ]
 
 

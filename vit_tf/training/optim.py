@@ -3,6 +3,7 @@
 import keras
 
 from vit_tf.config import ConfigError
+from vit_tf.training.compiled_update import CompiledUpdate
 from vit_tf.training.grad_norm import GradNormTelemetry, track_grad_norm
 from vit_tf.training.nan_guard import NonFiniteUpdateGuard
 
@@ -21,13 +22,14 @@ def make_schedule(train_config, total_steps):
 
 
 @keras.saving.register_keras_serializable(package="vit_tf")
-class PartAdamW(GradNormTelemetry, NonFiniteUpdateGuard, keras.optimizers.AdamW):
+class PartAdamW(CompiledUpdate, GradNormTelemetry, NonFiniteUpdateGuard, keras.optimizers.AdamW):
     """AdamW whose learning rate is multiplied per variable: ``lr_multipliers`` {variable path: m}.
 
     It also records the global gradient norm for the ``grad_norm`` log
     (``vit_tf.training.grad_norm``) and applies no update from the first step with non-finite
     gradients on (``vit_tf.training.nan_guard``); without multipliers it steps exactly like
-    ``AdamW``.
+    ``AdamW``. With ``compile_update`` set, its update (guard and telemetry included) runs as
+    one XLA computation (``vit_tf.training.compiled_update``).
 
     Why this shape: Keras compiles one optimizer, and scaling *gradients* would not change
     Adam's step (it is invariant to the gradient's scale), so the multiplier is applied where the
@@ -71,7 +73,8 @@ def make_optimizer(train_config, total_steps, lr_multipliers=None):
     and embeddings/position tables are not weight-decayed. Clipping: ``train.clipnorm`` (per
     variable, the default) or ``train.global_clipnorm`` (all gradients together; set at most
     one). ``train.precision=mixed_float16`` wraps it in a ``LossScaleOptimizer``
-    (``vit_tf.training.precision``)."""
+    (``vit_tf.training.precision``). With ``train.jit_compile=false`` and ``train.xla_update``
+    its update is one XLA computation (``vit_tf.training.compiled_update``)."""
     from vit_tf.training.precision import wrap_optimizer
 
     kwargs = dict(
@@ -85,6 +88,8 @@ def make_optimizer(train_config, total_steps, lr_multipliers=None):
                           "variable or globally (set the other to 0)")
     optimizer = PartAdamW(lr_multipliers, **kwargs)
     optimizer.exclude_from_weight_decay(var_names=["bias", "gamma", "beta", "embeddings"])
+    # A step that XLA does not compile still gets its update compiled (train.xla_update).
+    optimizer.compile_update = train_config.xla_update and not train_config.jit_compile
     return wrap_optimizer(optimizer, train_config.precision)
 
 

@@ -78,10 +78,46 @@ def test_prefill_with_cache_at_index_0_equals_the_uncached_call():
     token_ids, prefix = _inputs()
     full = _np(decoder(token_ids, image_tokens=prefix))
     cache = decoder.init_cache(2, PREFIX + TEXT)
-    assert tuple(cache.shape) == (2, 2, 2, PREFIX + TEXT, 2, HIDDEN // 2)
+    # Per block (keys, values), each (batch, heads, length, head_dim).
+    assert [[tuple(t.shape) for t in pair] for pair in cache] == [
+        [(2, 2, PREFIX + TEXT, HIDDEN // 2)] * 2] * 2
     logits, cache = decoder.call_with_cache(token_ids, cache, 0, image_tokens=prefix)
     np.testing.assert_allclose(_np(logits), full, rtol=0, atol=1e-5)
-    assert np.abs(_np(cache)).min(axis=(0, 1, 2, 4, 5)).min() > 0  # every slot was written
+    for t in (t for pair in cache for t in pair):                  # every slot was written
+        assert np.abs(_np(t)).min(axis=(0, 1, 3)).min() > 0
+
+
+def _keras_hub_cached_steps(decoder, token_ids, prefix, prefill):
+    """The decoder's cached logits through keras-hub's own cached block call (the path before
+    vit_tf.models.decoders.kv_cache): prefill ``prefill`` tokens, then one token per step."""
+    from keras import ops
+
+    batch, length = token_ids.shape[0], PREFIX + TEXT
+    caches = [ops.zeros((batch, 2, length, 2, HIDDEN // 2)) for _ in decoder.blocks]
+    out, index = [], 0
+    for ids, image in [(token_ids[:, :prefill], prefix)] + [
+            (token_ids[:, t : t + 1], None) for t in range(prefill, TEXT)]:
+        x, prefix_len = decoder.embed_with_prefix(ids, image)
+        x = decoder._add_positions(x, start_index=index)
+        for i, block in enumerate(decoder.blocks):
+            x, caches[i] = block(x, self_attention_cache=caches[i],
+                                 self_attention_cache_update_index=index)
+        out.append(_np(decoder._logits(x, prefix_len)))
+        index += x.shape[1]
+    return np.concatenate(out, axis=1)
+
+
+def test_cached_logits_equal_keras_hubs_own_cached_block_calls():
+    decoder = _decoder()
+    token_ids, prefix = _inputs()
+    expected = _keras_hub_cached_steps(decoder, token_ids, prefix, prefill=3)
+    cache = decoder.init_cache(2, PREFIX + TEXT)
+    logits, cache = decoder.call_with_cache(token_ids[:, :3], cache, 0, image_tokens=prefix)
+    steps = [_np(logits)]
+    for t in range(3, TEXT):
+        logits, cache = decoder.call_with_cache(token_ids[:, t : t + 1], cache, PREFIX + t)
+        steps.append(_np(logits))
+    np.testing.assert_allclose(np.concatenate(steps, axis=1), expected, rtol=0, atol=1e-5)
 
 
 def test_step_by_step_cached_logits_equal_the_full_call_at_every_position():

@@ -6,8 +6,10 @@ from keras import layers, ops
 
 from vit_tf.config import ConfigError
 from vit_tf.data.template import ASSISTANT, SPECIAL_TOKENS
+from vit_tf.models.blocks import block_forward, combined_mask, fast_path_supported
 from vit_tf.models.decoders.base import (ATTENTION_MODES, LanguageDecoder,
                                          token_embedding_from_section)
+from vit_tf.models.decoders.kv_cache import cached_attention_mask, cached_block, init_kv_cache
 from vit_tf.registry import DECODERS
 
 
@@ -16,9 +18,10 @@ from vit_tf.registry import DECODERS
 class TransformerDecoderLM(LanguageDecoder):
     """Token embedding + learned positions + pre-norm causal blocks + tied output head.
 
-    Blocks are keras-hub ``TransformerDecoder`` layers in decoder-only mode, whose self-attention
-    cache gives KV-cached generation. The fusion's prefix (for concat: the projected image
-    tokens) is concatenated before the text embeddings.
+    Blocks are keras-hub ``TransformerDecoder`` layers in decoder-only mode; cached generation
+    runs the same blocks against a per-block key/value cache (``decoders.kv_cache``). The
+    fusion's prefix (for concat: the projected image tokens) is concatenated before the text
+    embeddings.
 
     Attention over the sequence is one of:
         ``"causal"``: every position sees itself and earlier ones (LLaVA);
@@ -183,9 +186,16 @@ class TransformerDecoderLM(LanguageDecoder):
             )
             attention_mask = prefix_mask if attention_mask is None else ops.logical_and(
                 prefix_mask, attention_mask)
+        causal = self.attention != "prefix"
+        fast = all(fast_path_supported(block, training) for block in self.blocks)
+        if fast:  # the blocks' math, faster (vit_tf.models.blocks); the masks combined once
+            attention_mask = combined_mask(x, attention_mask, mask, causal)
         for i, block in enumerate(self.blocks):
-            x = block(x, decoder_padding_mask=mask, decoder_attention_mask=attention_mask,
-                      use_causal_mask=self.attention != "prefix", training=training)
+            if fast:
+                x = block_forward(block, x, attention_mask)
+            else:
+                x = block(x, decoder_padding_mask=mask, decoder_attention_mask=attention_mask,
+                          use_causal_mask=causal, training=training)
             x = self.fused_read(i, x, image_tokens)
         return self._logits(x, prefix_len)
 
@@ -212,9 +222,10 @@ class TransformerDecoderLM(LanguageDecoder):
         return ops.logical_or(causal, in_prefix)
 
     def init_cache(self, batch_size, max_length):
-        """Empty KV cache: (batch, num_layers, 2, max_length, num_heads, head_dim)."""
-        shape = (batch_size, self.num_layers, 2, max_length, self.num_heads, self.head_dim)
-        return ops.zeros(shape, self.compute_dtype)
+        """Empty KV cache: per block, keys and values (batch, num_heads, max_length, head_dim)
+        (``vit_tf.models.decoders.kv_cache``: written in place, read without copies)."""
+        return init_kv_cache(batch_size, self.num_layers, self.num_heads, max_length,
+                             self.head_dim, self.compute_dtype)
 
     def call_with_cache(self, token_ids, cache, cache_update_index, image_tokens=None,
                         include_prefix=True, padding_mask=None, prefix_lengths=None):
@@ -231,22 +242,22 @@ class TransformerDecoderLM(LanguageDecoder):
         x, prefix_len = self.embed_with_prefix(token_ids,
                                                image_tokens if include_prefix else None)
         x = self._add_positions(x, start_index=cache_update_index)  # (batch, P + T, hidden_dim)
-        attention_mask = None
+        batch, length = ops.shape(x)[0], ops.shape(x)[1]
+        cache_length = ops.shape(cache[0][0])[2]
         if self.attention == "prefix":
             if prefix_lengths is None:
                 prefix_lengths = self._prefix_lengths(token_ids, prefix_len)
-            queries = cache_update_index + ops.arange(ops.shape(x)[1])
-            attention_mask = self._prefix_mask(prefix_lengths, queries, ops.shape(cache)[3])
+            queries = cache_update_index + ops.arange(length)
+            attention_mask = self._prefix_mask(prefix_lengths, queries, cache_length)
+        else:
+            attention_mask = cached_attention_mask(batch, length, cache_length,
+                                                   cache_update_index)
         caches = []
         for i, block in enumerate(self.blocks):
-            x, layer_cache = block(
-                x, self_attention_cache=cache[:, i], self_attention_cache_update_index=cache_update_index,
-                decoder_attention_mask=attention_mask, use_causal_mask=attention_mask is None,
-            )
+            x, layer_cache = cached_block(block, x, cache[i], cache_update_index, attention_mask)
             x = self.fused_read(i, x, image_tokens)
             caches.append(layer_cache)
-        cache = ops.stack(caches, axis=1)
-        return self._logits(x, prefix_len), cache
+        return self._logits(x, prefix_len), tuple(caches)
 
     def get_config(self):
         config = super().get_config()

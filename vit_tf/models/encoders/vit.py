@@ -5,6 +5,7 @@ import keras_hub
 from keras import layers
 
 from vit_tf.layers.patch_embedding import PatchEmbedding
+from vit_tf.models.blocks import block_forward, fast_path_supported
 from vit_tf.models.encoders.base import ImageEncoder
 from vit_tf.registry import IMAGE_ENCODERS
 
@@ -79,8 +80,9 @@ class ViTEncoder(ImageEncoder):
 
     def call(self, images, training=None):
         x = self.patch_embedding(images, training=training)  # (batch, num_tokens, hidden_dim)
-        for block in self.blocks:
-            x = block(x, training=training)
+        for block in self.blocks:  # the block's math, faster where vit_tf.models.blocks can
+            x = (block_forward(block, x) if fast_path_supported(block, training)
+                 else block(x, training=training))
         return self.final_norm(x)
 
     def get_config(self):
