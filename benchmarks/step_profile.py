@@ -100,16 +100,14 @@ def variants(only, experiment="issue16"):
                   make_loss(), jit_compile=True)
         return m
 
-    def traced_with(merge, run):
-        """``run`` whose first call (the trace) uses ``merge`` for the grad_norm's rows."""
-        from vit_tf.training import grad_norm
-
+    def traced_with(holder, value, run):
+        """``run`` whose first call (the trace) sees ``holder[0] = value`` (restored after)."""
         def first(n):
-            grad_norm.MERGE_ROWS[0], saved = merge, grad_norm.MERGE_ROWS[0]
+            holder[0], saved = value, holder[0]
             try:
                 run(n)
             finally:
-                grad_norm.MERGE_ROWS[0] = saved
+                holder[0] = saved
             wrapper.run = run
 
         def wrapper(n):
@@ -121,23 +119,12 @@ def variants(only, experiment="issue16"):
         """``run`` traced with keras-hub's own block calls (before vit_tf.models.blocks)."""
         from vit_tf.models import blocks
 
-        def first(n):
-            blocks.ENABLED[0] = False
-            try:
-                run(n)
-            finally:
-                blocks.ENABLED[0] = True
-            wrapper.run = run
-
-        def wrapper(n):
-            wrapper.run(n)
-        wrapper.run = first
-        return wrapper
+        return traced_with(blocks.ENABLED, False, run)
 
     def sparse_rows_fit():
-        from vit_tf.training.grad_norm import merged_rows_sparse
+        from vit_tf.training import grad_norm
 
-        return traced_with(merged_rows_sparse, fit(model()))
+        return traced_with(grad_norm.MERGE_ROWS, grad_norm.merged_rows_sparse, fit(model()))
 
     def trained(jit=None, update=None, precision="float32", per_call=1, hub_blocks=False,
                 grad_norm=True):
