@@ -123,11 +123,15 @@ def test_tensorboard_batch_summaries_carry_the_true_global_step(tmp_path):
 
 
 def _batch_loss_steps(folder):
-    steps = []
-    for name in sorted(os.listdir(folder)):
+    """The ``batch_loss`` summaries' steps in the order they were written (by wall time: event
+    file names carry an unpadded per-process counter, so their sorted order is not the order
+    of writing once it reaches 10)."""
+    events = []
+    for name in os.listdir(folder):
         for event in tf.compat.v1.train.summary_iterator(str(folder / name)):
-            steps += [event.step for v in event.summary.value if v.tag == "batch_loss"]
-    return steps
+            events += [(event.wall_time, event.step) for v in event.summary.value
+                       if v.tag == "batch_loss"]
+    return [step for _, step in sorted(events)]
 
 
 def test_tensorboard_batch_steps_continue_after_a_resume(tmp_path):
