@@ -1,22 +1,22 @@
 """The optimizer's update compiled as one XLA computation: the same update as uncompiled."""
 
 import numpy as np
+import tensorflow as tf
 
 from tests.training.conftest import make_model, snapshot
 from vit_tf.training.optim import compile_model
 
 
 def _train(batch, xla_update):
-    """Two steps (fit, then train_on_batch) of the tiny model with its step not XLA-compiled,
-    the projector at learning-rate multiplier 0; -> (weights, fit logs, model)."""
+    """Two steps (one fit of the batch twice: one trace) of the tiny model with its step not
+    XLA-compiled, the projector at learning-rate multiplier 0; -> (weights, fit logs, model)."""
     model, config = make_model(seed=0, train__jit_compile=False, train__xla_update=xla_update)
     frozen = {v.path: 0.0 for v in model.projector.trainable_variables}
     compile_model(model, config.train, total_steps=10, lr_multipliers=frozen)
     assert model.optimizer.compile_update is xla_update
     x, y, w = batch
-    logs = model.fit(x, y, sample_weight=w, batch_size=4, epochs=1, steps_per_epoch=1,
-                     verbose=0).history
-    model.train_on_batch(x, y, sample_weight=w)
+    data = tf.data.Dataset.from_tensors((x, y, w)).repeat(2)
+    logs = model.fit(data, epochs=1, verbose=0).history
     return snapshot(model), logs, model
 
 

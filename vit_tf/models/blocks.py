@@ -9,11 +9,12 @@ compute the same function from those layers' own sublayers and variables, faster
   instead of a batched 3-D product: oneDNN's kernels are far more efficient on one wider
   matrix (at width 128 a 128-column product ran at about half the rate of a 512-column one);
 * the attention in (batch, heads, length, head_dim) layout with plain batched matmuls;
-* the elementwise chains (layer norms, GELU, the masked softmax) each compiled by XLA as a
-  small island inside a step that is otherwise not XLA-compiled, so each is one fused loop
-  forward and backward instead of 5-15 TensorFlow ops (in the profile of the issue-16 step,
-  GELU and layer-norm elementwise ops took more time than the attention's matmuls). Inside an
-  XLA-compiled function the islands are simply inlined.
+* the elementwise chains (layer norms, GELU, the masked softmax) as small functions of plain
+  ops: XLA fuses them inside a compiled step (the default) and in the decoding loop. (They
+  were XLA "islands" inside non-XLA steps until 2026-12-07: on an idle machine that gained
+  nothing, 277 vs 272 ms per step at the issue-16 size, benchmarks/results.md
+  "step_profile", and every new input shape cost an XLA compilation, which the test suite and
+  short runs paid many times over.)
 
 Same math as the keras-hub call (logits scaled after the matmul, masked with keras' large
 negative, soft-maxed in float32; GELU exact; layer norms as ``keras.ops.layer_normalization``);
@@ -30,32 +31,16 @@ _LARGE_NEGATIVE = -0.7 * 3.38953e38       # keras' value for float32 masked logi
 ENABLED = [True]   # benchmarks/step_profile.py turns it off to time keras-hub's own calls
 
 
-def _static_grad(x):
-    """``x``, whose gradient keeps ``x``'s static shape. An island traced once for unknown
-    dimensions (the functional model's symbolic build) serves later calls too, and its
-    gradients would come back with unknown shapes: TensorFlow's kernels (and vit-tf plan's
-    FLOP count) then lose what the static shapes tell them."""
-    shape = x.shape
-
-    @tf.custom_gradient
-    def identity(t):
-        return tf.identity(t), lambda dy: tf.ensure_shape(dy, shape)
-    return identity(x)
-
-
-@tf.function(jit_compile=True)
 def _layer_norm(x, gamma, beta, epsilon):
     # The last axis by its positive index: with -1, keras reshapes gamma to x's static shape,
     # which is unknown when the step is traced for varying lengths.
     return ops.layer_normalization(x, gamma, beta, axis=len(x.shape) - 1, epsilon=epsilon)
 
 
-@tf.function(jit_compile=True)
 def _bias_gelu(x, bias):
     return ops.gelu(x + bias, approximate=False)
 
 
-@tf.function(jit_compile=True)
 def _masked_softmax(logits, mask, scale):
     """float32 softmax of ``logits * scale`` over the keys, masked keys at keras' large negative;
     ``mask`` (batch, 1, queries, keys) bool or None."""
@@ -66,9 +51,9 @@ def _masked_softmax(logits, mask, scale):
 
 
 def norm(layer, x):
-    """keras ``LayerNormalization`` ``layer`` of ``x`` (an XLA island)."""
+    """keras ``LayerNormalization`` ``layer`` of ``x``, computed in float32."""
     gamma, beta = (ops.cast(v, "float32") for v in (layer.gamma, layer.beta))  # tensors
-    return ops.cast(_layer_norm(_static_grad(ops.cast(x, "float32")), gamma, beta,
+    return ops.cast(_layer_norm(ops.cast(x, "float32"), gamma, beta,
                                 float(layer.epsilon)), layer.compute_dtype)
 
 
@@ -104,7 +89,7 @@ def qkv_projection(attention, x):
 def attention_probs(attention, query, keys, mask):
     """float32 attention weights (batch, heads, queries, keys) of ``query`` over ``keys`` (both
     (batch, heads, length, head_dim)); ``mask`` (batch, queries, keys) bool or None."""
-    logits = _static_grad(tf.linalg.matmul(query, keys, transpose_b=True))
+    logits = tf.linalg.matmul(query, keys, transpose_b=True)
     return _masked_softmax(logits, None if mask is None else mask[:, None],
                            float(attention._inverse_sqrt_key_dim))
 
@@ -133,7 +118,7 @@ def feedforward(block, x):
     inner, outer = block._feedforward_intermediate_dense, block._feedforward_output_dense
     hidden = x.shape[-1]
     rows = ops.reshape(x, (-1, hidden))                                  # (batch * length, d)
-    h = _bias_gelu(_static_grad(ops.matmul(rows, ops.cast(inner.kernel, x.dtype))),
+    h = _bias_gelu(ops.matmul(rows, ops.cast(inner.kernel, x.dtype)),
                    ops.cast(inner.bias, x.dtype))
     y = ops.matmul(h, ops.cast(outer.kernel, x.dtype)) + ops.cast(outer.bias, x.dtype)
     return ops.reshape(y, ops.shape(x))
