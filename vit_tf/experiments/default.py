@@ -23,7 +23,14 @@ The training mix (up to 4 position, 2 attribute and 3 existence questions per tr
 each about another subject; the test split has one per family) is the quickstart's; see
 vit_tf/experiments/README.md, "Fifth round".
 
-Result reached (fresh clone, 2 CPU cores, 12.8 min end to end: data 10 s + training 722 s +
+Result reached (fresh clone, 2 CPU cores, idle, 2026-12-07, 8.3 min end to end: data 6 s +
+training 476 s + evaluation 14 s): attribute 96.5, position 95.3, existence 97.5, counting 88.0,
+relation 55.1, conversation turns 85.1; overall short answers 87.0 (majority 30.3); captions
+BLEU-4 0.94 / CIDEr-D 9.57 (benchmarks/results.md, "quickstart"). Its first-epoch loss differs
+from the run below in the sixth digit (float round-off), which 13 epochs amplify to 0.5-2
+points per category.
+
+Earlier (fresh clone, 2 CPU cores, 12.8 min end to end: data 10 s + training 722 s +
 evaluation 35 s; exact match on the test split, majority-answer baseline in brackets; measured
 2026-12-04 after the task-API refactor): attribute 96.0 (19.0), position 95.3 (27.6), existence
 99.0 (50.0), counting 89.0 (52.0), relation 57.2 (42.0), conversation turns 83.4 (20.4); overall
