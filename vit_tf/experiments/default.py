@@ -27,8 +27,9 @@ Result reached (fresh clone, 2 CPU cores, idle, 2026-12-07, 8.3 min end to end: 
 training 476 s + evaluation 14 s): attribute 96.5, position 95.3, existence 97.5, counting 88.0,
 relation 55.1, conversation turns 85.1; overall short answers 87.0 (majority 30.3); captions
 BLEU-4 0.94 / CIDEr-D 9.57 (benchmarks/results.md, "quickstart"). Its first-epoch loss differs
-from the run below in the sixth digit (float round-off), which 13 epochs amplify to 0.5-2
-points per category.
+from the run below in the sixth digit (float round-off of vit_tf/models/blocks.py's fused q/k/v;
+with the blocks off the old loss comes back exactly), which 13 epochs amplify to 0.5-2 points
+per category.
 
 Earlier (fresh clone, 2 CPU cores, 12.8 min end to end: data 10 s + training 722 s +
 evaluation 35 s; exact match on the test split, majority-answer baseline in brackets; measured
