@@ -35,7 +35,7 @@ def _values_and_grads(fn, block, x):
     return [np.asarray(y)] + [np.asarray(tf.convert_to_tensor(g)) for g in grads]
 
 
-def _check(expected, got):
+def _assert_close(expected, got):
     for e, g in zip(expected, got, strict=True):
         np.testing.assert_allclose(g, e, rtol=1e-4, atol=1e-5)
 
@@ -47,7 +47,7 @@ def test_encoder_block_fast_forward_equals_keras_hubs_call():
     block.build((None, LENGTH, HIDDEN))
     assert fast_path_supported(block, training=True)
     x = _x()
-    _check(_values_and_grads(lambda t: block(t, training=True), block, x),
+    _assert_close(_values_and_grads(lambda t: block(t, training=True), block, x),
            _values_and_grads(lambda t: block_forward(block, t), block, x))
 
 
@@ -67,7 +67,7 @@ def test_decoder_block_fast_forward_equals_keras_hubs_call_with_masks(causal):
     def fast(t):
         return block_forward(block, t, combined_mask(t, attention, padding, causal))
 
-    _check(_values_and_grads(reference, block, x), _values_and_grads(fast, block, x))
+    _assert_close(_values_and_grads(reference, block, x), _values_and_grads(fast, block, x))
 
 
 def test_blocks_the_fast_path_does_not_cover_are_left_to_their_own_call():

@@ -44,6 +44,15 @@ IMAGE_ENCODER_DIR = "image_encoder"
 POOLINGS = ("mean", "attention")
 
 
+def _traced(owner, attr, fn):
+    """``owner.attr``: ``fn`` as one ``tf.function`` (reduce_retracing), built on first use and
+    kept, so the retrieval monitor and the zero-shot calls reuse one trace per input shape."""
+    if not hasattr(owner, attr):
+        import tensorflow as tf
+
+        setattr(owner, attr, tf.function(fn, reduce_retracing=True))
+    return getattr(owner, attr)
+
 @keras.saving.register_keras_serializable(package="vit_tf")
 class AttentionPool(layers.Layer):
     """One learned query attends over the tokens (SigLIP's MAP head without its MLP):
@@ -206,30 +215,15 @@ class DualEncoder(keras.Model):
 
     @property
     def _embed_texts_fn(self):
-        if not hasattr(self, "_texts_fn"):
-            import tensorflow as tf
-
-            self._texts_fn = tf.function(lambda t, m: self.embed_texts(t, m, training=False),
-                                         reduce_retracing=True)
-        return self._texts_fn
+        return _traced(self, "_texts_fn", lambda t, m: self.embed_texts(t, m, training=False))
 
     @property
     def _embed_images_fn(self):
-        if not hasattr(self, "_images_fn"):
-            import tensorflow as tf
-
-            self._images_fn = tf.function(lambda x: self.embed_images(x, training=False),
-                                          reduce_retracing=True)
-        return self._images_fn
+        return _traced(self, "_images_fn", lambda x: self.embed_images(x, training=False))
 
     @property
     def _image_features_fn(self):
-        if not hasattr(self, "_features_fn"):
-            import tensorflow as tf
-
-            self._features_fn = tf.function(lambda x: self.image_features(x, training=False),
-                                            reduce_retracing=True)
-        return self._features_fn
+        return _traced(self, "_features_fn", lambda x: self.image_features(x, training=False))
 
     # ----- serialization and presets -----
 
