@@ -23,13 +23,14 @@ The training mix (up to 4 position, 2 attribute and 3 existence questions per tr
 each about another subject; the test split has one per family) is the quickstart's; see
 vit_tf/experiments/README.md, "Fifth round".
 
-Result reached (fresh clone, 2 CPU cores, idle, 2026-12-07, 8.3 min end to end: data 6 s +
-training 476 s + evaluation 14 s): attribute 96.5, position 95.3, existence 97.5, counting 88.0,
-relation 55.1, conversation turns 85.1; overall short answers 87.0 (majority 30.3); captions
-BLEU-4 0.94 / CIDEr-D 9.57 (benchmarks/results.md, "quickstart"). Its first-epoch loss differs
-from the run below in the sixth digit (float round-off of vit_tf/models/blocks.py's fused q/k/v;
-with the blocks off the old loss comes back exactly), which 13 epochs amplify to 0.5-2 points
-per category.
+Result reached (fresh clone, 2 CPU cores, 2026-12-07 05:19-05:29 UTC, commit 95d399b, 9.8 min
+end to end: data 9 s + training 560 s + evaluation 17 s; two helpers' installs and unit tests
+shared the cores, epochs 30-32 s when alone): attribute 96.0, position 95.3, existence 99.0,
+counting 89.0, relation 57.2, conversation turns 83.4; overall short answers 86.7 (majority
+30.3); captions BLEU-4 0.94 / CIDEr-D 9.56 (benchmarks/results.md, "quickstart"): the same
+table as the run below, to the digit. (An 8.3-min run that morning, with the fused Transformer
+blocks also in training steps, summed in another order and moved categories by 0.5-2 points:
+vit_tf/models/blocks.py now uses them for inference only.)
 
 Earlier (fresh clone, 2 CPU cores, 12.8 min end to end: data 10 s + training 722 s +
 evaluation 35 s; exact match on the test split, majority-answer baseline in brackets; measured
