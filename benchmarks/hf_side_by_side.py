@@ -5,8 +5,9 @@
     PYTHONPATH=$PWD python benchmarks/hf_side_by_side.py --hf-python /work/venv-bench/bin/python \
         [--repeats 5] [--train-steps 8] [--out benchmarks/results.md]
 
-Each side runs in its own worker process (TensorFlow and torch never share a process or its
-thread pools), new ones each repeat (``--same-workers``: one pair for the whole run); the
+Each side runs in its own worker processes (TensorFlow and torch never share a process or its
+thread pools; vit_tf one process per kind of measure, ``--one-tf-worker`` one for all), new
+ones each repeat (``--same-workers``: the same ones for the whole run); the
 driver sends both the same measurements in turn, alternating sides within each repeat, so
 machine load hits both alike; it reports medians and the vit_tf/HF ratio.
 
@@ -325,6 +326,9 @@ def main(argv=None):
     p.add_argument("--same-workers", dest="fresh_workers", action="store_false",
                    help="one worker process per side for the whole run (default: fresh "
                         "ones each repeat)")
+    p.add_argument("--one-tf-worker", action="store_true",
+                   help="one vit_tf process for training, generation and the default "
+                        "experiment (default: one process each)")
     args = p.parse_args(argv)
     if args.worker == "tf":
         return tf_worker(args.threads)
@@ -341,32 +345,42 @@ def main(argv=None):
         first-call costs. Why fresh ones per repeat: on the shared 2-core machine a process
         sometimes runs all its steps in a slow mode (the same step at ~320 instead of ~195 ms,
         in either framework's process, whatever the settings); new processes each repeat
-        make that a sample among others instead of the whole run's result."""
+        make that a sample among others instead of the whole run's result. vit_tf gets one
+        process per kind of measure (``--one-tf-worker``: one for all), each holding only
+        the models it measures: a worker that also held the generators and the default
+        experiment's model ran the same training step at 258-273 ms against 192-199 ms in
+        a process of its own (2026-12-07)."""
         nonlocal sides, rate, prompt
-        for w in sides.values():
+        for w in set(sides.values()):
             w.close()
-        sides = {"vit_tf": Worker(sys.executable, "tf", args.threads),
-                 "hf": Worker(args.hf_python, "hf", args.threads)}
-        rate = max(rate, *(w(op="matmul")["flops_per_s"] for w in sides.values()))
-        prompt = sides["vit_tf"](op="gen", batch=1, cache=True)["prompt"]   # also warms up
-        for name, w in sides.items():
+        tf_train = Worker(sys.executable, "tf", args.threads)
+        tf_gen = tf_train if args.one_tf_worker else Worker(sys.executable, "tf", args.threads)
+        tf_default = tf_train if args.one_tf_worker else Worker(sys.executable, "tf",
+                                                                  args.threads)
+        sides = {"vit_tf": tf_train, "hf": Worker(args.hf_python, "hf", args.threads),
+                 "vit_tf gen": tf_gen, "vit_tf default": tf_default}
+        rate = max(rate, *(sides[k](op="matmul")["flops_per_s"] for k in ("vit_tf gen", "hf")))
+        prompt = tf_gen(op="gen", batch=1, cache=True)["prompt"]   # also warms up
+        for name in ("vit_tf", "hf"):
             if "train" not in skip:
-                w(op="train", steps=2)
+                sides[name](op="train", steps=2)
                 for v in tf_variants * (name == "vit_tf"):
-                    w(op="train", steps=2, variant=v)
+                    sides[name](op="train", steps=2, variant=v)
             if "gen" not in skip:
                 for b, c in gens:
-                    w(op="gen", batch=b, cache=c, prompt=prompt)
+                    sides[name if name == "hf" else "vit_tf gen"](op="gen", batch=b, cache=c,
+                                                                 prompt=prompt)
         if "default" not in skip:
-            sides["vit_tf"](op="default", steps=args.default_steps)
+            tf_default(op="default", steps=args.default_steps)
 
     samples = {}
     for r in range(args.repeats):
         if r == 0 or args.fresh_workers:
             start_workers()
-        order = list(sides.items()) if r % 2 == 0 else list(sides.items())[::-1]
-        for name, w in order:
+        names = ["vit_tf", "hf"] if r % 2 == 0 else ["hf", "vit_tf"]
+        for name in names:
             if "train" not in skip:
+                w = sides[name]
                 res = w(op="train", steps=args.train_steps)
                 samples.setdefault(("train", name), []).append(res["examples"] / res["seconds"])
                 for v in tf_variants * (name == "vit_tf"):
@@ -374,18 +388,19 @@ def main(argv=None):
                     samples.setdefault((f"train {v}", name), []).append(
                         res["examples"] / res["seconds"])
             if "gen" not in skip:
+                w = sides["hf" if name == "hf" else "vit_tf gen"]
                 for b, c in gens:
                     res = w(op="gen", batch=b, cache=c, prompt=prompt)
                     samples.setdefault((f"gen b{b} {'cache' if c else 'no cache'}", name),
                                        []).append(res["tokens"] / res["seconds"])
         # The machine's rate: the best matmul seen (a loaded machine lowers a single probe).
-        rate = max(rate, *(w(op="matmul")["flops_per_s"] for w in sides.values()))
+        rate = max(rate, *(sides[k](op="matmul")["flops_per_s"] for k in ("vit_tf gen", "hf")))
         if "default" not in skip:
-            res = sides["vit_tf"](op="default", steps=args.default_steps)
+            res = sides["vit_tf default"](op="default", steps=args.default_steps)
             samples.setdefault(("default", "vit_tf"), []).append(
                 1000 * res["seconds"] / res["steps"])
         print(f"repeat {r + 1}/{args.repeats} done", file=sys.stderr, flush=True)
-    for w in sides.values():
+    for w in set(sides.values()):
         w.close()
 
     def med(key):
