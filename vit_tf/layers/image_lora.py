@@ -38,6 +38,7 @@ import contextlib
 import threading
 
 import keras
+import tensorflow as tf
 from keras import ops
 
 _STATE = threading.local()
@@ -89,9 +90,12 @@ class _ImageLora:
         prefix = current_image_prefix()
         if not prefix:
             return super().call(inputs, training=training)
-        image = self._project_with(inputs[:, :prefix], self.adapted_kernel())  # (b, P, ...)
-        text = super().call(inputs[:, prefix:], training=training)            # (b, T, ...)
-        return ops.concatenate([image, text], axis=1)                         # (b, P + T, ...)
+        # One split, not two slices: the gradient of a slice is a zero-filled tensor of the
+        # whole input's shape (two per projection, 210 in SmolLM2), a split's is one concat.
+        image, text = tf.split(inputs, [prefix, -1], axis=1)        # (b, P, ...), (b, T, ...)
+        image = self._project_with(image, self.adapted_kernel())
+        text = super().call(text, training=training)
+        return ops.concatenate([image, text], axis=1)                # (b, P + T, ...)
 
     def _finish(self, y):
         if self.bias is not None:
