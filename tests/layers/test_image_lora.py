@@ -125,7 +125,7 @@ def test_cached_prefill_and_decode_steps_equal_the_full_call(trained):
         np.testing.assert_allclose(np.asarray(logits)[:, 0], full[:, t], atol=1e-4)
 
 
-def test_preset_round_trip_keeps_the_factors_and_merge_keeps_them_too(trained):
+def test_preset_and_keras_round_trips_keep_the_factors_and_merge_keeps_them(trained):
     from vit_tf.runs import load_task
     from vit_tf.training.precision import precision_copy
 
@@ -145,6 +145,10 @@ def test_preset_round_trip_keeps_the_factors_and_merge_keeps_them_too(trained):
     assert loaded.decoder.image_lora == {"rank": 2, "alpha": 4.0}
     assert len(image_lora_targets(loaded.decoder)) == len(image_lora_targets(task.decoder)) > 0
     np.testing.assert_allclose(np.asarray(loaded.decoder(ids, image_tokens=image)), expected,
+                               atol=1e-5)
+    task.save(str(root / "task.keras"))                # the .keras file of a training run
+    reloaded = load_task(str(root / "task.keras"))
+    np.testing.assert_allclose(np.asarray(reloaded.decoder(ids, image_tokens=image)), expected,
                                atol=1e-5)
 
 
