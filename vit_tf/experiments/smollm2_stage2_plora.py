@@ -34,6 +34,12 @@ yes/no questions), held-out emoji CIDEr-D 0.188 (ROUGE-L 39.4, names the object 
 Gettysburg perplexity **12.99**, the original's: a text-only prompt runs the original weights.
 Against LoRA on every token with the text-only chat mix (smollm2_stage2_lora, 821 steps):
 easy-VQA 87.5%, emoji CIDEr-D 0.188, 1/20, perplexity 22.73.
+
+Continued for 4 more minutes (``--init runs/s2_plora --out runs/s2_plora_cont --minutes 4``,
+load 1.8 -> 2.1, with the input split once per projection instead of sliced twice): 152 steps
+at 0.63 steps/s (0.46 before the split), 135 s first call; easy-VQA fell to 84.2%, emoji
+CIDEr-D 0.11, photos 0.064; retention 20/20, perplexity 12.99. The 20-minute run's 88.3%
+stands.
 Table: vit_tf/experiments/README.md, "SmolLM2 learns to see".
 """
 
