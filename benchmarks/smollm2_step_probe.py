@@ -2,9 +2,10 @@
 
     python benchmarks/smollm2_step_probe.py PRECISION JIT POLICY STEPS [BATCH] [DATA]
 
-PRECISION float32 | mixed_bfloat16, JIT 0 | 1, POLICY s1 | lora | full (the stage files'
-configs, built from the pretrained parts), STEPS optimizer steps on up to 200 records per
-category of DATA/train.json (default /work/rc/real, `vit-tf data real-images`). Prints the first
+PRECISION float32 | mixed_bfloat16, JIT 0 | 1, POLICY s1 | lora | plora | full (the stage
+files' configs, built from the pretrained parts; plora: image-token-only LoRA,
+smollm2_stage2_plora), STEPS optimizer steps on up to 200 records per category of
+DATA/train.json (default /work/rc/real, `vit-tf data real-images`). Prints the first
 call's seconds (tracing / XLA compilation) and seconds per step after it.
 
 Measured 2026-12-06 23:38 on the shared 2 cores (load 0.8 -> 3.3), under the CPU lock:
@@ -19,7 +20,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from vit_tf.experiments import smollm2_stage1, smollm2_stage2_full  # noqa: E402
-from vit_tf.experiments import smollm2_stage2_lora  # noqa: E402
+from vit_tf.experiments import smollm2_stage2_lora, smollm2_stage2_plora  # noqa: E402
 from vit_tf.experiments.smollm2_vision import (TRAIN_FILE, feature_cache,  # noqa: E402
                                                fit_widths, new_task, read_split)
 from vit_tf.training.feature_training import fit_on_features, peak_memory_gib  # noqa: E402
@@ -30,7 +31,8 @@ def main(argv):
     prec, jit, pol, steps = argv[0], argv[1] == "1", argv[2], int(argv[3])
     batch = int(argv[4]) if len(argv) > 4 else 8
     data = argv[5] if len(argv) > 5 else "/work/rc/real"
-    mod = {"s1": smollm2_stage1, "lora": smollm2_stage2_lora, "full": smollm2_stage2_full}[pol]
+    mod = {"s1": smollm2_stage1, "lora": smollm2_stage2_lora, "plora": smollm2_stage2_plora,
+           "full": smollm2_stage2_full}[pol]
     config = mod.get_config()
     config.train.precision, config.train.jit_compile = prec, jit
     t0 = time.perf_counter()

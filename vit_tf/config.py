@@ -115,6 +115,7 @@ class ModelConfig:
 
 
 PART_MODES = ("frozen", "full", "lora")   # per-part training policy (vit_tf.training.policy)
+LORA_TOKENS = ("all", "image")            # where the decoder's LoRA applies (train.lora.tokens)
 PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
 
 
@@ -135,6 +136,9 @@ class PolicyConfig:
 class LoraConfig:
     rank: int = 8                     # low-rank update A (d_in, rank) @ B (rank, d_out)
     alpha: float = 16.0               # the update is scaled by alpha / rank
+    tokens: str = "all"               # the decoder's LoRA at every position ("all"), or at the
+                                      # image prefix's only ("image": text computes the original
+                                      # LM; vit_tf.layers.image_lora, keras-hub LMs)
 
 
 def _stage1_policy():

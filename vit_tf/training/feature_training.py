@@ -32,7 +32,7 @@ from vit_tf.data.template import END
 from vit_tf.data.text_chat import untrain_unfinished_ends
 from vit_tf.models.image_features import feature_model
 from vit_tf.training.optim import compile_model, steps_per_call
-from vit_tf.training.policy import apply_policy, trainable_counts
+from vit_tf.training.policy import apply_policy, trainable_counts, trains_text_positions
 
 
 def feature_dataset(examples, cache, batch_size, *, shuffle=True, seed=0, repeat=True,
@@ -139,9 +139,14 @@ def fit_on_features(task, records, cache, train_config, policy, lora=None, *, st
     if policy.image_encoder != "frozen":
         raise ConfigError(f"{label}: cached image features need a frozen image encoder "
                           f"(policy.image_encoder={policy.image_encoder!r})")
-    multipliers = apply_policy(task, policy, lora or train_config.lora, where=f"{label} policy")
-    examples = encode_records(records, task.preprocessor, max_text_length)
+    lora = lora or train_config.lora
     text_only = sum(1 for r in records if not r["image_path"])
+    if text_only and not trains_text_positions(policy, lora):
+        raise ConfigError(f"{label}: {text_only} text-only examples would train nothing "
+                          f"(policy.decoder={policy.decoder!r}, lora.tokens={lora.tokens!r}: "
+                          "no trained weight acts at text positions); leave them out")
+    multipliers = apply_policy(task, policy, lora, where=f"{label} policy")
+    examples = encode_records(records, task.preprocessor, max_text_length)
     if text_only:   # vit_tf.data.text_chat: answers cut by the token limit did not end there
         end = len(task.preprocessor.chat.markers[END])
         cut = untrain_unfinished_ends(examples, records, end)

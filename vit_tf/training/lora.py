@@ -6,12 +6,19 @@ it freezes the kernel, adds float32 ``lora_kernel_a`` (d_in, rank) and ``lora_ke
 ``save_own_variables`` already writes the *merged* kernel, so a ``.keras`` file of a LoRA model
 is a plain model; ``merge_lora`` does the same in memory and returns a model without LoRA.
 
+Image-token-only LoRA (``train.lora.tokens=image``, ``vit_tf.layers.image_lora``) is not
+Keras' LoRA: its update is not for every token, so it cannot be merged into the kernel.
+``merge_lora`` keeps it (the copy's decoder re-makes the adapters from its config and the factors
+are copied); ``lora_variables`` lists its factors too.
+
 Example:
     >>> n = enable_lora(model.decoder, rank=8, alpha=16)   # -> number of layers adapted
     >>> plain = merge_lora(model)                          # same outputs, no LoRA weights
 """
 
 import keras
+
+from vit_tf.layers.image_lora import image_lora_targets
 
 LORA_TYPES = (keras.layers.Dense, keras.layers.EinsumDense)
 
@@ -40,12 +47,14 @@ def enable_lora(layer, rank, alpha, skip=None):
 
 
 def lora_variables(layer):
-    """The LoRA factors (A and B of every adapted layer) inside ``layer``."""
-    return [v for sub in layer._flatten_layers() if getattr(sub, "lora_enabled", False)
+    """The LoRA factors (A and B of every adapted layer, Keras' or image-token) inside ``layer``."""
+    keras_lora = [sub for sub in layer._flatten_layers() if getattr(sub, "lora_enabled", False)]
+    return [v for sub in keras_lora + image_lora_targets(layer)
             for v in (sub.lora_kernel_a, sub.lora_kernel_b)]
 
 
 def has_lora(model):
+    """Whether ``model`` has Keras LoRA (mergeable; image-token LoRA is not counted)."""
     return any(getattr(sub, "lora_enabled", False) for sub in model._flatten_layers())
 
 
@@ -68,6 +77,7 @@ def merge_lora(model):
     their own arguments, so the copy has no LoRA) and each layer's variables are copied with
     Keras's own ``save_own_variables`` / ``load_own_variables``, the path a ``.keras`` file takes,
     which merges the factors into the kernel. A model without LoRA is returned unchanged.
+    Image-token LoRA is kept as it is (it cannot be merged): the copy's decoder re-makes it.
     """
     if not has_lora(model):
         return model

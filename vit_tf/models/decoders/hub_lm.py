@@ -23,6 +23,7 @@ import keras_hub
 from keras import ops
 
 from vit_tf.config import ConfigError
+from vit_tf.layers.image_lora import enable_image_lora, image_prefix
 from vit_tf.models.decoders.base import LanguageDecoder
 from vit_tf.pretrained import resolve_preset
 from vit_tf.registry import DECODERS
@@ -52,6 +53,9 @@ class HubCausalLMDecoder(LanguageDecoder):
         fusion: a ``vit_tf.layers.fusion.Fusion`` (width ``backbone.hidden_dim``) or None
             (``ConcatFusion``: the image tokens are the prefix).
         trainable: False freezes the LM (the fusion stays trainable).
+        image_lora: None, or ``{"rank": r, "alpha": a}``: the LM's projections carry
+            image-token-only LoRA (``vit_tf.layers.image_lora``; ``enable_image_lora``), re-made
+            when the decoder is rebuilt from its config so a saved file loads the factors.
 
     Call: ``token_ids`` (batch, text_len) int32, ``image_tokens`` (batch, N, hidden_dim),
         ``padding_mask`` (batch, text_len) -> logits (batch, text_len, vocabulary_size) float32.
@@ -60,12 +64,35 @@ class HubCausalLMDecoder(LanguageDecoder):
     backbone_class = None
     scale_embeddings = False
 
-    def __init__(self, backbone, max_sequence_length, fusion=None, trainable=True, **kwargs):
+    def __init__(self, backbone, max_sequence_length, fusion=None, trainable=True,
+                 image_lora=None, **kwargs):
         super().__init__(backbone.vocabulary_size, backbone.hidden_dim, backbone.num_layers,
                          max_sequence_length, fusion=fusion, **kwargs)
         self.backbone = backbone
         self.backbone.trainable = trainable
         self.lm_trainable = trainable
+        self.image_lora = None
+        if image_lora:
+            self.enable_image_lora(image_lora["rank"], image_lora["alpha"])
+
+    def enable_image_lora(self, rank, alpha):
+        """Image-token-only LoRA on every projection of the LM (``train.lora.tokens=image``):
+        the update applies at the image prefix's positions only, so a text-only input computes
+        the original LM exactly. Concat fusion only (the image must be the prefix)."""
+        if self.fusion.uses_reads:
+            raise ConfigError(f"train.lora.tokens='image' needs the concat fusion (the image as "
+                              f"the LM's prefix), not the {type(self.fusion).__name__}")
+        wanted = {"rank": int(rank), "alpha": float(alpha)}
+        if self.image_lora is not None and self.image_lora != wanted:
+            raise ConfigError(f"the LM already has image-token LoRA {self.image_lora}; "
+                              f"asked for {wanted}")
+        enable_image_lora(self.backbone, wanted["rank"], wanted["alpha"])
+        self.image_lora = wanted
+
+    def _image_scope(self, prefix_len):
+        """The scope the transformer layers run in: the adapted projections' image positions
+        are the prefix's (none without image-token LoRA or without a prefix)."""
+        return image_prefix(prefix_len if self.image_lora else 0)
 
     @classmethod
     def width_from_section(cls, section):
@@ -138,9 +165,10 @@ class HubCausalLMDecoder(LanguageDecoder):
                              f"{type(self.fusion).__name__} reads the image at every layer")
         mask = self.with_prefix_mask(padding_mask, prefix_len, "int32",
                                      image_present)                    # (batch, prefix + text)
-        for i, block in enumerate(self.backbone.transformer_layers):
-            x = self._layer(block, x, padding_mask=mask)
-            x = self.fused_read(i, x, image_tokens)
+        with self._image_scope(prefix_len):
+            for i, block in enumerate(self.backbone.transformer_layers):
+                x = self._layer(block, x, padding_mask=mask)
+                x = self.fused_read(i, x, image_tokens)
         return self._logits(x, prefix_len)
 
     def init_cache(self, batch_size, max_length):
@@ -158,10 +186,12 @@ class HubCausalLMDecoder(LanguageDecoder):
         self._check_causal(prefix_lengths)
         x, prefix_len = self.embed_with_prefix(token_ids, image_tokens if include_prefix else None)
         caches = []
-        for i, block in enumerate(self.backbone.transformer_layers):
-            x, layer_cache = self._layer(block, x, cache=cache[:, i], index=cache_update_index)
-            x = self.fused_read(i, x, image_tokens)
-            caches.append(layer_cache)
+        with self._image_scope(prefix_len):   # decode steps: no prefix, the plain projections
+            for i, block in enumerate(self.backbone.transformer_layers):
+                x, layer_cache = self._layer(block, x, cache=cache[:, i],
+                                             index=cache_update_index)
+                x = self.fused_read(i, x, image_tokens)
+                caches.append(layer_cache)
         return self._logits(x, prefix_len), ops.stack(caches, axis=1)
 
     def get_config(self):
@@ -169,6 +199,7 @@ class HubCausalLMDecoder(LanguageDecoder):
         config.update(
             backbone=keras.saving.serialize_keras_object(self.backbone),
             trainable=self.lm_trainable,
+            image_lora=self.image_lora,
         )
         return config
 
