@@ -118,3 +118,38 @@ def test_tokenizer_stage_starts_from_saved_weights_and_steps_zero_uses_them_as_t
     with pytest.raises(ValueError, match="vq.steps=0 needs vq.weights"):
         train_tokenizer_stage(apply_overrides(config, ["vq.weights="]), prep, str(tmp_path),
                               log=lambda m: None)
+
+
+def test_conv_decoder_upsamples_codes_to_pixels_round_trips_and_rejects_bad_options(tmp_path):
+    import pytest
+
+    from vit_tf.config import ConfigError, apply_overrides
+    from vit_tf.t2i.config import T2IConfig, check
+
+    keras.utils.set_random_seed(0)
+    vq = VQVAE(16, patch_size=4, width=8, code_dim=4, num_codes=16, num_res_blocks=1,
+               decoder="conv")
+    assert [layer.name for layer in vq.decoder.layers[-3:]] == ["up0", "up1", "to_rgb"]
+    images = np.random.default_rng(0).integers(0, 256, (2, 16, 16, 3)).astype("float32")
+    codes = vq.encode(images)
+    assert codes.shape == (2, 4, 4)
+    decoded = vq.decode(codes).numpy()
+    assert decoded.shape == (2, 16, 16, 3)
+    np.testing.assert_allclose(decoded, ((vq(images).numpy() + 1) * 127.5).clip(0, 255),
+                               atol=1e-3)
+    # one code changed moves pixels beyond its own 4x4 patch (the transposed convs overlap)
+    other = codes.numpy().copy()
+    other[0, 1, 1] = (other[0, 1, 1] + 1) % 16
+    changed = np.abs(vq.decode(other).numpy()[0] - decoded[0]).sum(-1) > 1e-4
+    assert changed[4:8, 4:8].any() and changed[3, 4:8].any()
+    path = tmp_path / "vq.keras"
+    vq.save(path)
+    again = keras.saving.load_model(path, compile=False)
+    assert again.decoder_kind == "conv"
+    np.testing.assert_array_equal(again.decode(codes).numpy(), decoded)
+    with pytest.raises(ValueError, match="decoder must be one of patch, conv, got 'deconv'"):
+        VQVAE(16, patch_size=4, decoder="deconv")
+    with pytest.raises(ValueError, match="patch_size a power of 2, got 6"):
+        VQVAE(12, patch_size=6, decoder="conv")
+    with pytest.raises(ConfigError, match="vq.decoder: 'deconv'"):
+        check(apply_overrides(T2IConfig(), ["vq.decoder=deconv"]))

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from vit_tf.config import ConfigError, from_dict
 
 GENERATORS = ("maskgit", "diffusion")
+VQ_DECODERS = ("patch", "conv")        # vit_tf.t2i.vqvae.DECODERS
 
 
 @dataclass
@@ -33,6 +34,7 @@ class VQConfig:
     code_dim: int = 16
     num_codes: int = 1024
     num_res_blocks: int = 2
+    decoder: str = "patch"             # patch (per-code MLP) | conv (transposed convs)
     commitment: float = 0.25
     decay: float = 0.99
     dead_threshold: float = 0.01
@@ -106,6 +108,9 @@ def check(config):
     """Raise ``ConfigError`` for a value no run can use (the generator name, positive sizes)."""
     if config.generator not in GENERATORS:
         raise ConfigError(f"generator: {config.generator!r} is not one of {', '.join(GENERATORS)}")
+    if config.vq.decoder not in VQ_DECODERS:
+        raise ConfigError(f"vq.decoder: {config.vq.decoder!r} is not one of "
+                          f"{', '.join(VQ_DECODERS)}")
     for key, value in (("data.max_text_length", config.data.max_text_length),
                        ("vq.num_codes", config.vq.num_codes),
                        ("maskgit.batch_size", config.maskgit.batch_size),
