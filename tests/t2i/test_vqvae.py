@@ -153,3 +153,24 @@ def test_conv_decoder_upsamples_codes_to_pixels_round_trips_and_rejects_bad_opti
         VQVAE(12, patch_size=6, decoder="conv")
     with pytest.raises(ConfigError, match="vq.decoder: 'deconv'"):
         check(apply_overrides(T2IConfig(), ["vq.decoder=deconv"]))
+
+
+def test_error_restarts_seed_dead_rows_at_the_worst_fitted_outputs_not_the_common_ones():
+    import pytest
+
+    q = VectorQuantizer(4, 2, decay=0.0, dead_threshold=0.5, epsilon=0.0, restart="error", seed=3)
+    q.build((None, 2))
+    q.codebook.assign([[0.0, 0.0], [100.0, 100.0], [200.0, 200.0], [300.0, 300.0]])
+    # 60 outputs sit on row 0 (no error); one lies far from it: only that one may seed restarts
+    z = np.array([[0.0, 0.0]] * 60 + [[5.0, 5.0]], "float32")
+    tf.function(lambda x: q(x, training=True), jit_compile=True)(z)
+    np.testing.assert_allclose(q.codebook.numpy()[1:], [[5.0, 5.0]] * 3)
+    assert q.get_config()["restart"] == "error"
+    assert VQVAE(16, patch_size=4, restart="error").quantizer.restart == "error"
+    with pytest.raises(ValueError, match="restart must be one of random, error, got 'best'"):
+        VectorQuantizer(4, 2, restart="best")
+    from vit_tf.config import ConfigError, apply_overrides
+    from vit_tf.t2i.config import T2IConfig, check
+
+    with pytest.raises(ConfigError, match="vq.restart: 'best'"):
+        check(apply_overrides(T2IConfig(), ["vq.restart=best"]))

@@ -80,12 +80,13 @@ SOURCES = ("oracle", "retrieval", "maskgit", "diffusion")
 # Budgets: each generator within 15 minutes of training on the shared 2 cores, the MaskGIT's
 # tokenizer included (tokenizer 360 s + transformer 360 s; diffusion 660 s); each stage measures
 # its first steps and sizes itself to its max_seconds (``StepBudget``).
+VQ = ["vq.num_codes=2048", "vq.decoder=conv"]           # the tokenizer, as both stages build it
 TOKENIZER = [
-    f"data.hold_out={HOLD_OUT}", "data.max_text_length=32",
-    "vq.num_codes=2048", "vq.steps=6000", "vq.max_seconds=360",
+    f"data.hold_out={HOLD_OUT}", "data.max_text_length=32", *VQ,
+    "vq.steps=6000", "vq.max_seconds=360",
 ]
 MASKGIT = [
-    f"data.hold_out={HOLD_OUT}", "data.max_text_length=32", "vq.num_codes=2048", "vq.steps=0",
+    f"data.hold_out={HOLD_OUT}", "data.max_text_length=32", *VQ, "vq.steps=0",
     "maskgit.hidden_dim=128", "maskgit.num_layers=4", "maskgit.num_heads=4",
     "maskgit.intermediate_dim=512", "maskgit.steps=20000", "maskgit.max_seconds=360",
 ]

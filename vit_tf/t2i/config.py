@@ -14,6 +14,7 @@ from vit_tf.config import ConfigError, from_dict
 
 GENERATORS = ("maskgit", "diffusion")
 VQ_DECODERS = ("patch", "conv")        # vit_tf.t2i.vqvae.DECODERS
+VQ_RESTARTS = ("random", "error")      # vit_tf.t2i.vqvae.RESTARTS
 
 
 @dataclass
@@ -38,6 +39,7 @@ class VQConfig:
     commitment: float = 0.25
     decay: float = 0.99
     dead_threshold: float = 0.01
+    restart: str = "random"            # dead rows restart at: random | error (k-means++-like)
     batch_size: int = 64
     steps: int = 1200
     learning_rate: float = 2e-3
@@ -111,6 +113,9 @@ def check(config):
     if config.vq.decoder not in VQ_DECODERS:
         raise ConfigError(f"vq.decoder: {config.vq.decoder!r} is not one of "
                           f"{', '.join(VQ_DECODERS)}")
+    if config.vq.restart not in VQ_RESTARTS:
+        raise ConfigError(f"vq.restart: {config.vq.restart!r} is not one of "
+                          f"{', '.join(VQ_RESTARTS)}")
     for key, value in (("data.max_text_length", config.data.max_text_length),
                        ("vq.num_codes", config.vq.num_codes),
                        ("maskgit.batch_size", config.maskgit.batch_size),

@@ -39,6 +39,7 @@ import numpy as np
 from keras import ops
 
 DECODERS = ("patch", "conv")
+RESTARTS = ("random", "error")
 
 
 def normalize(images):
@@ -71,12 +72,19 @@ class VectorQuantizer(keras.layers.Layer):
         num_codes: codebook rows (K). code_dim: their width (D).
         decay: EMA decay of counts and sums. commitment: weight of ||z - sg(q)||^2.
         dead_threshold: a row whose EMA count (assignments per call) is below this restarts.
+        restart: where a dead row restarts: "random" (a uniformly drawn encoder output of the
+            batch, Jukebox) or "error" (drawn with probability proportional to the output's
+            squared distance from its code, as k-means++ seeds: outputs the codebook already
+            fits well, e.g. the plain background most patches are, are rarely drawn).
         epsilon: Laplace smoothing of the counts. seed: restart draws.
     """
 
     def __init__(self, num_codes, code_dim, decay=0.99, commitment=0.25, dead_threshold=0.01,
-                 epsilon=1e-5, seed=0, **kwargs):
+                 epsilon=1e-5, seed=0, restart="random", **kwargs):
         super().__init__(**kwargs)
+        if restart not in RESTARTS:
+            raise ValueError(f"restart must be one of {', '.join(RESTARTS)}, got {restart!r}")
+        self.restart = restart
         self.num_codes, self.code_dim = int(num_codes), int(code_dim)
         self.decay, self.commitment = float(decay), float(commitment)
         self.dead_threshold, self.epsilon, self.seed = float(dead_threshold), float(epsilon), seed
@@ -125,8 +133,13 @@ class VectorQuantizer(keras.layers.Layer):
         codebook = sums / smoothed[:, None]
         # dead rows restart at random encoder outputs of this batch
         dead = (counts < self.dead_threshold)[:, None]
-        pick = keras.random.randint((self.num_codes,), 0, ops.shape(flat)[0],
-                                    seed=self.seed_generator)
+        if self.restart == "error":
+            error = ops.sum((flat - ops.take(self.codebook, idx, axis=0)) ** 2, axis=1)  # (N,)
+            pick = keras.random.categorical(ops.log(error + 1e-12)[None], self.num_codes,
+                                            seed=self.seed_generator)[0]
+        else:
+            pick = keras.random.randint((self.num_codes,), 0, ops.shape(flat)[0],
+                                        seed=self.seed_generator)
         fresh = ops.take(flat, pick, axis=0)                                       # (K, D)
         self.codebook.assign(ops.where(dead, fresh, codebook))
         self.ema_sums.assign(ops.where(dead, fresh, sums))
@@ -143,7 +156,8 @@ class VectorQuantizer(keras.layers.Layer):
     def get_config(self):
         return {**super().get_config(), "num_codes": self.num_codes, "code_dim": self.code_dim,
                 "decay": self.decay, "commitment": self.commitment,
-                "dead_threshold": self.dead_threshold, "epsilon": self.epsilon, "seed": self.seed}
+                "dead_threshold": self.dead_threshold, "epsilon": self.epsilon, "seed": self.seed,
+                "restart": self.restart}
 
 
 @keras.saving.register_keras_serializable(package="vit_tf")
@@ -176,14 +190,14 @@ class VQVAE(keras.Model):
         patch_size: pixels a side per code (8: a 64-px image is 8x8 codes).
         width: channels of the residual trunk on the code grid.
         code_dim, num_codes: codebook width and size. num_res_blocks: per side.
-        decay, commitment, dead_threshold: of the ``VectorQuantizer``.
+        decay, commitment, dead_threshold, restart: of the ``VectorQuantizer``.
         decoder: "patch" (a per-code MLP unprojects each patch) or "conv" (stride-2
             transposed convs up to the pixels; ``patch_size`` a power of 2).
     """
 
     def __init__(self, image_size=64, patch_size=8, width=128, code_dim=16, num_codes=512,
                  num_res_blocks=2, decay=0.99, commitment=0.25, dead_threshold=0.01, seed=0,
-                 decoder="patch", **kwargs):
+                 decoder="patch", restart="random", **kwargs):
         super().__init__(**kwargs)
         if image_size % patch_size:
             raise ValueError(f"image_size {image_size} is not a multiple of patch_size "
@@ -192,7 +206,7 @@ class VQVAE(keras.Model):
             raise ValueError(f"decoder must be one of {', '.join(DECODERS)}, got {decoder!r}")
         if decoder == "conv" and patch_size & (patch_size - 1):
             raise ValueError(f"the conv decoder needs patch_size a power of 2, got {patch_size}")
-        self.decoder_kind = decoder
+        self.decoder_kind, self.restart = decoder, restart
         self.image_size, self.patch_size, self.width = int(image_size), int(patch_size), int(width)
         self.code_dim, self.num_codes, self.num_res_blocks = code_dim, num_codes, num_res_blocks
         self.decay, self.commitment, self.dead_threshold, self.seed = (
@@ -205,7 +219,7 @@ class VQVAE(keras.Model):
             + [keras.layers.Activation("relu"), keras.layers.Dense(code_dim, name="to_code")],
             name="encoder")
         self.quantizer = VectorQuantizer(num_codes, code_dim, decay, commitment, dead_threshold,
-                                         seed=seed, name="quantizer")
+                                         seed=seed, restart=restart, name="quantizer")
         self.decoder = keras.Sequential(
             [keras.layers.Dense(width, name="from_code")]
             + [ResidualBlock(width, name=f"res{i}") for i in range(num_res_blocks)]
@@ -269,4 +283,4 @@ class VQVAE(keras.Model):
                 "num_codes": self.num_codes, "num_res_blocks": self.num_res_blocks,
                 "decay": self.decay, "commitment": self.commitment,
                 "dead_threshold": self.dead_threshold, "seed": self.seed,
-                "decoder": self.decoder_kind}
+                "decoder": self.decoder_kind, "restart": self.restart}
