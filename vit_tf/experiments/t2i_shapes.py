@@ -80,7 +80,9 @@ SOURCES = ("oracle", "retrieval", "maskgit", "diffusion")
 # Budgets: each generator within 15 minutes of training on the shared 2 cores, the MaskGIT's
 # tokenizer included (tokenizer 360 s + transformer 360 s; diffusion 660 s); each stage measures
 # its first steps and sizes itself to its max_seconds (``StepBudget``).
-VQ = ["vq.num_codes=2048", "vq.decoder=conv"]           # the tokenizer, as both stages build it
+# the tokenizer, as both stages build it: 4x4 patches -> 16x16 codes, conv decoder
+VQ = ["vq.patch_size=4", "vq.width=64", "vq.num_codes=1024", "vq.decoder=conv",
+      "vq.restart=error"]
 TOKENIZER = [
     f"data.hold_out={HOLD_OUT}", "data.max_text_length=32", *VQ,
     "vq.steps=6000", "vq.max_seconds=360",
