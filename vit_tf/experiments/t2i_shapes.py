@@ -90,7 +90,7 @@ TOKENIZER = [
 MASKGIT = [
     f"data.hold_out={HOLD_OUT}", "data.max_text_length=32", *VQ, "vq.steps=0",
     "maskgit.hidden_dim=128", "maskgit.num_layers=4", "maskgit.num_heads=4",
-    "maskgit.intermediate_dim=512", "maskgit.steps=20000", "maskgit.max_seconds=360",
+    "maskgit.intermediate_dim=512", "maskgit.steps=20000", "maskgit.max_seconds=480",
 ]
 DIFFUSION = [
     "generator=diffusion", f"data.hold_out={HOLD_OUT}", "data.max_text_length=32",
