@@ -118,3 +118,59 @@ def test_tokenizer_stage_starts_from_saved_weights_and_steps_zero_uses_them_as_t
     with pytest.raises(ValueError, match="vq.steps=0 needs vq.weights"):
         train_tokenizer_stage(apply_overrides(config, ["vq.weights="]), prep, str(tmp_path),
                               log=lambda m: None)
+
+
+def test_conv_decoder_upsamples_codes_to_pixels_round_trips_and_rejects_bad_options(tmp_path):
+    import pytest
+
+    from vit_tf.config import ConfigError, apply_overrides
+    from vit_tf.t2i.config import T2IConfig, check
+
+    keras.utils.set_random_seed(0)
+    vq = VQVAE(16, patch_size=4, width=8, code_dim=4, num_codes=16, num_res_blocks=1,
+               decoder="conv")
+    assert [layer.name for layer in vq.decoder.layers[-3:]] == ["up0", "up1", "to_rgb"]
+    images = np.random.default_rng(0).integers(0, 256, (2, 16, 16, 3)).astype("float32")
+    codes = vq.encode(images)
+    assert codes.shape == (2, 4, 4)
+    decoded = vq.decode(codes).numpy()
+    assert decoded.shape == (2, 16, 16, 3)
+    np.testing.assert_allclose(decoded, ((vq(images).numpy() + 1) * 127.5).clip(0, 255),
+                               atol=1e-3)
+    # one code changed moves pixels beyond its own 4x4 patch (the transposed convs overlap)
+    other = codes.numpy().copy()
+    other[0, 1, 1] = (other[0, 1, 1] + 1) % 16
+    changed = np.abs(vq.decode(other).numpy()[0] - decoded[0]).sum(-1) > 1e-4
+    assert changed[4:8, 4:8].any() and changed[3, 4:8].any()
+    path = tmp_path / "vq.keras"
+    vq.save(path)
+    again = keras.saving.load_model(path, compile=False)
+    assert again.decoder_kind == "conv"
+    np.testing.assert_array_equal(again.decode(codes).numpy(), decoded)
+    with pytest.raises(ValueError, match="decoder must be one of patch, conv, got 'deconv'"):
+        VQVAE(16, patch_size=4, decoder="deconv")
+    with pytest.raises(ValueError, match="patch_size a power of 2, got 6"):
+        VQVAE(12, patch_size=6, decoder="conv")
+    with pytest.raises(ConfigError, match="vq.decoder: 'deconv'"):
+        check(apply_overrides(T2IConfig(), ["vq.decoder=deconv"]))
+
+
+def test_error_restarts_seed_dead_rows_at_the_worst_fitted_outputs_not_the_common_ones():
+    import pytest
+
+    q = VectorQuantizer(4, 2, decay=0.0, dead_threshold=0.5, epsilon=0.0, restart="error", seed=3)
+    q.build((None, 2))
+    q.codebook.assign([[0.0, 0.0], [100.0, 100.0], [200.0, 200.0], [300.0, 300.0]])
+    # 60 outputs sit on row 0 (no error); one lies far from it: only that one may seed restarts
+    z = np.array([[0.0, 0.0]] * 60 + [[5.0, 5.0]], "float32")
+    tf.function(lambda x: q(x, training=True), jit_compile=True)(z)
+    np.testing.assert_allclose(q.codebook.numpy()[1:], [[5.0, 5.0]] * 3)
+    assert q.get_config()["restart"] == "error"
+    assert VQVAE(16, patch_size=4, restart="error").quantizer.restart == "error"
+    with pytest.raises(ValueError, match="restart must be one of random, error, got 'best'"):
+        VectorQuantizer(4, 2, restart="best")
+    from vit_tf.config import ConfigError, apply_overrides
+    from vit_tf.t2i.config import T2IConfig, check
+
+    with pytest.raises(ConfigError, match="vq.restart: 'best'"):
+        check(apply_overrides(T2IConfig(), ["vq.restart=best"]))

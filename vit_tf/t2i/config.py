@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from vit_tf.config import ConfigError, from_dict
 
 GENERATORS = ("maskgit", "diffusion")
+VQ_DECODERS = ("patch", "conv")        # vit_tf.t2i.vqvae.DECODERS
+VQ_RESTARTS = ("random", "error")      # vit_tf.t2i.vqvae.RESTARTS
 
 
 @dataclass
@@ -33,9 +35,11 @@ class VQConfig:
     code_dim: int = 16
     num_codes: int = 1024
     num_res_blocks: int = 2
+    decoder: str = "patch"             # patch (per-code MLP) | conv (transposed convs)
     commitment: float = 0.25
     decay: float = 0.99
     dead_threshold: float = 0.01
+    restart: str = "random"            # dead rows restart at: random | error (k-means++-like)
     batch_size: int = 64
     steps: int = 1200
     learning_rate: float = 2e-3
@@ -106,6 +110,12 @@ def check(config):
     """Raise ``ConfigError`` for a value no run can use (the generator name, positive sizes)."""
     if config.generator not in GENERATORS:
         raise ConfigError(f"generator: {config.generator!r} is not one of {', '.join(GENERATORS)}")
+    if config.vq.decoder not in VQ_DECODERS:
+        raise ConfigError(f"vq.decoder: {config.vq.decoder!r} is not one of "
+                          f"{', '.join(VQ_DECODERS)}")
+    if config.vq.restart not in VQ_RESTARTS:
+        raise ConfigError(f"vq.restart: {config.vq.restart!r} is not one of "
+                          f"{', '.join(VQ_RESTARTS)}")
     for key, value in (("data.max_text_length", config.data.max_text_length),
                        ("vq.num_codes", config.vq.num_codes),
                        ("maskgit.batch_size", config.maskgit.batch_size),

@@ -111,7 +111,8 @@ def train_tokenizer_stage(config, prep, out, log):
 
     c = config.vq
     vq = VQVAE(config.data.image_size, c.patch_size, c.width, c.code_dim, c.num_codes,
-               c.num_res_blocks, c.decay, c.commitment, c.dead_threshold, seed=config.seed)
+               c.num_res_blocks, c.decay, c.commitment, c.dead_threshold, seed=config.seed,
+               decoder=c.decoder, restart=c.restart)
     if c.weights:
         if not os.path.exists(c.weights):
             raise FileNotFoundError(f"vq.weights: {c.weights} does not exist")

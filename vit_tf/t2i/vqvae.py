@@ -2,24 +2,33 @@
 in its appendix and Razavi et al. 2019, dead codes restarted from the batch as in Jukebox).
 
     images (B, S, S, 3) float [0, 255]
-      -> encoder: len(channels) stride-2 4x4 convs, residual blocks, 1x1 -> (B, S/2^n, S/2^n, code_dim)
-      -> VectorQuantizer: nearest of num_codes codebook rows -> indices (B, S/2^n, S/2^n) int32
-      -> decoder: 1x1, residual blocks, stride-2 4x4 transposed convs -> (B, S, S, 3) in [-1, 1]
+      -> patches (B, g, g, p * p * 3), g = S / patch_size
+      -> encoder: Dense(width), residual blocks (3x3 convs on the code grid), Dense(code_dim)
+      -> VectorQuantizer: nearest of num_codes codebook rows -> indices (B, g, g) int32
+      -> decoder: Dense(width), residual blocks, then either
+         "patch": a per-code MLP unprojecting each code's p x p patch, or
+         "conv":  log2(p) stride-2 4x4 transposed convs (channels halving from width) and a
+                  3x3 conv to RGB, so neighbouring codes shape every pixel of an edge
+      -> (B, S, S, 3) in [-1, 1]
 
-A 64-px shapes-world scene becomes 8x8 = 64 codes with the default three downsamplings. The
-codebook is not trained by gradients: each training call moves every row towards the mean of
-the encoder outputs assigned to it (exponential moving averages of counts and sums, Laplace
-smoothed), and a row whose average count falls below ``dead_threshold`` is restarted at a
-random encoder output of the batch. The encoder is pulled towards its codes by the commitment
-loss (``add_loss``); the decoder's gradient reaches the encoder straight through the
-quantizer. ``ema_counts`` doubles as the codebook-usage record (``codebook_usage``).
+A 64-px shapes-world scene becomes 8x8 = 64 codes with ``patch_size=8``. The ``conv`` decoder
+draws edges with the same small kernels at every offset, where the ``patch`` unprojection learns
+each pixel of a patch on its own; on the shapes world the patch decoder's corners blur (squares
+and triangles read back as circles, ``vit_tf/experiments/t2i_shapes.py``). The codebook is not
+trained by gradients: each training call moves every row towards the mean of the encoder
+outputs assigned to it (exponential moving averages of counts and sums, Laplace smoothed), and
+a row whose average count falls below ``dead_threshold`` is restarted at a random encoder output
+of the batch. The encoder is pulled towards its codes by the commitment loss (``add_loss``); the
+decoder's gradient reaches the encoder straight through the quantizer. ``ema_counts`` doubles as
+the codebook-usage record (``codebook_usage``).
 
 Training is ``model.fit`` with Keras's stock step: ``x`` = images in [0, 255], ``y`` =
 ``normalize(images)``, loss MSE (the commitment loss is added by the quantizer).
 
 Example::
 
-    vq = VQVAE(image_size=64, channels="32,64,128", code_dim=32, num_codes=512)
+    vq = VQVAE(image_size=64, patch_size=8, width=128, code_dim=16, num_codes=512,
+               decoder="conv")
     vq.compile(optimizer="adam", loss="mse"); vq.fit(ds, epochs=5)
     codes = vq.encode(images)          # (B, 8, 8) int32
     pixels = vq.decode(codes)          # (B, 64, 64, 3) float32 in [0, 255]
@@ -28,6 +37,9 @@ Example::
 import keras
 import numpy as np
 from keras import ops
+
+DECODERS = ("patch", "conv")
+RESTARTS = ("random", "error")
 
 
 def normalize(images):
@@ -60,12 +72,19 @@ class VectorQuantizer(keras.layers.Layer):
         num_codes: codebook rows (K). code_dim: their width (D).
         decay: EMA decay of counts and sums. commitment: weight of ||z - sg(q)||^2.
         dead_threshold: a row whose EMA count (assignments per call) is below this restarts.
+        restart: where a dead row restarts: "random" (a uniformly drawn encoder output of the
+            batch, Jukebox) or "error" (drawn with probability proportional to the output's
+            squared distance from its code, as k-means++ seeds: outputs the codebook already
+            fits well, e.g. the plain background most patches are, are rarely drawn).
         epsilon: Laplace smoothing of the counts. seed: restart draws.
     """
 
     def __init__(self, num_codes, code_dim, decay=0.99, commitment=0.25, dead_threshold=0.01,
-                 epsilon=1e-5, seed=0, **kwargs):
+                 epsilon=1e-5, seed=0, restart="random", **kwargs):
         super().__init__(**kwargs)
+        if restart not in RESTARTS:
+            raise ValueError(f"restart must be one of {', '.join(RESTARTS)}, got {restart!r}")
+        self.restart = restart
         self.num_codes, self.code_dim = int(num_codes), int(code_dim)
         self.decay, self.commitment = float(decay), float(commitment)
         self.dead_threshold, self.epsilon, self.seed = float(dead_threshold), float(epsilon), seed
@@ -114,8 +133,16 @@ class VectorQuantizer(keras.layers.Layer):
         codebook = sums / smoothed[:, None]
         # dead rows restart at random encoder outputs of this batch
         dead = (counts < self.dead_threshold)[:, None]
-        pick = keras.random.randint((self.num_codes,), 0, ops.shape(flat)[0],
-                                    seed=self.seed_generator)
+        if self.restart == "error":
+            # inverse-CDF draws: keras.random.categorical under XLA draws N x K Gumbel noises
+            # (1.6 s per call at N = 16384, K = 1024 on one core); this is K binary searches
+            error = ops.sum((flat - ops.take(self.codebook, idx, axis=0)) ** 2, axis=1)  # (N,)
+            cdf = ops.cumsum(error)
+            u = keras.random.uniform((self.num_codes,), seed=self.seed_generator) * cdf[-1]
+            pick = ops.minimum(ops.searchsorted(cdf, u, side="right"), ops.shape(flat)[0] - 1)
+        else:
+            pick = keras.random.randint((self.num_codes,), 0, ops.shape(flat)[0],
+                                        seed=self.seed_generator)
         fresh = ops.take(flat, pick, axis=0)                                       # (K, D)
         self.codebook.assign(ops.where(dead, fresh, codebook))
         self.ema_sums.assign(ops.where(dead, fresh, sums))
@@ -132,7 +159,8 @@ class VectorQuantizer(keras.layers.Layer):
     def get_config(self):
         return {**super().get_config(), "num_codes": self.num_codes, "code_dim": self.code_dim,
                 "decay": self.decay, "commitment": self.commitment,
-                "dead_threshold": self.dead_threshold, "epsilon": self.epsilon, "seed": self.seed}
+                "dead_threshold": self.dead_threshold, "epsilon": self.epsilon, "seed": self.seed,
+                "restart": self.restart}
 
 
 @keras.saving.register_keras_serializable(package="vit_tf")
@@ -165,16 +193,23 @@ class VQVAE(keras.Model):
         patch_size: pixels a side per code (8: a 64-px image is 8x8 codes).
         width: channels of the residual trunk on the code grid.
         code_dim, num_codes: codebook width and size. num_res_blocks: per side.
-        decay, commitment, dead_threshold: of the ``VectorQuantizer``.
+        decay, commitment, dead_threshold, restart: of the ``VectorQuantizer``.
+        decoder: "patch" (a per-code MLP unprojects each patch) or "conv" (stride-2
+            transposed convs up to the pixels; ``patch_size`` a power of 2).
     """
 
     def __init__(self, image_size=64, patch_size=8, width=128, code_dim=16, num_codes=512,
                  num_res_blocks=2, decay=0.99, commitment=0.25, dead_threshold=0.01, seed=0,
-                 **kwargs):
+                 decoder="patch", restart="random", **kwargs):
         super().__init__(**kwargs)
         if image_size % patch_size:
             raise ValueError(f"image_size {image_size} is not a multiple of patch_size "
                              f"{patch_size}")
+        if decoder not in DECODERS:
+            raise ValueError(f"decoder must be one of {', '.join(DECODERS)}, got {decoder!r}")
+        if decoder == "conv" and patch_size & (patch_size - 1):
+            raise ValueError(f"the conv decoder needs patch_size a power of 2, got {patch_size}")
+        self.decoder_kind, self.restart = decoder, restart
         self.image_size, self.patch_size, self.width = int(image_size), int(patch_size), int(width)
         self.code_dim, self.num_codes, self.num_res_blocks = code_dim, num_codes, num_res_blocks
         self.decay, self.commitment, self.dead_threshold, self.seed = (
@@ -187,18 +222,33 @@ class VQVAE(keras.Model):
             + [keras.layers.Activation("relu"), keras.layers.Dense(code_dim, name="to_code")],
             name="encoder")
         self.quantizer = VectorQuantizer(num_codes, code_dim, decay, commitment, dead_threshold,
-                                         seed=seed, name="quantizer")
+                                         seed=seed, restart=restart, name="quantizer")
         self.decoder = keras.Sequential(
             [keras.layers.Dense(width, name="from_code")]
             + [ResidualBlock(width, name=f"res{i}") for i in range(num_res_blocks)]
-            + [keras.layers.Activation("relu"),
-               keras.layers.Dense(2 * width, activation="relu", name="hidden"),
-               keras.layers.Dense(patch_values, name="patch_out")],
+            + [keras.layers.Activation("relu")] + self._head_layers(width, patch_values),
             name="decoder")
         grid = self.grid_size
         self.encoder.build((None, grid, grid, patch_values))
         self.quantizer.build((None, grid, grid, code_dim))
         self.decoder.build((None, grid, grid, code_dim))
+
+    def _head_layers(self, width, patch_values):
+        """The decoder's way from the code grid to pixels (see ``decoder``)."""
+        if self.decoder_kind == "patch":       # (B, g, g, width) -> (B, g, g, p * p * 3)
+            return [keras.layers.Dense(2 * width, activation="relu", name="hidden"),
+                    keras.layers.Dense(patch_values, name="patch_out")]
+        layers, channels = [], width           # each stage: (B, h, h, c) -> (B, 2h, 2h, c / 2)
+        for i in range(self.patch_size.bit_length() - 1):
+            channels = max(16, channels // 2)
+            layers.append(keras.layers.Conv2DTranspose(channels, 4, strides=2, padding="same",
+                                                       activation="relu", name=f"up{i}"))
+        return layers + [keras.layers.Conv2D(3, 3, padding="same", name="to_rgb")]
+
+    def _decode(self, q):
+        """(B, g, g, code_dim) quantized -> (B, S, S, 3) in [-1, 1] (unclipped)."""
+        x = self.decoder(q)
+        return self._pixels(x) if self.decoder_kind == "patch" else x
 
     @property
     def num_tokens(self):
@@ -219,7 +269,7 @@ class VQVAE(keras.Model):
     def call(self, images, training=False):
         """(B, S, S, 3) [0, 255] -> reconstruction (B, S, S, 3) in [-1, 1]."""
         z = self.encoder(self._patches(images))                   # (B, g, g, code_dim)
-        return self._pixels(self.decoder(self.quantizer(z, training=training)))
+        return self._decode(self.quantizer(z, training=training))
 
     def encode(self, images):
         """(B, S, S, 3) [0, 255] -> codes (B, g, g) int32."""
@@ -228,11 +278,12 @@ class VQVAE(keras.Model):
     def decode(self, codes):
         """codes (B, g, g) or (B, g * g) -> images (B, S, S, 3) float32 in [0, 255]."""
         codes = ops.reshape(codes, (-1, self.grid_size, self.grid_size))
-        return denormalize(self._pixels(self.decoder(self.quantizer.lookup(codes))))
+        return denormalize(self._decode(self.quantizer.lookup(codes)))
 
     def get_config(self):
         return {**super().get_config(), "image_size": self.image_size,
                 "patch_size": self.patch_size, "width": self.width, "code_dim": self.code_dim,
                 "num_codes": self.num_codes, "num_res_blocks": self.num_res_blocks,
                 "decay": self.decay, "commitment": self.commitment,
-                "dead_threshold": self.dead_threshold, "seed": self.seed}
+                "dead_threshold": self.dead_threshold, "seed": self.seed,
+                "decoder": self.decoder_kind, "restart": self.restart}
