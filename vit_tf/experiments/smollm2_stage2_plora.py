@@ -40,6 +40,19 @@ load 1.8 -> 2.1, with the input split once per projection instead of sliced twic
 at 0.63 steps/s (0.46 before the split), 135 s first call; easy-VQA fell to 84.2%, emoji
 CIDEr-D 0.11, photos 0.064; retention 20/20, perplexity 12.99. The 20-minute run's 88.3%
 stands.
+
+With a decaying rate (cosine 2e-3 -> 1e-4 over the steps 20 minutes hold; 2026-12-07, under
+the CPU lock, load 1.4 -> 2.2):
+
+    python -m vit_tf.experiments.smollm2_stage2_plora --data data/real --init runs/s1 \
+        --out runs/s2_plora_cos --minutes 20 --max-per-category 2000 \
+        --set train.steps_per_epoch=750 --set train.min_learning_rate=1e-4 \
+        --set data.pad_widths=48,96
+
+667 of 750 steps (5,336 examples) in 1,200 s after a 148 s first call, final loss 0.915, peak
+7.62 GiB: easy-VQA **89.2%** (107 of 120; target 90%: missed by one question; 12 of 13 errors
+are yes/no questions answered "absent"), emoji CIDEr-D 0.206 (names the object 12.7%), photos
+0.027, retention **20/20**, perplexity 12.99.
 Table: vit_tf/experiments/README.md, "SmolLM2 learns to see".
 """
 
