@@ -23,9 +23,9 @@ The training mix (up to 4 position, 2 attribute and 3 existence questions per tr
 each about another subject; the test split has one per family) is the quickstart's; see
 vit_tf/experiments/README.md, "Fifth round".
 
-Result reached (fresh clone, 2 CPU cores, 2026-12-07 05:19-05:29 UTC, commit 95d399b, 9.8 min
-end to end: data 9 s + training 560 s + evaluation 17 s; two helpers' installs and unit tests
-shared the cores, epochs 30-32 s when alone): attribute 96.0, position 95.3, existence 99.0,
+Result reached (fresh clone, 2 CPU cores, idle, 2026-12-07 07:36-07:43 UTC, commit 4478b17,
+7.2 min end to end: data 4 s + training 418 s + evaluation 13 s; 9.8 min for the same table
+at 95d399b with helpers sharing the cores): attribute 96.0, position 95.3, existence 99.0,
 counting 89.0, relation 57.2, conversation turns 83.4; overall short answers 86.7 (majority
 30.3); captions BLEU-4 0.94 / CIDEr-D 9.56 (benchmarks/results.md, "quickstart"): the same
 table as the run below, to the digit. (An 8.3-min run that morning, with the fused Transformer
