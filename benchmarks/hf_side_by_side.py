@@ -340,6 +340,10 @@ def main(argv=None):
     tf_variants = [v for v in args.tf_train.split(";") if v]
     sides, rate, prompt = {}, 0.0, None
 
+    def matmul_rate():
+        """The best 1024^3 matmul rate of the two sides' processes now (FLOP/s)."""
+        return max(sides[k](op="matmul")["flops_per_s"] for k in ("vit_tf gen", "hf"))
+
     def start_workers():
         """Fresh worker processes, warmed up: compilation (XLA, tf.function) and torch's
         first-call costs. Why fresh ones per repeat: on the shared 2-core machine a process
@@ -359,7 +363,7 @@ def main(argv=None):
                                                                   args.threads)
         sides = {"vit_tf": tf_train, "hf": Worker(args.hf_python, "hf", args.threads),
                  "vit_tf gen": tf_gen, "vit_tf default": tf_default}
-        rate = max(rate, *(sides[k](op="matmul")["flops_per_s"] for k in ("vit_tf gen", "hf")))
+        rate = max(rate, matmul_rate())
         prompt = tf_gen(op="gen", batch=1, cache=True)["prompt"]   # also warms up
         for name in ("vit_tf", "hf"):
             if "train" not in skip:
@@ -394,7 +398,7 @@ def main(argv=None):
                     samples.setdefault((f"gen b{b} {'cache' if c else 'no cache'}", name),
                                        []).append(res["tokens"] / res["seconds"])
         # The machine's rate: the best matmul seen (a loaded machine lowers a single probe).
-        rate = max(rate, *(sides[k](op="matmul")["flops_per_s"] for k in ("vit_tf gen", "hf")))
+        rate = max(rate, matmul_rate())
         if "default" not in skip:
             res = sides["vit_tf default"](op="default", steps=args.default_steps)
             samples.setdefault(("default", "vit_tf"), []).append(

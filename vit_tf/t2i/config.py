@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 from vit_tf.config import ConfigError, from_dict
 
 GENERATORS = ("maskgit", "diffusion")
-VQ_DECODERS = ("patch", "conv")        # vit_tf.t2i.vqvae.DECODERS
-VQ_RESTARTS = ("random", "error")      # vit_tf.t2i.vqvae.RESTARTS
+VQ_DECODERS = ("patch", "conv")        # the VQ-VAE's decoders (vit_tf.t2i.vqvae)
+VQ_RESTARTS = ("random", "error")      # its dead-code restarts
 
 
 @dataclass

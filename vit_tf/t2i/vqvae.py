@@ -38,8 +38,7 @@ import keras
 import numpy as np
 from keras import ops
 
-DECODERS = ("patch", "conv")
-RESTARTS = ("random", "error")
+from vit_tf.t2i.config import VQ_DECODERS as DECODERS, VQ_RESTARTS as RESTARTS  # one list each
 
 
 def normalize(images):
