@@ -123,7 +123,8 @@ def tf_worker(threads):
     x, y, w = tf_batch()
     ds = tf.data.Dataset.from_tensors((x, y, w)).repeat()
     model = build_model(config, VOCAB, max_text_length=PROMPT + NEW_TOKENS + 16)
-    compile_model(model, config.train, total_steps=10_000)
+    compile_model(model, config.train, total_steps=10_000,
+                  steps_per_execution=config.train.steps_per_execution)
     variants = {"": model}            # training variants: --tf-train overrides -> model
 
     def variant(overrides):
@@ -133,7 +134,10 @@ def tf_worker(threads):
             c = apply_overrides(config, [o for o in overrides.split(",") if o])
             keras.utils.set_random_seed(0)
             m = build_model(c, VOCAB, max_text_length=PROMPT + NEW_TOKENS + 16)
-            compile_model(m, c.train, total_steps=10_000)
+            # train.steps_per_execution is compile's argument, not read from the train config
+            # (the 2026-12-07 06:28 run's "steps_per_execution=16" row left it at 1).
+            compile_model(m, c.train, total_steps=10_000,
+                          steps_per_execution=c.train.steps_per_execution)
             variants[overrides] = m
         return variants[overrides]
 
@@ -151,6 +155,9 @@ def tf_worker(threads):
         if op == "train":
             steps = cmd["steps"]
             m = variant(cmd.get("variant", ""))
+            if steps % m.steps_per_execution:
+                raise ValueError(f"{steps} training steps are not whole calls of "
+                                 f"{m.steps_per_execution} steps (--train-steps)")
             t = time.perf_counter()
             m.fit(ds, epochs=1, steps_per_epoch=steps, verbose=0)
             return {"seconds": time.perf_counter() - t, "examples": steps * BATCH}
@@ -367,9 +374,11 @@ def main(argv=None):
         prompt = tf_gen(op="gen", batch=1, cache=True)["prompt"]   # also warms up
         for name in ("vit_tf", "hf"):
             if "train" not in skip:
-                sides[name](op="train", steps=2)
+                # warm-up with the timed number of steps: the same calls, so nothing is
+                # traced or compiled while timed (a call runs steps_per_execution steps)
+                sides[name](op="train", steps=args.train_steps)
                 for v in tf_variants * (name == "vit_tf"):
-                    sides[name](op="train", steps=2, variant=v)
+                    sides[name](op="train", steps=args.train_steps, variant=v)
             if "gen" not in skip:
                 for b, c in gens:
                     sides[name if name == "hf" else "vit_tf gen"](op="gen", batch=b, cache=c,
