@@ -30,7 +30,7 @@ import time
 
 from vit_tf.config import ExperimentConfig, PolicyConfig, apply_overrides, save_config, to_dict
 
-FEATURES_DIR = "features_efficientnet_lite0_224_p3"
+FEATURES_DIR = "features_efficientnet_lite0_{size}_p{pool_grid}"   # one cache per encoder setting
 TRAIN_FILE = "train.json"
 EVAL_FILES = ("heldout_captions.json", "easyvqa_test.json")
 REFERENCE_FILE = "lm_reference_answers.json"
@@ -105,7 +105,9 @@ def feature_cache(task, data_dir, log=print):
     from vit_tf.models.image_features import ImageFeatureCache
 
     paths = [r["image_path"] for r in read_split(data_dir, TRAIN_FILE)]
-    return ImageFeatureCache.build(task, paths, os.path.join(data_dir, FEATURES_DIR), log=log)
+    encoder = task.image_encoder
+    folder = FEATURES_DIR.format(size=encoder.image_size, pool_grid=encoder.pool_grid)
+    return ImageFeatureCache.build(task, paths, os.path.join(data_dir, folder), log=log)
 
 
 def fit_widths(records, preprocessor, pad_widths, log=print):
