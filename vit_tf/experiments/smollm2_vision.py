@@ -72,10 +72,13 @@ def stage_config(config, *, steps, learning_rate, warmup_steps, policy, categori
     return config
 
 
-def read_split(data_dir, name, categories="", max_per_category=0, seed=0):
+def read_split(data_dir, name, categories="", max_per_category=0, seed=0,
+               balance_presence=False):
     """Validated records of ``DATA/name`` (``read_llava``), optionally of some categories and
     at most ``max_per_category`` of each (a seeded sample: easy-VQA's 14k questions would
-    otherwise be 3/4 of the instruction mix)."""
+    otherwise be 3/4 of the instruction mix). ``balance_presence``: easy-VQA's sample asks
+    as many yes/no questions about a present thing as about an absent one
+    (``presence_balanced``)."""
     import numpy as np
 
     from vit_tf.data.sources.llava import read_llava
@@ -88,9 +91,38 @@ def read_split(data_dir, name, categories="", max_per_category=0, seed=0):
     rng, chosen = np.random.default_rng(seed), []
     for category in sorted({r["category"] for r in records}):
         group = [r for r in records if r["category"] == category]
-        keep = sorted(rng.permutation(len(group))[:max_per_category])
+        if balance_presence and category == "easy_vqa":
+            keep = presence_balanced(group, max_per_category, rng)
+        else:
+            keep = sorted(rng.permutation(len(group))[:max_per_category])
         chosen += [group[i] for i in keep]
     return chosen
+
+
+def presence_balanced(records, count, rng):
+    """Indices of ``count`` easy-VQA ``records``: the open questions (shape, colour) in their
+    share of the set, the yes/no questions half about a colour or shape the image has, half
+    about one it lacks (as far as the present ones go).
+
+    Why: four in five of easy-VQA's yes/no questions name an absent thing, and a model tuned
+    on them answered "absent" to every question about a present one (0 of 12 in the test
+    sample, 73 of 73 right the other way: smollm2_stage2_plora's docstring)."""
+    from vit_tf.data.sources.easy_vqa import asks_about_present
+
+    kinds = {None: [], True: [], False: []}
+    for i, r in enumerate(records):
+        turns = r["conversations"]
+        question = turns[0]["value"].replace("<image>", "").strip()
+        kinds[asks_about_present(question, turns[1]["value"].strip().lower())].append(i)
+    count = min(count, len(records))
+    n_open = round(count * len(kinds[None]) / len(records))
+    n_present = min(len(kinds[True]), (count - n_open) // 2)
+    n_absent = min(len(kinds[False]), count - n_open - n_present)
+    keep = []
+    for kind, n in ((None, n_open), (True, n_present), (False, n_absent)):
+        group = kinds[kind]
+        keep += [group[j] for j in rng.permutation(len(group))[:n]]
+    return sorted(keep)
 
 
 def new_task(config):
@@ -155,7 +187,7 @@ def text_chat_records(path, count=None, seed=0, log=print):
 
 
 def run_stage(config, data_dir, out, *, init=None, label, max_per_category=0, minutes=None,
-              text_records=(), log=print):
+              text_records=(), balance_presence=False, log=print):
     """Train one stage on cached features and save the task as a preset in ``out``."""
     from vit_tf.runs import load_task
     from vit_tf.training.feature_training import fit_on_features, peak_memory_gib
@@ -173,7 +205,7 @@ def run_stage(config, data_dir, out, *, init=None, label, max_per_category=0, mi
     log(f"{label}: model ready in {time.perf_counter() - start:.0f} s (init: "
         f"{init or 'pretrained parts'})")
     records = read_split(data_dir, TRAIN_FILE, config.train.stage1.categories, max_per_category,
-                         config.train.seed) + list(text_records)
+                         config.train.seed, balance_presence) + list(text_records)
     cache = feature_cache(task, data_dir, log)
     records, left_out = fit_widths(records, task.preprocessor, config.data.pad_widths, log)
     t = config.train
@@ -190,7 +222,8 @@ def run_stage(config, data_dir, out, *, init=None, label, max_per_category=0, mi
     summary.update(init=init, categories=config.train.stage1.categories or "all",
                    text_chat_examples=len(text_records),
                    left_out_longer_than_widest=left_out,
-                   max_per_category=max_per_category, minutes=minutes,
+                   max_per_category=max_per_category, balance_presence=balance_presence,
+                   minutes=minutes,
                    total_seconds=round(time.perf_counter() - start, 1),
                    peak_memory_gib=round(peak_memory_gib(), 2), config=to_dict(config))
     with open(os.path.join(out, "train_summary.json"), "w") as f:
@@ -271,7 +304,12 @@ def stage_main(get_stage_config, label, argv=None, needs_init=False, max_per_cat
                         "LLaVA-1.5's text-only conversations, here the original LM's answers")
     p.add_argument("--text-chat-examples", type=int, default=None,
                    help="how many text-only examples (default: the file's, once; more cycle it)")
+    p.add_argument("--balance-presence", action="store_true",
+                   help="easy-VQA's sample: as many yes/no questions about a present colour or "
+                        "shape as about an absent one (with --max-per-category)")
     args = p.parse_args(argv)
+    if args.balance_presence and not args.max_per_category:
+        p.error("--balance-presence needs --max-per-category N")
     config = apply_overrides(get_stage_config(), args.overrides)
     if args.text_chat_examples is not None and not args.text_chat:
         p.error("--text-chat-examples needs --text-chat FILE")
@@ -279,7 +317,7 @@ def stage_main(get_stage_config, label, argv=None, needs_init=False, max_per_cat
                                       config.train.seed) if args.text_chat else ())
     run_stage(config, args.data, args.out, init=args.init, label=label,
               max_per_category=args.max_per_category, minutes=args.minutes,
-              text_records=text_records)
+              text_records=text_records, balance_presence=args.balance_presence)
     if args.eval:
         eval_main(["--data", args.data, "--model", args.out])
 

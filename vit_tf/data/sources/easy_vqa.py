@@ -78,6 +78,19 @@ def _category(answer):
     return "color" if answer in COLORS else "shape"
 
 
+def _negated(words):
+    return "not" in words or words[:2] == ["is", "no"]
+
+
+def asks_about_present(question, answer):
+    """For a yes/no question: True when the colour or shape it names is in the image ("is there
+    a circle? yes", "is there not a circle? no"), False when it is not; None for other
+    questions. (easy-VQA's yes/no questions name an absent thing four times in five.)"""
+    if answer not in ("yes", "no"):
+        return None
+    return (answer == "yes") != _negated(question.lower().rstrip("?").split())
+
+
 def _truth(question, answer):
     """[(attribute, value)] a question states about its image: "what color is the shape? red",
     "what is the blue shape? circle" (both), or a yes/no question that affirms a colour or a
@@ -89,8 +102,7 @@ def _truth(question, answer):
         return [("color", answer)] + [("shape", s) for s in shapes]
     if answer in SHAPES:
         return [("shape", answer)] + [("color", c) for c in colors]
-    negated = "not" in words or words[:2] == ["is", "no"]
-    if (answer == "yes") != negated:          # the question's object is there
+    if (answer == "yes") != _negated(words):  # the question's object is there
         return [("color", c) for c in colors] + [("shape", s) for s in shapes]
     return []
 
