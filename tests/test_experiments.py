@@ -68,3 +68,36 @@ def test_smollm2_stage_mixes_a_text_chat_file_counted_and_cycled(tmp_path, capsy
         stage_main(get_config, "smollm2_stage2_lora", ["--data", "d", "--out", "o", "--init",
                                                        "i", "--text-chat-examples", "3"])
     assert "--text-chat-examples needs --text-chat FILE" in capsys.readouterr().err
+
+
+def test_easy_vqa_presence_and_the_balanced_stage_sample(capsys):
+    import numpy as np
+
+    from vit_tf.data.sources.easy_vqa import asks_about_present
+    from vit_tf.experiments.smollm2_stage2_plora import get_config
+    from vit_tf.experiments.smollm2_vision import presence_balanced, stage_main
+
+    assert asks_about_present("is there a circle?", "yes") is True
+    assert asks_about_present("is there not a circle in the image?", "no") is True
+    assert asks_about_present("is no black shape present?", "yes") is False
+    assert asks_about_present("does the image contain a red shape?", "no") is False
+    assert asks_about_present("what is the red shape?", "circle") is None
+
+    def record(question, answer):
+        return {"conversations": [{"from": "human", "value": f"<image>\n{question}"},
+                                  {"from": "gpt", "value": answer}]}
+
+    # 20 open, 10 present, 70 absent: the data's 1:4 tilt towards absent things
+    records = ([record("what is the red shape?", "circle")] * 20
+               + [record("is there a circle?", "yes")] * 10
+               + [record("is there a square?", "no")] * 70)
+    keep = presence_balanced(records, 40, np.random.default_rng(0))
+    kinds = [asks_about_present(records[i]["conversations"][0]["value"][8:],
+                                records[i]["conversations"][1]["value"]) for i in keep]
+    assert len(keep) == len(set(keep)) == 40 and keep == sorted(keep)
+    assert (kinds.count(None), kinds.count(True), kinds.count(False)) == (8, 10, 22)
+    with pytest.raises(SystemExit):
+        stage_main(get_config, "smollm2_stage2_plora", ["--data", "d", "--out", "o", "--init",
+                                                        "i", "--balance-presence",
+                                                        "--max-per-category", "0"])
+    assert "--balance-presence needs --max-per-category N" in capsys.readouterr().err
