@@ -24,7 +24,7 @@ def test_an_unknown_experiment_is_refused_listing_the_known_ones():
         assert f"unknown experiment {name!r}" in str(info.value)
         assert f"known: {', '.join(known_experiments())}" in str(info.value)
         assert "ablation_fusion_decoder, " in str(info.value)
-        assert "smollm2_stage2_full, smollm2_stage2_lora, smollm2_stage2_plora, smollm2_vision" in str(
+        assert "smollm2_stage2_full, smollm2_stage2_lora, smollm2_stage2_plora, smollm2_stage2_wilora, smollm2_vision" in str(
             info.value)
 
 

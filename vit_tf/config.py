@@ -115,7 +115,7 @@ class ModelConfig:
 
 
 PART_MODES = ("frozen", "full", "lora")   # per-part training policy (vit_tf.training.policy)
-LORA_TOKENS = ("all", "image")            # where the decoder's LoRA applies (train.lora.tokens)
+LORA_TOKENS = ("all", "image", "with_image")  # where the decoder's LoRA applies (train.lora.tokens)
 PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
 
 
@@ -138,7 +138,9 @@ class LoraConfig:
     alpha: float = 16.0               # the update is scaled by alpha / rank
     tokens: str = "all"               # the decoder's LoRA at every position ("all"), or at the
                                       # image prefix's only ("image": text computes the original
-                                      # LM; vit_tf.layers.image_lora, keras-hub LMs)
+                                      # LM; vit_tf.layers.image_lora, keras-hub LMs), or at every
+                                      # position of a sequence with an image ("with_image": a
+                                      # text-only sequence computes the original LM)
 
 
 def _stage1_policy():

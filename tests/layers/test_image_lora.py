@@ -142,7 +142,7 @@ def test_preset_and_keras_round_trips_keep_the_factors_and_merge_keeps_them(trai
     np.testing.assert_array_equal(np.asarray(back.decoder(ids, image_tokens=image)), expected)
     task.save_to_preset(str(root / "preset_out"))
     loaded = load_task(str(root / "preset_out"))
-    assert loaded.decoder.image_lora == {"rank": 2, "alpha": 4.0}
+    assert loaded.decoder.image_lora == {"rank": 2, "alpha": 4.0, "scope": "image"}
     assert len(image_lora_targets(loaded.decoder)) == len(image_lora_targets(task.decoder)) > 0
     np.testing.assert_allclose(np.asarray(loaded.decoder(ids, image_tokens=image)), expected,
                                atol=1e-5)
@@ -168,5 +168,46 @@ def test_settings_that_cannot_work_are_refused(trained):
         fit_on_features(task, records + text, cache, config.train, POLICY, steps=1,
                         batch_size=2, max_text_length=40)
     model, _ = make_model()         # a decoder trained from scratch: no keras-hub LM prefix
-    with pytest.raises(ConfigError, match="lora.tokens='image' needs a decoder"):
+    with pytest.raises(ConfigError, match="lora.tokens='image' / 'with_image' needs a decoder"):
         apply_policy(model, POLICY, config.train.lora)
+
+
+def test_with_image_scope_adapts_every_position_of_an_image_sequence_only(tmp_path):
+    """``train.lora.tokens=with_image``: the text of an image conversation is adapted too (its
+    decode steps included), a text-only sequence still computes the original LM."""
+    from vit_tf.training.policy import apply_policy
+
+    task, config = _fresh_task(tiny_llama_preset(tmp_path))
+    ids, image = _inputs(task)
+    plain = {"text": np.asarray(task.decoder(ids)),
+             "image": np.asarray(task.decoder(ids, image_tokens=image))}
+    lora = apply_overrides(config, ["train.lora.tokens=with_image"]).train.lora
+    apply_policy(task, POLICY, lora)
+    decoder = task.decoder
+    assert decoder.image_lora == {"rank": 2, "alpha": 4.0, "scope": "with_image"}
+    rng = np.random.default_rng(3)
+    for v in lora_variables(decoder):
+        if v.path.endswith("lora_kernel_b"):
+            v.assign(rng.normal(scale=0.5, size=v.shape))
+    np.testing.assert_array_equal(np.asarray(decoder(ids)), plain["text"])
+    full = np.asarray(decoder(ids, image_tokens=image))      # (2, 7, vocab): text positions
+    assert np.abs(full - plain["image"]).min(axis=-1).max() > 0
+    # the last layer's query / output / feed-forward now act at text positions: gradients
+    last = decoder.backbone.transformer_layers[-1]._feedforward_output_dense
+    with tf.GradientTape() as tape:
+        loss = tf.reduce_sum(decoder(ids, image_tokens=image) ** 2)
+    assert float(tf.norm(tape.gradient(loss, last.lora_kernel_b))) > 0
+    prefix = image.shape[1]
+    cache = decoder.init_cache(2, prefix + ids.shape[1])
+    logits, cache = decoder.call_with_cache(ids[:, :4], cache, 0, image_tokens=image)
+    np.testing.assert_allclose(np.asarray(logits), full[:, :4], atol=1e-4)
+    for t in range(4, 7):                        # decode steps are adapted: image_tokens given
+        logits, cache = decoder.call_with_cache(ids[:, t:t + 1], cache, prefix + t,
+                                                image_tokens=image, include_prefix=False)
+        np.testing.assert_allclose(np.asarray(logits)[:, 0], full[:, t], atol=1e-4)
+    with pytest.raises(ValueError, match="pass image_tokens at every step"):
+        task.call_with_cache(ids[:, :1], cache, 4)
+    rebuilt = type(decoder).from_config(decoder.get_config())
+    rebuilt.build((None, None))
+    rebuilt.set_weights(decoder.get_weights())
+    np.testing.assert_allclose(np.asarray(rebuilt(ids, image_tokens=image)), full, atol=1e-5)

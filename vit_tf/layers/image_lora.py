@@ -14,7 +14,10 @@ an adapted Dense / EinsumDense reads it in its call and splits its input on the 
     y = concat([x[:, :P] @ (W + alpha / rank * A @ B),  x[:, P:] @ W], axis=1)
 
 Outside the scope (cached decode steps after the prefill, text-only calls, the bare backbone)
-P = 0 and the layer computes exactly what the plain layer computes. Splitting, not masking a
+P = 0 and the layer computes exactly what the plain layer computes. ``image_prefix(EVERY)``
+adapts every position: the decoder's ``with_image`` scope uses it for a whole sequence that has
+an image (its decode steps included), so that the text positions of an image conversation are
+adapted too while a text-only sequence still computes the original LM. Splitting, not masking a
 delta, costs no extra matmul (a gated delta would be computed at every position) and gives the
 factors gradients from the image positions only. The factors have Keras' own LoRA shapes
 (``A``: kernel.shape[:-1] + (rank,), ``B``: (rank, kernel.shape[-1]); float32; B zeros).
@@ -42,12 +45,14 @@ import tensorflow as tf
 from keras import ops
 
 _STATE = threading.local()
+EVERY = -1   # image_prefix(EVERY): every position is adapted (a sequence with an image, scope
+             # "with_image"; vit_tf.models.decoders.hub_lm)
 
 
 @contextlib.contextmanager
 def image_prefix(length):
     """Adapted projections called inside treat the first ``length`` (a Python int) positions of
-    axis 1 as image tokens; 0: none (the plain projection)."""
+    axis 1 as image tokens; 0: none (the plain projection); ``EVERY``: all positions."""
     stack = _STATE.__dict__.setdefault("stack", [])
     stack.append(int(length))
     try:
@@ -90,6 +95,8 @@ class _ImageLora:
         prefix = current_image_prefix()
         if not prefix:
             return super().call(inputs, training=training)
+        if prefix == EVERY:
+            return self._project_with(inputs, self.adapted_kernel())
         # One split, not two slices: the gradient of a slice is a zero-filled tensor of the
         # whole input's shape (two per projection, 210 in SmolLM2), a split's is one concat.
         image, text = tf.split(inputs, [prefix, -1], axis=1)        # (b, P, ...), (b, T, ...)

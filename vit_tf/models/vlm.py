@@ -141,6 +141,10 @@ class VisionLanguageModel(TaskMixin, keras.Model):
         if image_tokens is None and fusion.uses_reads:
             raise ValueError(f"the {type(fusion).__name__} decoder reads the image tokens at every "
                              "step: pass image_tokens=model.encode_images(images)")
+        if image_tokens is None and getattr(self.decoder, "needs_image_tokens_each_step", False):
+            raise ValueError("the decoder's LoRA applies to every position of a sequence with an "
+                             "image (train.lora.tokens=with_image): pass image_tokens at every "
+                             "step")
         index = text_index + self.num_prefix_tokens
         return self.decoder.call_with_cache(token_ids, cache, index, image_tokens=image_tokens,
                                             include_prefix=False, prefix_lengths=prefix_lengths)

@@ -144,7 +144,8 @@ def fit_on_features(task, records, cache, train_config, policy, lora=None, *, st
     if text_only and not trains_text_positions(policy, lora):
         raise ConfigError(f"{label}: {text_only} text-only examples would train nothing "
                           f"(policy.decoder={policy.decoder!r}, lora.tokens={lora.tokens!r}: "
-                          "no trained weight acts at text positions); leave them out")
+                          "no trained weight acts at a text-only example's positions); leave "
+                          "them out")
     multipliers = apply_policy(task, policy, lora, where=f"{label} policy")
     examples = encode_records(records, task.preprocessor, max_text_length)
     if text_only:   # vit_tf.data.text_chat: answers cut by the token limit did not end there

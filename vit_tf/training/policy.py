@@ -56,7 +56,8 @@ def check_lora(lora, where="train.lora"):
 
 def _image_lora_decoder(decoder, where):
     if not hasattr(decoder, "enable_image_lora"):
-        raise ConfigError(f"{where}: lora.tokens='image' needs a decoder whose image tokens are "
+        raise ConfigError(f"{where}: lora.tokens='image' / 'with_image' needs a decoder whose "
+                          f"image tokens are "
                           f"the prefix of a keras-hub LM (gemma, llama), not a "
                           f"{type(decoder).__name__}")
     return decoder
@@ -64,7 +65,9 @@ def _image_lora_decoder(decoder, where):
 
 def trains_text_positions(policy, lora):
     """Whether a stage with this policy trains anything a text-only example reaches: the LM's
-    weights at text positions (not when the LM is frozen or has image-token-only LoRA)."""
+    weights at text positions (not when the LM is frozen or has image-conditioned LoRA: with
+    ``tokens=with_image`` a text-only sequence runs the original weights at inference, so
+    training the adapter on one would teach it what it never does)."""
     return policy.decoder == "full" or (policy.decoder == "lora" and lora.tokens == "all")
 
 
@@ -92,7 +95,7 @@ def _apply(layer, mode, lora, skip, image_tokens_only=False, where="train.policy
         return
     keep = set()
     if mode == "lora" and image_tokens_only:
-        _image_lora_decoder(layer, where).enable_image_lora(lora.rank, lora.alpha)
+        _image_lora_decoder(layer, where).enable_image_lora(lora.rank, lora.alpha, lora.tokens)
     elif mode == "lora":
         enable_lora(layer, lora.rank, lora.alpha, skip=skip)
     if mode == "lora":
@@ -114,7 +117,7 @@ def apply_policy(model, policy, lora, where="train.policy"):
     check_policy(policy, where)
     check_lora(lora, where.replace("policy", "lora"))
     parts = part_layers(model)
-    image_only = lora.tokens == "image"
+    image_only = lora.tokens in ("image", "with_image")   # image-conditioned LoRA
     model.trainable = True  # start from a clean state (a previous stage may have frozen parts)
     for name, layer in parts.items():
         adapted = [s for s in layer._flatten_layers() if getattr(s, "lora_enabled", False)]

@@ -23,7 +23,7 @@ import keras_hub
 from keras import ops
 
 from vit_tf.config import ConfigError
-from vit_tf.layers.image_lora import enable_image_lora, image_prefix
+from vit_tf.layers.image_lora import EVERY, enable_image_lora, image_prefix
 from vit_tf.models.decoders.base import LanguageDecoder
 from vit_tf.pretrained import resolve_preset
 from vit_tf.registry import DECODERS
@@ -73,26 +73,44 @@ class HubCausalLMDecoder(LanguageDecoder):
         self.lm_trainable = trainable
         self.image_lora = None
         if image_lora:
-            self.enable_image_lora(image_lora["rank"], image_lora["alpha"])
+            self.enable_image_lora(image_lora["rank"], image_lora["alpha"],
+                                   image_lora.get("scope", "image"))
 
-    def enable_image_lora(self, rank, alpha):
-        """Image-token-only LoRA on every projection of the LM (``train.lora.tokens=image``):
-        the update applies at the image prefix's positions only, so a text-only input computes
-        the original LM exactly. Concat fusion only (the image must be the prefix)."""
+    def enable_image_lora(self, rank, alpha, scope="image"):
+        """Image-conditioned LoRA on every projection of the LM. ``scope="image"``
+        (``train.lora.tokens=image``): the update applies at the image prefix's positions only;
+        ``"with_image"`` (``train.lora.tokens=with_image``): at every position of a sequence that
+        has an image, its decode steps included. Either way a text-only input computes the
+        original LM exactly. Concat fusion only (the image must be the prefix)."""
+        if scope not in ("image", "with_image"):
+            raise ConfigError(f"image-conditioned LoRA scope {scope!r}: expected 'image' or "
+                              "'with_image'")
         if self.fusion.uses_reads:
-            raise ConfigError(f"train.lora.tokens='image' needs the concat fusion (the image as "
-                              f"the LM's prefix), not the {type(self.fusion).__name__}")
-        wanted = {"rank": int(rank), "alpha": float(alpha)}
+            raise ConfigError(f"train.lora.tokens={scope!r} needs the concat fusion (the image "
+                              f"as the LM's prefix), not the {type(self.fusion).__name__}")
+        wanted = {"rank": int(rank), "alpha": float(alpha), "scope": scope}
         if self.image_lora is not None and self.image_lora != wanted:
             raise ConfigError(f"the LM already has image-token LoRA {self.image_lora}; "
                               f"asked for {wanted}")
         enable_image_lora(self.backbone, wanted["rank"], wanted["alpha"])
         self.image_lora = wanted
 
-    def _image_scope(self, prefix_len):
+    def _image_scope(self, prefix_len, has_image=None):
         """The scope the transformer layers run in: the adapted projections' image positions
-        are the prefix's (none without image-token LoRA or without a prefix)."""
-        return image_prefix(prefix_len if self.image_lora else 0)
+        are the prefix's (none without image-conditioned LoRA or without a prefix); with scope
+        ``with_image``, every position when the sequence has an image (``has_image``; default:
+        a prefix is present)."""
+        if not self.image_lora:
+            return image_prefix(0)
+        if self.image_lora.get("scope", "image") == "with_image":
+            return image_prefix(EVERY if (prefix_len > 0 if has_image is None else has_image)
+                                else 0)
+        return image_prefix(prefix_len)
+
+    @property
+    def needs_image_tokens_each_step(self):
+        """Cached decode steps must be told the sequence has an image (``image_tokens``)."""
+        return bool(self.image_lora) and self.image_lora.get("scope") == "with_image"
 
     @classmethod
     def width_from_section(cls, section):
@@ -186,7 +204,9 @@ class HubCausalLMDecoder(LanguageDecoder):
         self._check_causal(prefix_lengths)
         x, prefix_len = self.embed_with_prefix(token_ids, image_tokens if include_prefix else None)
         caches = []
-        with self._image_scope(prefix_len):   # decode steps: no prefix, the plain projections
+        # decode steps: no prefix, so the plain projections (scope "image"), or the adapted
+        # ones when the sequence has an image (scope "with_image": image_tokens passed)
+        with self._image_scope(prefix_len, has_image=image_tokens is not None):
             for i, block in enumerate(self.backbone.transformer_layers):
                 x, layer_cache = self._layer(block, x, cache=cache[:, i],
                                              index=cache_update_index)
