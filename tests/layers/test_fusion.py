@@ -123,6 +123,38 @@ def test_relation_network_sums_a_question_conditioned_mlp_over_every_pair_of_tok
     assert not np.allclose(np.asarray(layer(x, swapped)), out, atol=1e-5)
 
 
+def test_relation_network_with_select_heads_lets_the_question_pick_each_pairs_objects(tmp_path):
+    """select_heads: each pair unit also gets the question's match with token i (first object)
+    and with token j (second) and the pair's offset and distance; written out pair by pair."""
+    x, img = _tokens(2, 3), _tokens(2, 9, seed=1)
+    layer = RelationNetwork(HIDDEN, relation_dim=5, select_heads=2, key_dim=3, name="relations")
+    out = np.asarray(run_layer_test(layer, (x, img), tmp_path,
+                                    expected_output_shape=(2, 3, HIDDEN)))
+    coords = grid_coordinates(9)
+    objects = np.concatenate([img, np.broadcast_to(coords, (2, 9, 2))], -1)
+    wa, ba = (np.asarray(w) for w in layer.first.weights)
+    wb, wq = np.asarray(layer.second.kernel), np.asarray(layer.query.kernel)
+    question = np.asarray(layer.norm(x))
+    keys = (objects @ np.asarray(layer.keys.kernel)).reshape(2, 9, 2, 2, 3)    # (b, N, side, h, k)
+    sel = (question @ np.asarray(layer.selectors.kernel)).reshape(2, 3, 2, 2, 3)  # (b, T, ...)
+    m1, m2 = np.asarray(layer.match_first.kernel), np.asarray(layer.match_second.kernel)
+    geo = np.asarray(layer.geometry.kernel)
+    expected = np.zeros((2, 3, 5))
+    for i in range(9):
+        for j in range(9):
+            d = coords[j] - coords[i]
+            pair = (objects[:, i] @ wa + ba + objects[:, j] @ wb
+                    + np.concatenate([d, [np.hypot(*d)]]) @ geo)              # (b, r)
+            s1 = (sel[:, :, 0] * keys[:, None, i, 0]).sum(-1) / np.sqrt(3)    # (b, T, h)
+            s2 = (sel[:, :, 1] * keys[:, None, j, 1]).sum(-1) / np.sqrt(3)
+            expected += np.maximum(pair[:, None] + s1 @ m1 + s2 @ m2 + question @ wq, 0) / 81
+    f = np.asarray(layer.out(layer.hidden(expected.astype("float32"))))
+    np.testing.assert_allclose(out, x + f, atol=1e-5)
+    assert layer.get_config()["select_heads"] == 2
+    # Off by default: the same weights as before, and the layer of the measured runs.
+    assert RelationNetwork(HIDDEN, relation_dim=5).get_config()["select_heads"] == 0
+
+
 def test_grid_coordinates_lay_tokens_out_row_major_and_refuse_a_non_square():
     np.testing.assert_array_equal(grid_coordinates(4), [[-1, -1], [-1, 1], [1, -1], [1, 1]])
     np.testing.assert_array_equal(grid_coordinates(1), [[0, 0]])

@@ -49,14 +49,33 @@ class RelationNetwork(layers.Layer):
     what left-of / above / closest need. A second layer of g would cost N^2 x text positions
     matrix products per step; this costs only adds and a mean there, which XLA fuses.
 
+    With ``select_heads`` = h > 0 the question also picks the two objects of each pair (the
+    additive W_q LN(x_t) can only shift a unit's threshold, not choose which object it fires
+    for, so "is the red circle left of the blue square" needs a unit per pair of names):
+        s1_ti = <S1 LN(x_t), K1 [o_i; c_i]> / sqrt(k),  s2_tj likewise     (h heads each)
+        g_ijt = relu(... + M1 s1_ti + M2 s2_tj + G [c_j - c_i; |c_j - c_i|])
+    a bilinear match of token i with "the first object the text names" and of j with "the
+    second", and the pair's geometry (offset and distance, for left-of and closest). The pair
+    tensor is then (batch, text, N, N, relation_dim) instead of (batch, 1, N, N, ...) + a
+    broadcast: the same adds, h x k more multiplies per (text, token) for the matches.
+
     Call: ``x`` (batch, text_len, hidden_dim), ``image_tokens`` (batch, N, hidden_dim), N a
         square -> (batch, text_len, hidden_dim).
     """
 
-    def __init__(self, hidden_dim, relation_dim, **kwargs):
+    def __init__(self, hidden_dim, relation_dim, select_heads=0, key_dim=16, **kwargs):
         super().__init__(**kwargs)
         self.hidden_dim = hidden_dim
         self.relation_dim = relation_dim
+        self.select_heads = select_heads
+        self.key_dim = key_dim
+        if select_heads:
+            width = 2 * select_heads * key_dim                          # both sides' heads
+            self.keys = layers.Dense(width, use_bias=False, name="keys")            # K1, K2
+            self.selectors = layers.Dense(width, use_bias=False, name="selectors")  # S1, S2
+            self.match_first = layers.Dense(relation_dim, use_bias=False, name="match_first")
+            self.match_second = layers.Dense(relation_dim, use_bias=False, name="match_second")
+            self.geometry = layers.Dense(relation_dim, use_bias=False, name="geometry")  # G
         self.norm = layers.LayerNormalization(epsilon=1e-6, name="norm")
         self.first = layers.Dense(relation_dim, name="first")            # W_a, b
         self.second = layers.Dense(relation_dim, use_bias=False, name="second")  # W_b
@@ -72,6 +91,12 @@ class RelationNetwork(layers.Layer):
         self.query.build(x_shape)
         self.hidden.build((None, None, self.relation_dim))
         self.out.build((None, None, self.relation_dim))
+        if self.select_heads:
+            self.keys.build(token_shape)
+            self.selectors.build(x_shape)
+            self.match_first.build((None, None, None, self.select_heads))
+            self.match_second.build((None, None, None, self.select_heads))
+            self.geometry.build((None, None, 3))
         self.built = True
 
     def call(self, x, image_tokens):
@@ -81,17 +106,37 @@ class RelationNetwork(layers.Layer):
         coords = ops.broadcast_to(coords, (ops.shape(image_tokens)[0], n, 2))
         objects = ops.concatenate([image_tokens, coords], axis=-1)        # (batch, N, hidden + 2)
         pairs = self.first(objects)[:, :, None] + self.second(objects)[:, None]  # (b, N, N, r)
+        question = self.norm(x)
+        if self.select_heads:
+            return x + self.out(self.hidden(self._selected(objects, pairs, question)))
         pairs = ops.reshape(pairs, (-1, 1, n * n, self.relation_dim))     # (batch, 1, N*N, r)
-        query = self.query(self.norm(x))[:, :, None]                      # (batch, text, 1, r)
+        query = self.query(question)[:, :, None]                          # (batch, text, 1, r)
         relations = ops.mean(ops.relu(pairs + query), axis=2)             # (batch, text, r)
         return x + self.out(self.hidden(relations))
+
+    def _selected(self, objects, pairs, question):
+        """mean_ij relu(g_ijt) with the question's matches and the pair geometry: (b, text, r)."""
+        n, h, k = objects.shape[1], self.select_heads, self.key_dim
+        coords = ops.cast(grid_coordinates(n), objects.dtype)
+        offset = coords[None, :, :] - coords[:, None, :]                  # (N, N, 2): c_j - c_i
+        distance = ops.sqrt(ops.sum(offset * offset, axis=-1, keepdims=True))
+        pairs = pairs + self.geometry(ops.concatenate([offset, distance], -1))[None]  # (b,N,N,r)
+        keys = ops.reshape(self.keys(objects), (-1, n, 2, h, k))           # (b, N, 2, h, k)
+        selectors = ops.reshape(self.selectors(question), (-1, ops.shape(question)[1], 2, h, k))
+        scores = ops.einsum("btshk,bnshk->bstnh", selectors, keys) / math.sqrt(k)  # (b,2,T,N,h)
+        first = self.match_first(scores[:, 0])[:, :, :, None]             # (b, T, N, 1, r)
+        second = self.match_second(scores[:, 1])[:, :, None]              # (b, T, 1, N, r)
+        query = self.query(question)[:, :, None, None]                    # (b, T, 1, 1, r)
+        g = ops.relu(pairs[:, None] + first + second + query)             # (b, T, N, N, r)
+        return ops.mean(g, axis=(2, 3))                                   # (b, T, r)
 
     def compute_output_shape(self, x_shape, image_tokens_shape=None):
         return x_shape
 
     def get_config(self):
         return {**super().get_config(), "hidden_dim": self.hidden_dim,
-                "relation_dim": self.relation_dim}
+                "relation_dim": self.relation_dim, "select_heads": self.select_heads,
+                "key_dim": self.key_dim}
 
 
 @FUSIONS.register("relation_network")
@@ -101,21 +146,25 @@ class RelationNetworkFusion(ConcatFusion):
     every text state reads a ``RelationNetwork`` over them (a read fusion as well).
 
     Args: ``hidden_dim``, ``num_layers`` (decoder blocks), ``relation_dim`` (width of the pair
-        MLP; ``model.fusion.relation_dim``).
+        MLP; ``model.fusion.relation_dim``), ``select_heads`` (the question picks each pair's
+        objects, ``RelationNetwork``; ``model.fusion.relation_heads``, 0 = off).
     """
 
     uses_prefix = True
     uses_reads = True
 
-    def __init__(self, hidden_dim, num_layers, relation_dim=32, **kwargs):
+    def __init__(self, hidden_dim, num_layers, relation_dim=32, select_heads=0, **kwargs):
         super().__init__(hidden_dim, num_layers, **kwargs)
         self.relation_dim = relation_dim
-        self.relations = RelationNetwork(hidden_dim, relation_dim, name="relations")
+        self.select_heads = select_heads
+        self.relations = RelationNetwork(hidden_dim, relation_dim, select_heads=select_heads,
+                                         name="relations")
 
     @classmethod
     def from_section(cls, section, *, hidden_dim, num_layers, name="fusion"):
-        """``section`` fields: relation_dim."""
-        return cls(hidden_dim, num_layers, relation_dim=section.relation_dim, name=name)
+        """``section`` fields: relation_dim, relation_heads."""
+        return cls(hidden_dim, num_layers, relation_dim=section.relation_dim,
+                   select_heads=section.relation_heads, name=name)
 
     def build(self, image_tokens_shape=None):
         shape = (None, None, self.hidden_dim)
@@ -132,4 +181,5 @@ class RelationNetworkFusion(ConcatFusion):
         return self.relations(image_tokens, image_tokens)
 
     def get_config(self):
-        return {**super().get_config(), "relation_dim": self.relation_dim}
+        return {**super().get_config(), "relation_dim": self.relation_dim,
+                "select_heads": self.select_heads}
