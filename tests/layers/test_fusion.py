@@ -123,9 +123,11 @@ def test_relation_network_sums_a_question_conditioned_mlp_over_every_pair_of_tok
     assert not np.allclose(np.asarray(layer(x, swapped)), out, atol=1e-5)
 
 
-def test_relation_network_with_select_heads_lets_the_question_pick_each_pairs_objects(tmp_path):
-    """select_heads: each pair unit also gets the question's match with token i (first object)
-    and with token j (second) and the pair's offset and distance; written out pair by pair."""
+def test_relation_network_with_select_heads_lets_the_question_point_at_each_pairs_objects(
+        tmp_path):
+    """select_heads: softmax pointers of the question at the pair's first and second object
+    weight every pair unit, which also sees the pair's offset and distance; written out pair
+    by pair."""
     x, img = _tokens(2, 3), _tokens(2, 9, seed=1)
     layer = RelationNetwork(HIDDEN, relation_dim=5, select_heads=2, key_dim=3, name="relations")
     out = np.asarray(run_layer_test(layer, (x, img), tmp_path,
@@ -137,21 +139,24 @@ def test_relation_network_with_select_heads_lets_the_question_pick_each_pairs_ob
     question = np.asarray(layer.norm(x))
     keys = (objects @ np.asarray(layer.keys.kernel)).reshape(2, 9, 2, 2, 3)    # (b, N, side, h, k)
     sel = (question @ np.asarray(layer.selectors.kernel)).reshape(2, 3, 2, 2, 3)  # (b, T, ...)
-    m1, m2 = np.asarray(layer.match_first.kernel), np.asarray(layer.match_second.kernel)
+    scores = np.einsum("btshk,bnshk->bstnh", sel, keys) / np.sqrt(3)             # (b, 2, T, N, h)
+    p = np.exp(scores - scores.max(3, keepdims=True))
+    p /= p.sum(3, keepdims=True)
     geo = np.asarray(layer.geometry.kernel)
-    expected = np.zeros((2, 3, 5))
+    heads = np.zeros((2, 3, 2, 5))                                                # (b, T, h, r)
     for i in range(9):
         for j in range(9):
             d = coords[j] - coords[i]
             pair = (objects[:, i] @ wa + ba + objects[:, j] @ wb
                     + np.concatenate([d, [np.hypot(*d)]]) @ geo)              # (b, r)
-            s1 = (sel[:, :, 0] * keys[:, None, i, 0]).sum(-1) / np.sqrt(3)    # (b, T, h)
-            s2 = (sel[:, :, 1] * keys[:, None, j, 1]).sum(-1) / np.sqrt(3)
-            expected += np.maximum(pair[:, None] + s1 @ m1 + s2 @ m2 + question @ wq, 0) / 81
-    f = np.asarray(layer.out(layer.hidden(expected.astype("float32"))))
+            g = np.maximum(pair[:, None] + question @ wq, 0)                   # (b, T, r)
+            heads += (p[:, 0, :, i] * p[:, 1, :, j])[..., None] * g[:, :, None]
+    mix_w, mix_b = (np.asarray(w) for w in layer.mix.weights)
+    relations = heads.reshape(2, 3, 10) @ mix_w + mix_b
+    f = np.asarray(layer.out(layer.hidden(relations.astype("float32"))))
     np.testing.assert_allclose(out, x + f, atol=1e-5)
     assert layer.get_config()["select_heads"] == 2
-    # Off by default: the same weights as before, and the layer of the measured runs.
+    # Off by default: the layer of the sixth round's measured runs.
     assert RelationNetwork(HIDDEN, relation_dim=5).get_config()["select_heads"] == 0
 
 

@@ -65,12 +65,12 @@ class RelationTask:
         return images, questions, answers
 
 
-def train_arm(heads, steps, learning_rate, seed=0, log=print):
+def train_arm(heads, steps, learning_rate, seed=0, relation_dim=32, log=print):
     """Accuracy (%) on 1000 held-out questions every 500 steps: [(step, accuracy)]."""
     task = RelationTask(seed)
     held_images, held_questions, held_answers = task.batch(1000)
     keras.utils.set_random_seed(seed)
-    layer = RelationNetwork(WIDTH, 32, select_heads=heads)
+    layer = RelationNetwork(WIDTH, relation_dim, select_heads=heads)
     readout = keras.layers.Dense(1)
     readout(layer(held_questions[:2], held_images[:2]))
     variables = layer.trainable_variables + readout.trainable_variables
@@ -100,9 +100,10 @@ def main(argv=None):
     parser.add_argument("--heads", type=int, nargs="+", default=[0, 2])
     parser.add_argument("--steps", type=int, default=2500)
     parser.add_argument("--learning-rate", type=float, default=3e-3)
+    parser.add_argument("--relation-dim", type=int, default=32)
     args = parser.parse_args(argv)
     for heads in args.heads:
-        train_arm(heads, args.steps, args.learning_rate)
+        train_arm(heads, args.steps, args.learning_rate, relation_dim=args.relation_dim)
 
 
 if __name__ == "__main__":
