@@ -12,13 +12,21 @@ Command (~15 s per arm on 2 CPU cores):
 
     python -m vit_tf.experiments.relation_capacity --heads 0 2
 
-Result (2026-12-07 08:43 UTC, 2 cores shared with a training job, 2500 steps of batch 64,
-Adam 3e-3; held-out accuracy at steps 500 / 1000 / 1500 / 2000 / 2500):
-``select_heads=0`` (the question only shifts each pair unit's threshold: the layer of the
-sixth round's runs) stays at chance, 50.1 / 49.1 / 49.4 / 52.8 / 43.4%; ``select_heads=2``
-(the question picks each pair's two objects) 49.9 / 57.2 / 95.1 / 98.3 / 98.8%. (An earlier
-draft of this task at Adam 1e-3 had both arms at chance after 1500 steps: the select heads
-take off later at the lower rate.) See vit_tf/experiments/README.md, "Sixth round".
+Result (2026-12-07 08:43-09:27 UTC, 2 cores shared with a training job, batch 64; held-out
+accuracy every 500 steps; identical runs differ by ~2 points, threaded reductions):
+
+| layer | Adam | relation_dim | 500 | 1000 | 1500 | 2000 | 2500 |
+|---|---|---|---|---|---|---|---|
+| ``select_heads=0`` (the sixth round's runs) | 3e-3 | 32 | 50.1 | 49.1 | 49.4 | 52.8 | 43.4 |
+| ``select_heads=2``, pointers | 3e-3 | 32 | 83.4 | 94.3 | 96.4 | 97.8 | 97.7 |
+| ``select_heads=2``, pointers | 1e-3 | 32 | 59.5 | 86.6 | 92.8 | 94.1 | |
+| ``select_heads=2``, pointers | 1e-3 | 16 | 60.4 | 83.4 | 89.4 | | |
+| raw match scores inside g (commit b6459ee) | 3e-3 | 32 | 49.9 | 57.2 | 95.1 | 98.3 | 98.8 |
+| raw match scores inside g (commit b6459ee) | 1e-3 | 32 | 50.0 | 47.5 | 50.8 | 52.8 | 77.1 |
+
+The additive layer cannot answer the question at all; the question's pointers learn it, and
+at the quickstart's rate (1e-3) far sooner than raw match scores. See
+vit_tf/experiments/README.md, "Sixth round".
 """
 
 import argparse
