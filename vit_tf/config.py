@@ -80,6 +80,8 @@ class FusionConfig:
     num_queries: int = 8              # resampler: learned queries K (N image tokens -> K)
     resampler_layers: int = 1         # resampler: cross-attention layers over the image tokens
     relation_dim: int = 32            # relation_network: width of the pair MLP (N^2 pairs)
+    relation_heads: int = 0           # relation_network: heads with which the question picks
+                                      # each pair's two objects (0: it only shifts the units)
 
 
 @dataclass

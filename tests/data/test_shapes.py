@@ -1,5 +1,6 @@
 """Tests for the shapes world: determinism, scene validity, record format and exact answers."""
 
+import collections
 import itertools
 import json
 import math
@@ -279,6 +280,43 @@ def test_relation_mix_mirrors_each_pair_balances_yes_no_and_takes_every_form():
     assert mirrored >= 40
     assert abs(answers.count("yes") - answers.count("no")) <= 0.05 * len(answers)
     assert forms == {"left", "right", "above", "below", "closest", "furthest"}
+
+
+def test_order_listings_name_every_object_along_x_and_leave_the_rest_unchanged():
+    """--train-questions order=N: listings of the objects by their centres' x (slots 1-2) and
+    then y (slots 3-4), only where neighbours are clearly apart; every other record as before."""
+    config = ShapesConfig()
+    plain = _scenes(120, config, questions={"relation": 4})
+    listed = _scenes(120, config, questions={"relation": 4, "order": 4})
+    starts = collections.Counter()
+    for (scene, before), (_, after) in zip(plain, listed):
+        orders = [r for r in after if "-order-" in r["id"]]
+        assert [r for r in after if "-order-" not in r["id"]] == before
+        for record in orders:
+            assert record["category"] == "relation"
+            prompt, answer = _first_turn(record)
+            start = re.search(r"from (\w+) to", prompt)[1]
+            axis = 0 if start in ("left", "right") else 1
+            named = [next(o for o in scene.objects if f"the {o.color} {o.shape}" == name)
+                     for name in re.split(r", | and ", answer)]
+            assert sorted(named, key=id) == sorted(scene.objects, key=id) and len(named) >= 2
+            along = [o.center[axis] for o in named]
+            if start in ("right", "bottom"):
+                along = along[::-1]
+            assert all(b - a >= 0.1 * config.canvas_size for a, b in zip(along, along[1:]))
+            starts[start] += 1
+        horizontal = [r for r in orders if re.search(r"left|right", _first_turn(r)[0])]
+        assert orders[:len(horizontal)] == horizontal      # x first
+    assert min(starts.values()) >= 15 and set(starts) == {"left", "right", "top", "bottom"}
+    two = [_first_turn(r)[0] for _, records in _scenes(60, config, questions={"order": 2})
+           for r in records if "-order-" in r["id"]]
+    assert len(two) >= 40 and all(re.search(r"left|right", p) for p in two)
+
+
+def test_order_listings_need_the_relation_family(tmp_path):
+    config = ShapesConfig(families=("caption", "position"))
+    with pytest.raises(ValueError, match="order .* needs the relation family"):
+        write_shapes_world(tmp_path, 1, 1, config=config, train_questions={"order": 2})
 
 
 def test_counting_answers_match_scene():

@@ -123,6 +123,43 @@ def test_relation_network_sums_a_question_conditioned_mlp_over_every_pair_of_tok
     assert not np.allclose(np.asarray(layer(x, swapped)), out, atol=1e-5)
 
 
+def test_relation_network_with_select_heads_lets_the_question_point_at_each_pairs_objects(
+        tmp_path):
+    """select_heads: softmax pointers of the question at the pair's first and second object
+    weight every pair unit, which also sees the pair's offset and distance; written out pair
+    by pair."""
+    x, img = _tokens(2, 3), _tokens(2, 9, seed=1)
+    layer = RelationNetwork(HIDDEN, relation_dim=5, select_heads=2, key_dim=3, name="relations")
+    out = np.asarray(run_layer_test(layer, (x, img), tmp_path,
+                                    expected_output_shape=(2, 3, HIDDEN)))
+    coords = grid_coordinates(9)
+    objects = np.concatenate([img, np.broadcast_to(coords, (2, 9, 2))], -1)
+    wa, ba = (np.asarray(w) for w in layer.first.weights)
+    wb, wq = np.asarray(layer.second.kernel), np.asarray(layer.query.kernel)
+    question = np.asarray(layer.norm(x))
+    keys = (objects @ np.asarray(layer.keys.kernel)).reshape(2, 9, 2, 2, 3)    # (b, N, side, h, k)
+    sel = (question @ np.asarray(layer.selectors.kernel)).reshape(2, 3, 2, 2, 3)  # (b, T, ...)
+    scores = np.einsum("btshk,bnshk->bstnh", sel, keys) / np.sqrt(3)             # (b, 2, T, N, h)
+    p = np.exp(scores - scores.max(3, keepdims=True))
+    p /= p.sum(3, keepdims=True)
+    geo = np.asarray(layer.geometry.kernel)
+    heads = np.zeros((2, 3, 2, 5))                                                # (b, T, h, r)
+    for i in range(9):
+        for j in range(9):
+            d = coords[j] - coords[i]
+            pair = (objects[:, i] @ wa + ba + objects[:, j] @ wb
+                    + np.concatenate([d, [np.hypot(*d)]]) @ geo)              # (b, r)
+            g = np.maximum(pair[:, None] + question @ wq, 0)                   # (b, T, r)
+            heads += (p[:, 0, :, i] * p[:, 1, :, j])[..., None] * g[:, :, None]
+    mix_w, mix_b = (np.asarray(w) for w in layer.mix.weights)
+    relations = heads.reshape(2, 3, 10) @ mix_w + mix_b
+    f = np.asarray(layer.out(layer.hidden(relations.astype("float32"))))
+    np.testing.assert_allclose(out, x + f, atol=1e-5)
+    assert layer.get_config()["select_heads"] == 2
+    # Off by default: the layer of the sixth round's measured runs.
+    assert RelationNetwork(HIDDEN, relation_dim=5).get_config()["select_heads"] == 0
+
+
 def test_grid_coordinates_lay_tokens_out_row_major_and_refuse_a_non_square():
     np.testing.assert_array_equal(grid_coordinates(4), [[-1, -1], [-1, 1], [1, -1], [1, 1]])
     np.testing.assert_array_equal(grid_coordinates(1), [[0, 0]])

@@ -13,7 +13,8 @@ from vit_tf.models.generation import Generator
 from vit_tf.training.optim import compile_model
 
 TEXT = 24
-FUSIONS = ("concat", "cross_attention", "attention_pooling", "resampler", "relation_network")
+FUSIONS = ("concat", "cross_attention", "attention_pooling", "resampler", "relation_network",
+           "relation_network+select")
 DECODERS = ("transformer", "lstm")
 PROMPTS = [
     [{"from": "human", "value": "Is it big"}],
@@ -24,9 +25,12 @@ PROMPTS = [
 
 
 def _overrides(decoder, fusion):
-    # Ungated cross-attention so the image matters from the first step in these checks.
-    return dict(model__decoder__name=decoder, model__fusion__name=fusion,
+    # Ungated cross-attention so the image matters from the first step in these checks;
+    # "relation_network+select": the relation network whose question picks the pair's objects.
+    name, _, select = fusion.partition("+")
+    return dict(model__decoder__name=decoder, model__fusion__name=name,
                 model__fusion__num_heads=2, model__fusion__num_queries=3,
+                model__fusion__relation_heads=2 if select else 0,
                 model__fusion__gated="false", data__max_text_length=TEXT)
 
 
@@ -59,7 +63,8 @@ def test_combination_trains_generates_and_round_trips(decoder, fusion, tmp_path)
     assert model.decoder.max_sequence_length - model.num_image_tokens >= TEXT
     assert type(model.decoder.fusion).__name__.lower().startswith(fusion.replace("_", "")[:6])
     expected_prefix = {"concat": model.num_image_tokens, "resampler": 3,
-                       "relation_network": model.num_image_tokens}.get(fusion, 0)
+                       "relation_network": model.num_image_tokens,
+                       "relation_network+select": model.num_image_tokens}.get(fusion, 0)
     assert model.num_prefix_tokens == expected_prefix
 
     inputs, labels, weights = _batch(vocab)

@@ -63,7 +63,9 @@ def scene_records(
     asked without it, and the extra ones draw from the family's stream after it, so every other
     record is unchanged. Extra existence questions alternate the answer (no, yes, ...); extra
     relation questions come from ``relation_mix`` (each left-of / above question followed by
-    its mirror, forms in turn).
+    its mirror, forms in turn). ``questions["order"]`` (no family of its own) adds up to n
+    ``order_listings`` as relation records with ids ``<split>-<index>-relation-order-<k>``,
+    after all others and from a stream of their own, so the other records are unchanged.
     """
     streams = rng.integers(0, 2**63 - 1, size=len(FAMILIES))
     records = []
@@ -94,6 +96,13 @@ def scene_records(
             if subject is not None and subject not in seen:
                 seen.add(subject)
                 records.append(_record(more, split, index, family, number=len(seen)))
+    listings = (questions or {}).get("order", 0)
+    if listings and "relation" in config.families:
+        # Its own stream, drawn after every family's: the records above are unchanged.
+        order_rng = np.random.default_rng(int(rng.integers(0, 2**63 - 1)))
+        for k, turns in enumerate(order_listings(scene, order_rng, listings), start=1):
+            records.append({**_record(turns, split, index, "relation"),
+                            "id": f"{split}-{index:06d}-relation-order-{k}"})
     return records
 
 
@@ -433,6 +442,48 @@ def relation_mix(scene: Scene, rng: np.random.Generator, first: list[Turn]):
             else:
                 yield _yes_no_relation(rng, word, a, b)
                 yield _yes_no_relation(rng, word, b, a)
+
+
+ORDER_PROMPTS = {
+    "left": ("List the objects from left to right.", "Name the objects from left to right.",
+             "Which objects are there, from left to right?"),
+    "right": ("List the objects from right to left.", "Name the objects from right to left.",
+              "Which objects are there, from right to left?"),
+    "top": ("List the objects from top to bottom.", "Name the objects from top to bottom.",
+            "Which objects are there, from top to bottom?"),
+    "bottom": ("List the objects from bottom to top.", "Name the objects from bottom to top.",
+               "Which objects are there, from bottom to top?"),
+}
+"""Phrasings of the order listings (``order_listings``), by the side the listing starts from."""
+
+
+def order_listings(scene: Scene, rng: np.random.Generator, n: int) -> list[list[Turn]]:
+    """Up to ``n`` listings of every object along one axis, for ``--train-questions order=N``
+    (training only): "List the objects from left to right." -> "the red circle, the blue
+    square and the green triangle".
+
+    Why: captions and descriptions list the objects in reading order (grid row first), so that
+    order agrees with "A is above B" for ~95% of the pairs a relation question may ask about and
+    with "A is left of B" for only ~64% (4000 training scenes, seed 0): every caption teaches
+    the model to find the highest object left, nothing but the relation questions teaches it
+    to find the leftmost one. A listing along x is that lesson for the other axis.
+
+    Slots 1-2 are the horizontal listings (left to right and right to left, in random order),
+    slots 3-4 the vertical ones, so ``order=2`` lists along x only; an axis is listed only
+    when the scene has two or more objects and each centre is ``RELATION_MARGIN`` from the
+    next along it (the order is clear), else its slots stay empty.
+    """
+    margin = RELATION_MARGIN * scene.canvas_size
+    slots = []
+    for axis, starts in ((0, ("left", "right")), (1, ("top", "bottom"))):
+        ranked = sorted(scene.objects, key=lambda o: o.center[axis])
+        clear = len(ranked) >= 2 and all(b.center[axis] - a.center[axis] >= margin
+                                         for a, b in zip(ranked, ranked[1:]))
+        for start in rng.permutation(starts):
+            names = [_name(o) for o in (ranked if start in ("left", "top") else ranked[::-1])]
+            answer = ", ".join(names[:-1]) + " and " + names[-1]
+            slots.append([(_pick(rng, ORDER_PROMPTS[str(start)]), answer)] if clear else None)
+    return [turns for turns in slots[:n] if turns]
 
 
 def _conversation(scene, rng, config, index) -> list[Turn]:

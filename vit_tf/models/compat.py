@@ -24,6 +24,9 @@ def check_model_config(config):
         if m.fusion.resampler_layers < 1:
             raise ConfigError("model.fusion.resampler_layers must be >= 1 for the resampler "
                               f"fusion, got {m.fusion.resampler_layers}")
+    if m.fusion.name == "relation_network" and m.fusion.relation_heads < 0:
+        raise ConfigError("model.fusion.relation_heads must be >= 0 for the relation_network "
+                          f"fusion, got {m.fusion.relation_heads}")
     if m.fusion.name == "relation_network" and m.fusion.relation_dim < 1:
         raise ConfigError("model.fusion.relation_dim must be >= 1 for the relation_network "
                           f"fusion, got {m.fusion.relation_dim}")
