@@ -25,9 +25,9 @@ vit_tf/experiments/README.md, "Fifth round".
 
 Result reached (fresh clone, 2 CPU cores, idle, 2026-12-07 10:20-10:27 UTC, commit 53b52fc,
 7.0 min end to end: data 4 s + training 403 s + evaluation 13 s; 7.2 min at 4478b17 and 9.8
-min for the same table at 95d399b with helpers sharing the cores): attribute 96.0, position 95.3, existence 99.0,
-counting 89.0, relation 57.2, conversation turns 83.4; overall short answers 86.7 (majority
-30.3); captions BLEU-4 0.94 / CIDEr-D 9.56 (benchmarks/results.md, "quickstart"): the same
+min for the same table at 95d399b with helpers sharing the cores): attribute 96.0, position
+95.3, existence 99.0, counting 89.0, relation 57.2, conversation turns 83.4; overall short
+answers 86.7 (majority 30.3); captions BLEU-4 0.94 / CIDEr-D 9.56 (benchmarks/results.md, "quickstart"): the same
 table as the run below, to the digit. (An 8.3-min run that morning, with the fused Transformer
 blocks also in training steps, summed in another order and moved categories by 0.5-2 points:
 vit_tf/models/blocks.py now uses them for inference only.)

@@ -102,15 +102,16 @@ class HubCausalLMDecoder(LanguageDecoder):
         a prefix is present)."""
         if not self.image_lora:
             return image_prefix(0)
-        if self.image_lora.get("scope", "image") == "with_image":
-            return image_prefix(EVERY if (prefix_len > 0 if has_image is None else has_image)
-                                else 0)
+        if self.needs_image_tokens_each_step:
+            has_image = prefix_len > 0 if has_image is None else has_image
+            return image_prefix(EVERY if has_image else 0)
         return image_prefix(prefix_len)
 
     @property
     def needs_image_tokens_each_step(self):
-        """Cached decode steps must be told the sequence has an image (``image_tokens``)."""
-        return bool(self.image_lora) and self.image_lora.get("scope") == "with_image"
+        """Cached decode steps must be told the sequence has an image (``image_tokens``): LoRA
+        with scope ``with_image`` (``self.image_lora`` always holds its scope)."""
+        return bool(self.image_lora) and self.image_lora["scope"] == "with_image"
 
     @classmethod
     def width_from_section(cls, section):
