@@ -8,7 +8,7 @@ from PIL import Image
 from tests.helpers import tiny_preprocessor, write_image
 from vit_tf.config import ConfigError
 from vit_tf.data.pipeline import (cached_image_bytes, encode_records, make_dataset,
-                                    parse_widths)
+                                    parse_widths, without_autotune_thread)
 from vit_tf.data.image_converter import decode_image
 
 
@@ -108,6 +108,19 @@ def test_every_record_is_yielded_exactly_once(records):
     assert sorted(rows) == list(range(len(records)))
     assert sum(b[1].shape[0] for b in batches) == len(records)
     assert max(b[1].shape[0] for b in batches) <= 3
+
+
+def test_datasets_run_without_the_autotune_thread_unless_their_options_say_so(records):
+    # TF 2.21 waits for the autotuning thread's next tick (up to a minute) whenever a fit's
+    # iterator is destroyed: the library's datasets turn it off, a user's explicit choice stands.
+    ds = make_dataset(encode_records(records, tiny_preprocessor(), MAX_TEXT_LENGTH), 16, 2)
+    assert ds.options().autotune.enabled is False
+    assert without_autotune_thread(tf.data.Dataset.range(3)).options().autotune.enabled is False
+    chosen = tf.data.Options()
+    chosen.autotune.enabled = True
+    kept = without_autotune_thread(tf.data.Dataset.range(3).with_options(chosen))
+    assert kept.options().autotune.enabled is True
+    assert list(kept.as_numpy_iterator()) == [0, 1, 2]
 
 
 def test_given_pad_widths_replace_the_buckets_and_keep_every_row_exact(records):

@@ -116,6 +116,21 @@ def test_unbatched_raw_data_is_batched_and_prompts_responses_train_too(images):
     assert np.isfinite(task.evaluate(pairs.batch(2), verbose=0)[0])
 
 
+def test_fit_and_evaluate_hand_keras_datasets_without_the_autotune_thread(images, monkeypatch):
+    task, _ = tiny_task(seed=6)
+    seen = {}
+    monkeypatch.setattr(keras.Model, "fit", lambda self, x, y=None, batch_size=None,
+                        validation_data=None, **kw: seen.update(x=x, val=validation_data))
+    monkeypatch.setattr(keras.Model, "evaluate",
+                        lambda self, x, y=None, batch_size=None, **kw: seen.update(ev=x))
+    raw = _raw_dataset(images)
+    task.fit(raw, validation_data=raw.batch(2))
+    task.evaluate(tf.data.Dataset.range(2))
+    assert [seen[k].options().autotune.enabled for k in ("x", "val", "ev")] == [False] * 3
+    task.fit(np.zeros((2, 3)))   # arrays pass through untouched
+    assert isinstance(seen["x"], np.ndarray)
+
+
 def test_unreadable_image_path_and_bytes_are_named(images, tmp_path):
     task, _ = tiny_task()
     with pytest.raises(tf.errors.NotFoundError, match="missing.png"):

@@ -145,6 +145,25 @@ def make_dataset(examples, image_size, batch_size, *, shuffle=False, seed=0, rep
     return bucket_batch(ds, examples.token_ids.shape[1] - 1, batch_size, drop_remainder, widths)
 
 
+def without_autotune_thread(ds):
+    """``ds`` with tf.data's autotuning model off, unless its options already say otherwise.
+
+    Why: a ``fit`` (or ``evaluate``) call ends by destroying its iterator, and TensorFlow 2.21
+    then waits for the autotuning thread's next tick, which comes at doubling intervals
+    (10 ms, 20 ms, ... up to a minute) after the iterator's start; nothing runs meanwhile. On
+    2 CPU cores a ``fit`` call of 16 steps (2.9 s of work) then took 5.1 s in about half the
+    calls: the "slow mode" of ``benchmarks/fit_modes.py``, seen by gdb as the main thread
+    waiting in ``~RootDataset::Iterator`` while the model thread slept in ``OptimizeLoop``.
+    Without the model, ``num_parallel_calls=AUTOTUNE`` maps run on as many threads as there
+    are cores and ``prefetch(AUTOTUNE)`` sizes its buffer by itself (its own tuner).
+    """
+    if ds.options().autotune.enabled is not None:   # the user's explicit choice stands
+        return ds
+    options = tf.data.Options()
+    options.autotune.enabled = False
+    return ds.with_options(options)
+
+
 def parse_widths(text, max_width):
     """``"64,96"`` -> [64, 96] (sorted, last >= ``max_width`` longest text); "" -> None."""
     if not text.strip():
@@ -170,4 +189,4 @@ def bucket_batch(ds, max_width, batch_size, drop_remainder=False, widths=None):
         pad_to_bucket_boundary=True,
         drop_remainder=drop_remainder,
     )
-    return ds.prefetch(tf.data.AUTOTUNE)
+    return without_autotune_thread(ds.prefetch(tf.data.AUTOTUNE))

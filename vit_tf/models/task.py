@@ -198,17 +198,28 @@ class TaskMixin:
         data = data.map(self.preprocessor, num_parallel_calls=tf.data.AUTOTUNE)
         return data.padded_batch(batch_size).prefetch(tf.data.AUTOTUNE)
 
+    def _for_keras(self, data, batch_size):
+        """``_preprocessed``, and a ``tf.data`` without the autotuning thread whose wait ends
+        every ``fit``/``evaluate`` call (``vit_tf.data.pipeline.without_autotune_thread``)."""
+        from vit_tf.data.pipeline import without_autotune_thread
+
+        data = self._preprocessed(data, batch_size)
+        if hasattr(data, "element_spec") and hasattr(data, "with_options"):
+            data = without_autotune_thread(data)
+        return data
+
     def fit(self, x=None, y=None, batch_size=None, validation_data=None, **kwargs):
         """Keras ``fit``; a ``tf.data`` of raw examples goes through the preprocessor first
-        (batched datasets as they are, unbatched ones in batches of ``batch_size`` or 32)."""
-        x = self._preprocessed(x, batch_size or 32)
-        validation_data = self._preprocessed(validation_data, batch_size or 32)
+        (batched datasets as they are, unbatched ones in batches of ``batch_size`` or 32).
+        Any ``tf.data`` runs without tf.data's autotuning thread unless its options set it."""
+        x = self._for_keras(x, batch_size or 32)
+        validation_data = self._for_keras(validation_data, batch_size or 32)
         if x is not None and hasattr(x, "element_spec"):
             batch_size = None  # Keras refuses batch_size with a dataset
         return super().fit(x, y, batch_size=batch_size, validation_data=validation_data, **kwargs)
 
     def evaluate(self, x=None, y=None, batch_size=None, **kwargs):
-        x = self._preprocessed(x, batch_size or 32)
+        x = self._for_keras(x, batch_size or 32)
         if x is not None and hasattr(x, "element_spec"):
             batch_size = None
         return super().evaluate(x, y, batch_size=batch_size, **kwargs)

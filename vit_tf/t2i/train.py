@@ -25,6 +25,7 @@ import numpy as np
 import tensorflow as tf
 
 from vit_tf.config import save_config
+from vit_tf.data.pipeline import without_autotune_thread
 from vit_tf.data.sources.validation import DataValidationError, Problem, ValidationReport
 from vit_tf.data.tokenizer import train_tokenizer
 from vit_tf.t2i.callbacks import CodebookUsage, SampleGrid, SizedCosine, StepBudget
@@ -91,7 +92,7 @@ def _fit(model, ds, schedule, steps, every, max_seconds, callbacks, log_dir, log
     budget = StepBudget(schedule, steps, max_seconds)
     board = keras.callbacks.TensorBoard(log_dir, update_freq="epoch", write_graph=False)
     start = time.perf_counter()
-    history = model.fit(ds, epochs=-(-steps // every), steps_per_epoch=every, verbose=0,
+    history = model.fit(without_autotune_thread(ds), epochs=-(-steps // every), steps_per_epoch=every, verbose=0,
                         callbacks=[budget, *callbacks, board, keras.callbacks.LambdaCallback(
                             on_epoch_end=lambda e, logs: log(
                                 f"{stage} step {int(model.optimizer.iterations.numpy())}: "
