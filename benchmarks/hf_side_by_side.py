@@ -353,10 +353,15 @@ def main(argv=None):
 
     def start_workers():
         """Fresh worker processes, warmed up: compilation (XLA, tf.function) and torch's
-        first-call costs. Why fresh ones per repeat: on the shared 2-core machine a process
-        sometimes runs all its steps in a slow mode (the same step at ~320 instead of ~195 ms,
-        in either framework's process, whatever the settings); new processes each repeat
-        make that a sample among others instead of the whole run's result. vit_tf gets one
+        first-call costs. Why fresh ones per repeat: a process's state (allocator, thread
+        pools) is then a sample among others instead of the whole run's result. The fit
+        "slow mode" seen before (a 16-step call at ~320 instead of ~180 ms/step) was tf.data's
+        autotuning thread delaying the iterator's teardown, now off in ``Task.fit``
+        (``vit_tf.data.pipeline.without_autotune_thread``). The training warm-up runs every
+        model twice, in the timed order: a model's first call after another model's first
+        call pays a one-time ~1.2 s in its first step (1415 ms against 177 ms, 2026-12-07,
+        `fit` with steps_per_execution 1; its cause not traced further),
+        which is not the steady state this measures. vit_tf gets one
         process per kind of measure (``--one-tf-worker``: one for all), each holding only
         the models it measures: a worker that also held the generators and the default
         experiment's model ran the same training step at 258-273 ms against 192-199 ms in
@@ -375,10 +380,12 @@ def main(argv=None):
         for name in ("vit_tf", "hf"):
             if "train" not in skip:
                 # warm-up with the timed number of steps: the same calls, so nothing is
-                # traced or compiled while timed (a call runs steps_per_execution steps)
-                sides[name](op="train", steps=args.train_steps)
-                for v in tf_variants * (name == "vit_tf"):
-                    sides[name](op="train", steps=args.train_steps, variant=v)
+                # traced or compiled while timed (a call runs steps_per_execution steps);
+                # twice over, for the one-time cost above
+                for _ in range(2):
+                    sides[name](op="train", steps=args.train_steps)
+                    for v in tf_variants * (name == "vit_tf"):
+                        sides[name](op="train", steps=args.train_steps, variant=v)
             if "gen" not in skip:
                 for b, c in gens:
                     sides[name if name == "hf" else "vit_tf gen"](op="gen", batch=b, cache=c,

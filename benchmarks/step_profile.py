@@ -56,6 +56,12 @@ def variants(only, experiment="issue16"):
         compile_model(m, config.train, 10_000, **compile_kwargs)
         return m
 
+    def sliced(k):
+        keras.utils.set_random_seed(0)
+        m = build_model(config, VOCAB, max_text_length=length)
+        compile_model(m, dataclasses.replace(config.train, batch_slices=k), 10_000)
+        return m
+
     def fit(m):
         return lambda n: m.fit(ds, epochs=1, steps_per_epoch=n, verbose=0)
 
@@ -86,6 +92,40 @@ def variants(only, experiment="issue16"):
 
         def run(n):
             for _ in range(n):
+                loss = step()
+            float(loss)
+        return run
+
+    def bare_split(parts=2):
+        """``bare`` with the batch computed as ``parts`` independent slices in one tape (the
+        same loss: token-weighted sums over the whole batch's weight), so XLA has
+        independent chains to run side by side on the cores."""
+        keras.utils.set_random_seed(0)
+        m = build_model(config, VOCAB, max_text_length=length)
+        opt, loss_fn = make_optimizer(config.train, 10_000), make_loss()
+        opt.build(m.trainable_variables)
+        tx, ty, tw = (tf.nest.map_structure(tf.constant, v) for v in (x, y, w))
+        n = ty.shape[0] // parts
+        slices = [tf.nest.map_structure(lambda v, i=i: v[i * n:(i + 1) * n], (tx, ty, tw))
+                  for i in range(parts)]
+        total = tf.reduce_sum(tw)
+
+        @tf.function(jit_compile=True)
+        def step():
+            with tf.GradientTape() as tape:
+                loss = 0.0
+                for sx, sy, sw in slices:
+                    logits = m(sx, training=True)
+                    per_token = keras.losses.sparse_categorical_crossentropy(
+                        sy, logits, from_logits=True)
+                    loss += tf.reduce_sum(per_token * sw)
+                loss = loss / total
+            opt.apply_gradients(zip(tape.gradient(loss, m.trainable_variables),
+                                    m.trainable_variables))
+            return loss
+
+        def run(k):
+            for _ in range(k):
                 loss = step()
             float(loss)
         return run
@@ -154,6 +194,9 @@ def variants(only, experiment="issue16"):
         "fit, XLA step": lambda: trained(jit=True),
         "fit, XLA step, keras-hub block calls": lambda: trained(jit=True, hub_blocks=True),
         "fit, mixed_bfloat16": lambda: trained(precision="mixed_bfloat16"),
+        "fit, mixed_bfloat16, no XLA": lambda: trained(jit=False, precision="mixed_bfloat16"),
+        "fit, shipped steps_per_execution, mixed_bfloat16": lambda: trained(
+            per_call=spe, precision="mixed_bfloat16"),
         "fit, shipped steps_per_execution": lambda: trained(per_call=spe),
         "fit, shipped steps_per_execution, keras-hub block calls": lambda: trained(
             per_call=spe, hub_blocks=True),
@@ -169,6 +212,14 @@ def variants(only, experiment="issue16"):
         "fit, steps_per_execution=8": lambda: fit(model(steps_per_execution=8)),
         "train_on_batch": lambda: on_batch(model()),
         "bare XLA tape step": bare,
+        "fit, train.batch_slices=2": lambda: fit(sliced(2)),
+        "fit, train.batch_slices=1": lambda: fit(sliced(1)),
+        "fit, train.batch_slices=1, keras-hub block calls (the defaults before)": lambda: (
+            keras_hub_blocks(fit(sliced(1)))),
+        "fit, train.batch_slices=4": lambda: fit(sliced(4)),
+        "fit, train.batch_slices=8": lambda: fit(sliced(8)),
+        "bare XLA tape step, batch in 2 independent slices": bare_split,
+        "bare XLA tape step, batch in 4 independent slices": lambda: bare_split(4),
     }
     return {k: v() for k, v in table.items() if not only or k in only}
 

@@ -182,6 +182,10 @@ class TrainConfig:
     steps_per_execution: int = 1      # training steps per compiled call (Keras compile); at
                                       # most this many, a divisor of the epoch's steps
                                       # (vit_tf.training.optim.steps_per_call)
+    batch_slices: int = 0             # run each training batch as this many independent slices
+                                      # in one step (same math; more parallel work for XLA on
+                                      # CPU cores, VisionLanguageModel.call); 1 = whole, 0 =
+                                      # auto: 2 on CPU, 1 with a GPU or TPU
     num_samples_to_log: int = 3       # generated answers written to TensorBoard each epoch
     relevance_maps: int = 1           # of those, explained as image relevance maps each epoch
     profile_steps: str = ""           # TensorBoard profiler: "10,20" traces steps 10-20, "" off

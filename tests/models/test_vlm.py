@@ -86,6 +86,38 @@ def test_projector_name_in_config_selects_the_projector_class():
     assert linear.count_params() < mlp.count_params()
 
 
+def test_a_training_batch_in_slices_gives_the_whole_batchs_logits_and_gradients():
+    import tensorflow as tf
+
+    model = build_model(tiny_config(), VOCAB, max_text_length=TEXT)
+    x = _inputs(batch=4)
+    labels = np.random.default_rng(3).integers(0, VOCAB, (4, TEXT))
+
+    def run(k):
+        model.batch_slices = k
+        with tf.GradientTape() as tape:
+            logits = model(x, training=True)
+            loss = tf.reduce_mean(keras.losses.sparse_categorical_crossentropy(
+                labels, logits, from_logits=True))
+        return [logits] + [tf.convert_to_tensor(g) for g in tape.gradient(
+            loss, model.trainable_variables)]
+
+    whole, sliced, odd = run(1), run(2), run(3)   # 3 does not divide 4: the batch runs whole
+    for a, b, c in zip(whole, sliced, odd, strict=True):
+        np.testing.assert_allclose(np.asarray(b), np.asarray(a), rtol=1e-4, atol=1e-6)
+        np.testing.assert_array_equal(np.asarray(c), np.asarray(a))
+
+
+def test_batch_slices_auto_is_two_on_cpu_and_negative_is_refused():
+    from vit_tf.config import ConfigError
+    from vit_tf.training.optim import batch_slices
+
+    assert batch_slices(tiny_config().train) == 2          # this machine has no GPU
+    assert batch_slices(tiny_config(train__batch_slices=4).train) == 4
+    with pytest.raises(ConfigError, match="train.batch_slices"):
+        batch_slices(tiny_config(train__batch_slices=-1).train)
+
+
 def test_the_image_changes_the_text_logits():
     model = build_model(tiny_config(), VOCAB, max_text_length=TEXT)
     a = _inputs()

@@ -20,13 +20,16 @@ Same math as the keras-hub call (logits scaled after the matmul, masked with ker
 negative, soft-maxed in float32; GELU exact; layer norms as ``keras.ops.layer_normalization``);
 ``tests/models/test_blocks.py`` checks both against each other (values and gradients, with
 masks). Blocks it does not cover (post-norm, cross-attention) keep their own ``call``, and so
-does every block while training: callers check ``fast_path_supported`` first.
+do blocks with dropout while training: callers check ``fast_path_supported`` first.
 
-Inference only (2026-12-07): in a training step the fused path gains nothing under XLA (the
-default; 272 vs 277 ms per step at the issue-16 size), and its other summation order changed
-the quickstart's first-epoch loss in the sixth digit (1.0014848 vs keras-hub's 1.0014833),
-which thirteen epochs amplified into 0.5-2 points per category. Decoding, where it pays
-(1.7-2.1x cached tokens/s), keeps it.
+Training too, since 2026-12-07 (second half of the day): the earlier "gains nothing under XLA"
+(272 vs 277 ms) was measured while tf.data's autotuning thread stalled every other ``fit``
+call (``vit_tf.data.pipeline.without_autotune_thread``); without the stall the fused path
+trains 3-4% faster (176 vs 182 ms per step at the issue-16 size, 38.6 vs 40.4 ms for the
+default experiment, ``benchmarks/step_profile.py``). Its other summation order moves a
+training run's numbers by rounding (the quickstart's first-epoch loss changed in its sixth
+digit), so results before and after differ by run-to-run noise, not by the math. Decoding
+gains most (1.7-2.1x cached tokens/s).
 """
 
 import keras
@@ -64,9 +67,9 @@ def norm(layer, x):
 
 
 def fast_path_supported(block, training):
-    """True when ``block_forward`` should replace ``block``'s call: an inference call
-    (``training`` falsy) of a pre-norm block without cross-attention."""
-    return (ENABLED[0] and not training and block.normalize_first
+    """True when ``block_forward`` should replace ``block``'s call: a pre-norm block without
+    cross-attention, in inference (``training`` falsy) or without dropout."""
+    return (ENABLED[0] and (not training or not block.dropout) and block.normalize_first
             and getattr(block, "_cross_attention_layer", None) is None
             and keras.backend.backend() == "tensorflow")
 

@@ -60,6 +60,24 @@ class VisionLanguageModel(TaskMixin, keras.Model):
         self.preprocessor = preprocessor
         self.step_counts = StepCounts(name="step_counts")
         self.token_loss = TokenWeightedLoss(name="loss")
+        # A training setting, not part of the model (train.batch_slices; compile_model sets it)
+        self.batch_slices = 1
+
+    def call(self, inputs, training=None, mask=None):
+        """The functional graph. In training with ``batch_slices`` k > 1 and a static batch
+        divisible by k, the batch runs as k independent slices whose logits are concatenated:
+        the same values and gradients, but XLA gets k independent chains of smaller ops to
+        run side by side on the cores (the issue-16 step on 2 CPU cores: 167 -> 152 ms with
+        4 slices, ``benchmarks/step_profile.py``). Other batches run whole."""
+        k = self.batch_slices
+        batch = inputs["images"].shape[0] if isinstance(inputs, dict) else None
+        if not training or k <= 1 or batch is None or batch % k:
+            return super().call(inputs, training=training, mask=mask)
+        n = batch // k
+        parts = [{name: value[i * n:(i + 1) * n] for name, value in inputs.items()}
+                 for i in range(k)]                            # k x (batch / k, ...)
+        return ops.concatenate([super(VisionLanguageModel, self).call(
+            part, training=training, mask=mask) for part in parts], axis=0)   # (batch, T, V)
 
     # Training uses Keras's stock train_step (vit_tf.training.optim.compile_model adds the
     # optimizer's grad_norm as a compiled metric); only these public hooks are overridden.
