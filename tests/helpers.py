@@ -32,6 +32,9 @@ TINY_OVERRIDES = (
     "train.jit_compile=false",
     "train.xla_update=false",  # tests/training/test_compiled_update.py tests the compiled update
     "train.relevance_maps=0",  # default 1; tests that want the maps set it
+    # default 0 (auto: 2 slices on CPU); the slices double a tiny step's ops and its tracing,
+    # which dominate these tests (tests/models/test_vlm.py checks the slices themselves)
+    "train.batch_slices=1",
     "generate.max_new_tokens=8",
     "generate.batch_size=4",
 )

@@ -112,7 +112,7 @@ def test_batch_slices_auto_is_two_on_cpu_and_negative_is_refused():
     from vit_tf.config import ConfigError
     from vit_tf.training.optim import batch_slices
 
-    assert batch_slices(tiny_config().train) == 2          # this machine has no GPU
+    assert batch_slices(tiny_config(train__batch_slices=0).train) == 2   # no GPU here
     assert batch_slices(tiny_config(train__batch_slices=4).train) == 4
     with pytest.raises(ConfigError, match="train.batch_slices"):
         batch_slices(tiny_config(train__batch_slices=-1).train)
