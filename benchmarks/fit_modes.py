@@ -8,9 +8,16 @@ Result (2026-12-07 10:00-10:10 UTC, 2 cores, idle, one process per line): defaul
 319, 319, 185, 185, 185, 319 and 183, 181, 301, 311, 296, 202 ms/step per call; --intra 1:
 319, 307, 311, 314, 314, 307 and 319, 308, 310, 305, 306, 304; --inter 1: 320, 319, 320, 320,
 189, 189 and 190, 185, 195, 320, 187, 187; --models 3 --rounds 5: each model switched (269-319
-vs 183-194). A call runs either fast or at the one-thread speed throughout: the slow mode is
-the step on one core's worth of compute, not tied to a model. What decides it per call is not
-known yet.
+vs 183-194).
+
+The cause (found 11:00-11:10 UTC): in a slow call the process was idle ~40% of the time (no
+thread runnable, per-thread /proc sampling); gdb showed the main thread in
+``~RootDataset::Iterator`` waiting for tf.data's autotuning thread, asleep in
+``Model::OptimizeLoop`` until its next tick. A dataset without autotuning ran 10 of 10 calls
+at 181-189 ms/step. ``Task.fit`` now hands Keras its datasets without the autotuning thread
+(``vit_tf.data.pipeline.without_autotune_thread``); this script, about 11:12 UTC,
+``--rounds 8``: 179, 180, 174, 175, 178, 179, 175, 175 (median 176). ``--intra 1`` is a
+genuinely slower one-thread step that happened to land near the stalled calls' time.
 """
 
 import argparse
