@@ -72,9 +72,11 @@ def variants(only, experiment="issue16"):
             float(logs["loss"])
         return run
 
-    def bare(jit=True, xla_update=False):
+    def bare(jit=True, xla_update=False, slices=1):
+        """A bare tape step; ``slices``: the model's ``batch_slices`` (VisionLanguageModel.call)."""
         keras.utils.set_random_seed(0)
         m = build_model(config, VOCAB, max_text_length=length)
+        m.batch_slices = slices
         opt, loss_fn = make_optimizer(config.train, 10_000), make_loss()
         opt.build(m.trainable_variables)
         tx, ty, tw = (tf.nest.map_structure(tf.constant, v) for v in (x, y, w))
@@ -92,40 +94,6 @@ def variants(only, experiment="issue16"):
 
         def run(n):
             for _ in range(n):
-                loss = step()
-            float(loss)
-        return run
-
-    def bare_split(parts=2):
-        """``bare`` with the batch computed as ``parts`` independent slices in one tape (the
-        same loss: token-weighted sums over the whole batch's weight), so XLA has
-        independent chains to run side by side on the cores."""
-        keras.utils.set_random_seed(0)
-        m = build_model(config, VOCAB, max_text_length=length)
-        opt, loss_fn = make_optimizer(config.train, 10_000), make_loss()
-        opt.build(m.trainable_variables)
-        tx, ty, tw = (tf.nest.map_structure(tf.constant, v) for v in (x, y, w))
-        n = ty.shape[0] // parts
-        slices = [tf.nest.map_structure(lambda v, i=i: v[i * n:(i + 1) * n], (tx, ty, tw))
-                  for i in range(parts)]
-        total = tf.reduce_sum(tw)
-
-        @tf.function(jit_compile=True)
-        def step():
-            with tf.GradientTape() as tape:
-                loss = 0.0
-                for sx, sy, sw in slices:
-                    logits = m(sx, training=True)
-                    per_token = keras.losses.sparse_categorical_crossentropy(
-                        sy, logits, from_logits=True)
-                    loss += tf.reduce_sum(per_token * sw)
-                loss = loss / total
-            opt.apply_gradients(zip(tape.gradient(loss, m.trainable_variables),
-                                    m.trainable_variables))
-            return loss
-
-        def run(k):
-            for _ in range(k):
                 loss = step()
             float(loss)
         return run
@@ -218,8 +186,8 @@ def variants(only, experiment="issue16"):
             keras_hub_blocks(fit(sliced(1)))),
         "fit, train.batch_slices=4": lambda: fit(sliced(4)),
         "fit, train.batch_slices=8": lambda: fit(sliced(8)),
-        "bare XLA tape step, batch in 2 independent slices": bare_split,
-        "bare XLA tape step, batch in 4 independent slices": lambda: bare_split(4),
+        "bare XLA tape step, batch in 2 independent slices": lambda: bare(slices=2),
+        "bare XLA tape step, batch in 4 independent slices": lambda: bare(slices=4),
     }
     return {k: v() for k, v in table.items() if not only or k in only}
 
