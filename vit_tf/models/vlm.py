@@ -67,8 +67,8 @@ class VisionLanguageModel(TaskMixin, keras.Model):
         """The functional graph. In training with ``batch_slices`` k > 1 and a static batch
         divisible by k, the batch runs as k independent slices whose logits are concatenated:
         the same values and gradients, but XLA gets k independent chains of smaller ops to
-        run side by side on the cores (the issue-16 step on 2 CPU cores: 167 -> 152 ms with
-        4 slices, ``benchmarks/step_profile.py``). Other batches run whole."""
+        run side by side on the cores (the issue-16 ``fit`` step on 2 CPU cores: 182 -> 165 ms
+        with 2 slices, ``benchmarks/step_profile.py``). Other batches run whole."""
         k = self.batch_slices
         batch = inputs["images"].shape[0] if isinstance(inputs, dict) else None
         if not training or k <= 1 or batch is None or batch % k:

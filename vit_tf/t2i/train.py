@@ -92,7 +92,8 @@ def _fit(model, ds, schedule, steps, every, max_seconds, callbacks, log_dir, log
     budget = StepBudget(schedule, steps, max_seconds)
     board = keras.callbacks.TensorBoard(log_dir, update_freq="epoch", write_graph=False)
     start = time.perf_counter()
-    history = model.fit(without_autotune_thread(ds), epochs=-(-steps // every), steps_per_epoch=every, verbose=0,
+    history = model.fit(without_autotune_thread(ds), epochs=-(-steps // every),
+                        steps_per_epoch=every, verbose=0,
                         callbacks=[budget, *callbacks, board, keras.callbacks.LambdaCallback(
                             on_epoch_end=lambda e, logs: log(
                                 f"{stage} step {int(model.optimizer.iterations.numpy())}: "
