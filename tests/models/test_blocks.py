@@ -77,7 +77,17 @@ def test_blocks_the_fast_path_does_not_cover_are_left_to_their_own_call():
     assert not fast_path_supported(post_norm, training=False)
     assert not fast_path_supported(dropout, training=True)
     assert fast_path_supported(dropout, training=False)       # dropout is off in inference
-    # without dropout, training steps take the fused path too (same values and gradients)
+    # without dropout, XLA-compiled training steps take the fused path too (same values and
+    # gradients); steps without XLA keep keras-hub's call
     plain = keras_hub.layers.TransformerEncoder(INTER, HEADS, normalize_first=True)
-    assert fast_path_supported(plain, training=True)
+    assert not fast_path_supported(plain, training=True)
     assert fast_path_supported(plain, training=None)
+    seen = []
+
+    def traced(x):
+        seen.append(fast_path_supported(plain, training=True))
+        return x
+
+    tf.function(traced, jit_compile=True)(tf.constant(0.0))
+    tf.function(traced)(tf.constant(0.0))
+    assert seen == [True, False]

@@ -20,16 +20,17 @@ Same math as the keras-hub call (logits scaled after the matmul, masked with ker
 negative, soft-maxed in float32; GELU exact; layer norms as ``keras.ops.layer_normalization``);
 ``tests/models/test_blocks.py`` checks both against each other (values and gradients, with
 masks). Blocks it does not cover (post-norm, cross-attention) keep their own ``call``, and so
-do blocks with dropout while training: callers check ``fast_path_supported`` first.
+do blocks with dropout, and every block in a training step that XLA does not compile: callers
+check ``fast_path_supported`` first.
 
-Training too, since 2026-12-07 (second half of the day): the earlier "gains nothing under XLA"
-(272 vs 277 ms) was measured while tf.data's autotuning thread stalled every other ``fit``
-call (``vit_tf.data.pipeline.without_autotune_thread``); without the stall the fused path
-trains 3-4% faster (176 vs 182 ms per step at the issue-16 size, 38.6 vs 40.4 ms for the
-default experiment, ``benchmarks/step_profile.py``). Its other summation order moves a
-training run's numbers by rounding (the quickstart's first-epoch loss changed in its sixth
-digit), so results before and after differ by run-to-run noise, not by the math. Decoding
-gains most (1.7-2.1x cached tokens/s).
+XLA-compiled training steps too (the default), since 2026-12-07 (second half of the day): the
+earlier "gains nothing under XLA" (272 vs 277 ms) was measured while tf.data's autotuning
+thread stalled every other ``fit`` call (``vit_tf.data.pipeline.without_autotune_thread``);
+without the stall the fused path trains 3-4% faster (176 vs 182 ms per step at the issue-16
+size, 38.6 vs 40.4 ms for the default experiment, ``benchmarks/step_profile.py``). Its
+other summation order moves a training run's numbers by rounding (the quickstart's
+first-epoch loss changed in its sixth digit), so results before and after differ by
+run-to-run noise, not by the math. Decoding gains most (1.7-2.1x cached tokens/s).
 """
 
 import keras
@@ -66,10 +67,22 @@ def norm(layer, x):
                                 float(layer.epsilon)), layer.compute_dtype)
 
 
+def _in_xla():
+    """True while tracing inside an XLA-compiled function (``jit_compile=True``)."""
+    try:   # TensorFlow's own check (private module; absent: answer False, keras-hub's call)
+        from tensorflow.python.ops.control_flow_util import GraphOrParentsInXlaContext
+    except ImportError:
+        return False
+    return bool(GraphOrParentsInXlaContext(tf.compat.v1.get_default_graph()))
+
+
 def fast_path_supported(block, training):
     """True when ``block_forward`` should replace ``block``'s call: a pre-norm block without
-    cross-attention, in inference (``training`` falsy) or without dropout."""
-    return (ENABLED[0] and (not training or not block.dropout) and block.normalize_first
+    cross-attention, in inference (``training`` falsy) or, without dropout, in a training step
+    XLA compiles (where it was measured faster; without XLA its extra ops slowed the tiny
+    models of the test suite)."""
+    return (ENABLED[0] and (not training or (not block.dropout and _in_xla()))
+            and block.normalize_first
             and getattr(block, "_cross_attention_layer", None) is None
             and keras.backend.backend() == "tensorflow")
 
