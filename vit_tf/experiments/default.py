@@ -23,7 +23,15 @@ The training mix (up to 4 position, 2 attribute and 3 existence questions per tr
 each about another subject; the test split has one per family) is the quickstart's; see
 vit_tf/experiments/README.md, "Fifth round".
 
-Result reached (fresh clone, 2 CPU cores, idle, 2026-12-07 10:20-10:27 UTC, commit 53b52fc,
+Result reached (fresh clone, 2 CPU cores, nothing else running, 2026-12-07 13:24-13:34 UTC,
+commit 250534d, 9.1 min end to end on a machine slowed to 233 GFLOP/s that afternoon: data 6 s
++ training 522 s + evaluation 17 s): attribute 94.5, position 93.8, existence 98.5, counting
+87.5, relation 52.2, conversation turns 84.0; overall short answers 85.9 (majority 30.3);
+captions BLEU-4 0.94 / CIDEr-D 9.50 (benchmarks/results.md, "quickstart"). Training now runs
+each batch in two slices through the fused blocks (the same math in another summation order),
+which moved every category by rounding; the previous code's run follows.
+
+Before (fresh clone, 2 CPU cores, idle, 2026-12-07 10:20-10:27 UTC, commit 53b52fc,
 7.0 min end to end: data 4 s + training 403 s + evaluation 13 s; 7.2 min at 4478b17 and 9.8
 min for the same table at 95d399b with helpers sharing the cores): attribute 96.0, position
 95.3, existence 99.0, counting 89.0, relation 57.2, conversation turns 83.4; overall short
