@@ -50,17 +50,14 @@ def variants(only, experiment="issue16"):
 
     config, VOCAB, length, _, ds, (x, y, w) = setup(experiment)
 
-    def model(**compile_kwargs):
+    def model(train=None, **compile_kwargs):
         keras.utils.set_random_seed(0)
         m = build_model(config, VOCAB, max_text_length=length)
-        compile_model(m, config.train, 10_000, **compile_kwargs)
+        compile_model(m, train or config.train, 10_000, **compile_kwargs)
         return m
 
     def sliced(k):
-        keras.utils.set_random_seed(0)
-        m = build_model(config, VOCAB, max_text_length=length)
-        compile_model(m, dataclasses.replace(config.train, batch_slices=k), 10_000)
-        return m
+        return model(dataclasses.replace(config.train, batch_slices=k))
 
     def fit(m):
         return lambda n: m.fit(ds, epochs=1, steps_per_epoch=n, verbose=0)

@@ -201,12 +201,12 @@ class TaskMixin:
     def _for_keras(self, data, batch_size):
         """``_preprocessed``, and a ``tf.data`` without the autotuning thread whose wait ends
         every ``fit``/``evaluate`` call (``vit_tf.data.pipeline.without_autotune_thread``)."""
+        import tensorflow as tf
+
         from vit_tf.data.pipeline import without_autotune_thread
 
         data = self._preprocessed(data, batch_size)
-        if hasattr(data, "element_spec") and hasattr(data, "with_options"):
-            data = without_autotune_thread(data)
-        return data
+        return without_autotune_thread(data) if isinstance(data, tf.data.Dataset) else data
 
     def fit(self, x=None, y=None, batch_size=None, validation_data=None, **kwargs):
         """Keras ``fit``; a ``tf.data`` of raw examples goes through the preprocessor first
