@@ -10,7 +10,8 @@ import tensorflow as tf
 
 from tests.t2i import tiny
 from vit_tf.models.task import PresetError
-from vit_tf.t2i.maskgit import mask_ratio, masked_examples, training_mask
+from vit_tf.t2i.maskgit import (MaskGITBackbone, _group, _ungroup, mask_ratio,
+                                masked_examples, training_mask)
 from vit_tf.t2i.samplers import guide, maskgit_decode
 from vit_tf.t2i.task import TextToImage, load_text_to_image
 
@@ -122,3 +123,34 @@ def test_preset_and_keras_file_round_trips_give_identical_images(task, tmp_path)
         f.write(b"x")
     with pytest.raises(PresetError, match=f"{os.sep}task.weights.h5: does not match"):
         TextToImage.from_preset(str(tmp_path / "preset"))
+
+
+def test_groups_are_the_grid_blocks_and_ungroup_inverts_them():
+    grid = np.arange(16, dtype="float32").reshape(1, 16, 1)        # a 4x4 grid, raster order
+    grouped = _group(grid, 2, 2, 1).numpy()                         # (1, 4, 4)
+    np.testing.assert_array_equal(grouped[0, 0], [0, 1, 4, 5])      # top-left 2x2 block
+    np.testing.assert_array_equal(grouped[0, 3], [10, 11, 14, 15])  # bottom-right block
+    np.testing.assert_array_equal(_ungroup(grouped, 2, 2, 1).numpy(), grid)
+    with pytest.raises(ValueError, match="group_size=3 must divide the side"):
+        MaskGITBackbone(10, 4, 8, 16, hidden_dim=8, num_layers=1, num_heads=1,
+                        intermediate_dim=8, group_size=3)
+
+
+def test_grouped_backbone_predicts_every_code_generates_and_round_trips(tmp_path):
+    task = tiny.maskgit_task(seed=2, patch_size=4, group_size=2)   # 4x4 codes, 2x2 positions
+    assert task.backbone.num_image_tokens == 16 and task.backbone.group_size == 2
+    ids, mask = task.preprocessor.tokenize(PROMPTS)
+    codes = np.random.default_rng(1).integers(0, 17, (2, 16)).astype("int32")
+    inputs = {"token_ids": ids, "padding_mask": mask, "image_tokens": codes}
+    logits = task(inputs).numpy()
+    assert logits.shape == (2, 16, 16)
+    changed = codes.copy()
+    changed[:, 15] = (changed[:, 15] + 1) % 17          # a code of the bottom-right block only
+    other = task({**inputs, "image_tokens": changed}).numpy()
+    assert not np.allclose(other, logits)               # every position sees every block
+    a = task.generate(PROMPTS, seed=4, jit_compile=False)
+    np.testing.assert_array_equal(a, task.generate(PROMPTS, seed=4, jit_compile=False))
+    task.save(tmp_path / "g.keras")
+    again = load_text_to_image(str(tmp_path / "g.keras"))
+    np.testing.assert_array_equal(again(inputs).numpy(), logits)
+    np.testing.assert_array_equal(again.generate(PROMPTS, seed=4, jit_compile=False), a)

@@ -55,6 +55,7 @@ class MaskGITConfig:
     num_heads: int = 4
     intermediate_dim: int = 768
     dropout: float = 0.0
+    group_size: int = 1                # g: a g x g block of codes per transformer position
     caption_dropout: float = 0.1
     batch_size: int = 64
     steps: int = 3000
@@ -119,6 +120,7 @@ def check(config):
     for key, value in (("data.max_text_length", config.data.max_text_length),
                        ("vq.num_codes", config.vq.num_codes),
                        ("maskgit.batch_size", config.maskgit.batch_size),
+                       ("maskgit.group_size", config.maskgit.group_size),
                        ("diffusion.batch_size", config.diffusion.batch_size)):
         if value < 1:
             raise ConfigError(f"{key} must be >= 1, got {value}")

@@ -3,9 +3,17 @@ al. 2023): a bidirectional transformer over the image's codes with the caption a
 
     token_ids (B, L) + padding_mask (B, L)      the caption (all padding: no caption)
     image_tokens (B, N)                         VQ codes, ``num_codes`` (= MASK) where masked
-      -> [text embeddings + positions ; code embeddings + positions]     (B, L + N, hidden_dim)
+      -> [text embeddings + positions ; code embeddings + positions]     (B, L + M, hidden_dim)
       -> num_layers keras-hub TransformerEncoder blocks (pre-norm; padded text is never a key)
-      -> the N image positions -> LayerNorm -> Dense     logits (B, N, num_codes)
+      -> the M image positions -> (ungroup) -> LayerNorm -> Dense     logits (B, N, num_codes)
+
+``group_size`` g > 1 lets one transformer position carry a g x g block of the code grid
+(M = N / g^2): the block's code embeddings are concatenated and projected to ``hidden_dim``
+on the way in, and each position's output is projected back to g^2 code states on the way out.
+Masking, the loss and decoding still act on single codes. Why: a 16x16 code grid makes 256 + L
+positions, and on a CPU the attention over them and the blocks' width cost most of a training
+step; 2x2 groups cut the sequence to 64 + L at the same code grid (the tokenizer keeps its
+4x4-pixel patches, which the shapes' corners need). g = 1 is the plain MaskGIT (old presets).
 
 Every image position attends to every caption token and to every other position, so "red"
 binds to "circle" through attention, not through a pooled sentence vector. Training (MaskGIT's
@@ -64,35 +72,66 @@ def masked_examples(dataset, num_tokens, mask_id, caption_dropout=0.1, seed=0):
     return dataset.enumerate().map(transform, num_parallel_calls=tf.data.AUTOTUNE)
 
 
+def _group(x, s, g, h):
+    """(B, N, h) codes in raster order on an (s g) x (s g) grid -> (B, s*s, g*g*h): each g x g
+    block of the grid in one row, blocks in raster order."""
+    x = keras.layers.Reshape((s, g, s, g, h))(x)
+    x = keras.layers.Permute((1, 3, 2, 4, 5))(x)                          # (B, s, s, g, g, h)
+    return keras.layers.Reshape((s * s, g * g * h))(x)
+
+
+def _ungroup(x, s, g, h):
+    """The inverse of ``_group``: (B, s*s, g*g*h) -> (B, N, h) in raster order."""
+    x = keras.layers.Reshape((s, s, g, g, h))(x)
+    x = keras.layers.Permute((1, 3, 2, 4, 5))(x)                          # (B, s, g, s, g, h)
+    return keras.layers.Reshape((s * g * s * g, h))(x)
+
+
 @keras.saving.register_keras_serializable(package="vit_tf")
 class MaskGITBackbone(keras.Model):
     """The transformer (see the module docstring); a functional model.
 
     Args:
         vocabulary_size: caption token ids. max_text_length: L. num_codes: K (MASK = K).
-        num_image_tokens: N. hidden_dim, num_layers, num_heads, intermediate_dim, dropout:
-        of the transformer blocks.
+        num_image_tokens: N (a square grid). hidden_dim, num_layers, num_heads,
+        intermediate_dim, dropout: of the transformer blocks. group_size: g, codes per
+        transformer position along each axis (see the module docstring).
     """
 
     def __init__(self, vocabulary_size, max_text_length, num_codes, num_image_tokens,
                  hidden_dim=256, num_layers=4, num_heads=4, intermediate_dim=1024, dropout=0.0,
-                 **kwargs):
+                 group_size=1, **kwargs):
+        side = math.isqrt(num_image_tokens)
+        if side * side != num_image_tokens or side % group_size:
+            raise ValueError(f"group_size={group_size} must divide the side of a square code "
+                             f"grid; num_image_tokens={num_image_tokens}")
+        g, s = group_size, side // group_size
         token_ids = keras.Input((max_text_length,), dtype="int32", name="token_ids")
         padding_mask = keras.Input((max_text_length,), dtype="bool", name="padding_mask")
         image_tokens = keras.Input((num_image_tokens,), dtype="int32", name="image_tokens")
         text = keras_hub.layers.TokenAndPositionEmbedding(
             vocabulary_size, max_text_length, hidden_dim, name="text_embedding")(token_ids)
-        image = keras_hub.layers.TokenAndPositionEmbedding(
-            num_codes + 1, num_image_tokens, hidden_dim, name="code_embedding")(image_tokens)
-        x = keras.layers.Concatenate(axis=1, name="prefix")([text, image])    # (B, L + N, H)
+        if g == 1:
+            image = keras_hub.layers.TokenAndPositionEmbedding(
+                num_codes + 1, num_image_tokens, hidden_dim, name="code_embedding")(image_tokens)
+        else:
+            codes = keras.layers.Embedding(num_codes + 1, hidden_dim, name="code_embedding")(
+                image_tokens)                                                 # (B, N, H)
+            image = keras.layers.Dense(hidden_dim, name="group_in")(
+                _group(codes, s, g, hidden_dim))                              # (B, M, H)
+            image = keras_hub.layers.PositionEmbedding(s * s, name="group_position")(image) + image
+        x = keras.layers.Concatenate(axis=1, name="prefix")([text, image])    # (B, L + M, H)
         mask = keras.layers.Concatenate(axis=1, name="prefix_mask")(
-            [padding_mask, ops.ones_like(image_tokens, dtype="bool")])        # (B, L + N)
+            [padding_mask, ops.ones_like(image[..., 0], dtype="bool")])      # (B, L + M)
         for i in range(num_layers):
             x = keras_hub.layers.TransformerEncoder(
                 intermediate_dim, num_heads, dropout=dropout, activation="gelu",
                 normalize_first=True, name=f"block{i}")(x, padding_mask=mask)
-        x = keras.layers.LayerNormalization(epsilon=1e-5, name="final_norm")(
-            x[:, max_text_length:])                                           # (B, N, H)
+        x = x[:, max_text_length:]                                            # (B, M, H)
+        if g > 1:
+            x = _ungroup(keras.layers.Dense(g * g * hidden_dim, name="group_out")(x), s, g,
+                         hidden_dim)                                          # (B, N, H)
+        x = keras.layers.LayerNormalization(epsilon=1e-5, name="final_norm")(x)
         logits = keras.layers.Dense(num_codes, name="logits", dtype="float32")(x)
         super().__init__(inputs={"token_ids": token_ids, "padding_mask": padding_mask,
                                  "image_tokens": image_tokens}, outputs=logits, **kwargs)
@@ -100,6 +139,7 @@ class MaskGITBackbone(keras.Model):
         self.num_codes, self.num_image_tokens = num_codes, num_image_tokens
         self.hidden_dim, self.num_layers, self.num_heads = hidden_dim, num_layers, num_heads
         self.intermediate_dim, self.dropout = intermediate_dim, dropout
+        self.group_size = group_size
 
     @property
     def mask_id(self):
@@ -111,7 +151,7 @@ class MaskGITBackbone(keras.Model):
                 "num_codes": self.num_codes, "num_image_tokens": self.num_image_tokens,
                 "hidden_dim": self.hidden_dim, "num_layers": self.num_layers,
                 "num_heads": self.num_heads, "intermediate_dim": self.intermediate_dim,
-                "dropout": self.dropout}
+                "dropout": self.dropout, "group_size": self.group_size}
 
     @classmethod
     def from_config(cls, config):
