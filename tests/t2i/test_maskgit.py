@@ -69,6 +69,16 @@ def test_generate_is_deterministic_for_a_seed_and_varies_with_it(task):
     assert one.shape == (16, 16, 3)
 
 
+def test_changing_the_sampling_settings_after_a_generate_takes_effect():
+    task = tiny.maskgit_task(seed=1)
+    a = task.generate(PROMPTS, seed=5, jit_compile=False)
+    task.temperature, task.randomness = 0.05, 0.0     # near-greedy: another image
+    b = task.generate(PROMPTS, seed=5, jit_compile=False)
+    assert not np.array_equal(a, b)
+    task.temperature, task.randomness = 1.0, 4.5
+    np.testing.assert_array_equal(task.generate(PROMPTS, seed=5, jit_compile=False), a)
+
+
 def test_every_position_is_decoded(task):
     pre = task.preprocessor
     ids, mask = pre.tokenize(PROMPTS)

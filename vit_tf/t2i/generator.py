@@ -65,6 +65,9 @@ class MaskGITTextToImage(TextToImage):
             name="token_accuracy")])
         super().compile(optimizer=optimizer, loss=loss, jit_compile=jit_compile, **kwargs)
 
+    def traced_settings(self):
+        return (self.temperature, self.randomness)
+
     def sample(self, token_ids, padding_mask, negative_ids, negative_mask, seeds,
                guidance_scale, num_steps):
         codes = maskgit_decode(self.backbone, token_ids, padding_mask, negative_ids,

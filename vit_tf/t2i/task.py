@@ -73,10 +73,16 @@ class TextToImage(keras.Model):
                guidance_scale, num_steps):
         raise NotImplementedError
 
+    def traced_settings(self):
+        """Attributes ``sample`` reads as Python values (a subclass lists its own)."""
+        return ()
+
     def sample_function(self, num_steps, jit_compile=True):
         """The traced ``sample`` for ``num_steps`` (kept, so a setting is traced once)."""
         cache = self.__dict__.setdefault("_vit_tf_samplers", {})
-        key = (int(num_steps), bool(jit_compile))
+        # sampling settings that are Python attributes are baked into the trace: in the key, so
+        # that changing one (e.g. ``task.temperature = 0.5``) traces anew instead of going stale
+        key = (int(num_steps), bool(jit_compile), *self.traced_settings())
         if key not in cache:
             length = self.preprocessor.max_text_length
             text = [tf.TensorSpec([None, length], tf.int32), tf.TensorSpec([None, length], tf.bool)]
