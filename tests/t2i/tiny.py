@@ -27,8 +27,7 @@ def preprocessor(image_size=16, max_text_length=40):
     return _CACHE[key]
 
 
-def maskgit_task(seed=0, image_size=16, num_steps=3, patch_size=8, group_size=1,
-                 local_mixing=False):
+def maskgit_task(seed=0, image_size=16, num_steps=3, patch_size=8, group_size=1):
     from vit_tf.t2i.generator import MaskGITTextToImage
     from vit_tf.t2i.maskgit import MaskGITBackbone
     from vit_tf.t2i.vqvae import VQVAE
@@ -39,8 +38,7 @@ def maskgit_task(seed=0, image_size=16, num_steps=3, patch_size=8, group_size=1,
                name="vq")
     backbone = MaskGITBackbone(pre.vocabulary_size, pre.max_text_length, 16, vq.num_tokens,
                                hidden_dim=16, num_layers=1, num_heads=2, intermediate_dim=32,
-                               group_size=group_size, local_mixing=local_mixing,
-                               name="backbone")
+                               group_size=group_size, name="backbone")
     return MaskGITTextToImage(backbone, vq, pre, num_steps=num_steps, guidance_scale=2.0)
 
 

@@ -56,7 +56,6 @@ class MaskGITConfig:
     intermediate_dim: int = 768
     dropout: float = 0.0
     group_size: int = 1                # g: a g x g block of codes per transformer position
-    local_mixing: bool = False         # depthwise 3x3 convolutions over the image grid
     caption_dropout: float = 0.1
     batch_size: int = 64
     steps: int = 3000

@@ -15,12 +15,6 @@ positions, and on a CPU the attention over them and the blocks' width cost most 
 step; 2x2 groups cut the sequence to 64 + L at the same code grid (the tokenizer keeps its
 4x4-pixel patches, which the shapes' corners need). g = 1 is the plain MaskGIT (old presets).
 
-``local_mixing`` adds a residual depthwise 3x3 convolution over the image positions after every
-block and one on the code grid before the logits (as conditional position encodings, Chu et
-al. 2021, and convolutional FFNs do). Why: with learned absolute positions only, every position
-learns on its own what a shape's neighbouring codes look like; a shared local filter learns it
-once for the whole grid, and a code's neighbours are what makes an object's codes agree.
-
 Every image position attends to every caption token and to every other position, so "red"
 binds to "circle" through attention, not through a pooled sentence vector. Training (MaskGIT's
 recipe): per example draw r ~ U(0, 1), mask ceil(cos(pi r / 2) * N) random positions, predict
@@ -93,17 +87,6 @@ def _ungroup(x, s, g, h):
     return keras.layers.Reshape((s * g * s * g, h))(x)
 
 
-def _mix(x, s, name):
-    """(B, s*s, H) grid tokens -> the same plus a depthwise 3x3 convolution of their layer norm
-    over the s x s grid (a residual, zero at initialisation)."""
-    h = x.shape[-1]
-    y = keras.layers.LayerNormalization(epsilon=1e-5, name=f"{name}_norm")(x)
-    y = keras.layers.Reshape((s, s, h))(y)
-    y = keras.layers.DepthwiseConv2D(3, padding="same", depthwise_initializer="zeros",
-                                     name=name)(y)
-    return x + keras.layers.Reshape((s * s, h))(y)
-
-
 @keras.saving.register_keras_serializable(package="vit_tf")
 class MaskGITBackbone(keras.Model):
     """The transformer (see the module docstring); a functional model.
@@ -112,14 +95,12 @@ class MaskGITBackbone(keras.Model):
         vocabulary_size: caption token ids. max_text_length: L. num_codes: K (MASK = K).
         num_image_tokens: N (a square grid). hidden_dim, num_layers, num_heads,
         intermediate_dim, dropout: of the transformer blocks. group_size: g, codes per
-        transformer position along each axis (see the module docstring). local_mixing:
-        a residual depthwise 3x3 convolution over the image grid after every block and on
-        the code grid before the logits (see the module docstring).
+        transformer position along each axis (see the module docstring).
     """
 
     def __init__(self, vocabulary_size, max_text_length, num_codes, num_image_tokens,
                  hidden_dim=256, num_layers=4, num_heads=4, intermediate_dim=1024, dropout=0.0,
-                 group_size=1, local_mixing=False, **kwargs):
+                 group_size=1, **kwargs):
         side = math.isqrt(num_image_tokens)
         if side * side != num_image_tokens or side % group_size:
             raise ValueError(f"group_size={group_size} must divide the side of a square code "
@@ -146,15 +127,10 @@ class MaskGITBackbone(keras.Model):
             x = keras_hub.layers.TransformerEncoder(
                 intermediate_dim, num_heads, dropout=dropout, activation="gelu",
                 normalize_first=True, name=f"block{i}")(x, padding_mask=mask)
-            if local_mixing:
-                x = keras.layers.Concatenate(axis=1)(
-                    [x[:, :max_text_length], _mix(x[:, max_text_length:], s, f"mix{i}")])
         x = x[:, max_text_length:]                                            # (B, M, H)
         if g > 1:
             x = _ungroup(keras.layers.Dense(g * g * hidden_dim, name="group_out")(x), s, g,
                          hidden_dim)                                          # (B, N, H)
-        if local_mixing:
-            x = _mix(x, side, "mix_codes")
         x = keras.layers.LayerNormalization(epsilon=1e-5, name="final_norm")(x)
         logits = keras.layers.Dense(num_codes, name="logits", dtype="float32")(x)
         super().__init__(inputs={"token_ids": token_ids, "padding_mask": padding_mask,
@@ -163,7 +139,7 @@ class MaskGITBackbone(keras.Model):
         self.num_codes, self.num_image_tokens = num_codes, num_image_tokens
         self.hidden_dim, self.num_layers, self.num_heads = hidden_dim, num_layers, num_heads
         self.intermediate_dim, self.dropout = intermediate_dim, dropout
-        self.group_size, self.local_mixing = group_size, local_mixing
+        self.group_size = group_size
 
     @property
     def mask_id(self):
@@ -175,8 +151,7 @@ class MaskGITBackbone(keras.Model):
                 "num_codes": self.num_codes, "num_image_tokens": self.num_image_tokens,
                 "hidden_dim": self.hidden_dim, "num_layers": self.num_layers,
                 "num_heads": self.num_heads, "intermediate_dim": self.intermediate_dim,
-                "dropout": self.dropout, "group_size": self.group_size,
-                "local_mixing": self.local_mixing}
+                "dropout": self.dropout, "group_size": self.group_size}
 
     @classmethod
     def from_config(cls, config):

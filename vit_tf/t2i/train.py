@@ -169,8 +169,7 @@ def train_maskgit_stage(config, prep, vq, out, log):
     backbone = MaskGITBackbone(prep.preprocessor.vocabulary_size, config.data.max_text_length,
                                vq.num_codes, vq.num_tokens, c.hidden_dim, c.num_layers,
                                c.num_heads, c.intermediate_dim, c.dropout,
-                               group_size=c.group_size, local_mixing=c.local_mixing,
-                               name="backbone")
+                               group_size=c.group_size, name="backbone")
     task = MaskGITTextToImage(backbone, vq, prep.preprocessor, c.num_steps, c.guidance_scale,
                               c.temperature, c.randomness)
     ds = masked_examples(_text_dataset(prep, codes[prep.image_index], c.batch_size, config.seed),
