@@ -34,8 +34,8 @@ def maskgit_task(seed=0, image_size=16, num_steps=3, patch_size=8, group_size=1)
 
     keras.utils.set_random_seed(seed)
     pre = preprocessor(image_size)
-    vq = VQVAE(image_size, patch_size=patch_size, width=8, code_dim=4, num_codes=16, num_res_blocks=1,
-               name="vq")
+    vq = VQVAE(image_size, patch_size=patch_size, width=8, code_dim=4, num_codes=16,
+               num_res_blocks=1, name="vq")
     backbone = MaskGITBackbone(pre.vocabulary_size, pre.max_text_length, 16, vq.num_tokens,
                                hidden_dim=16, num_layers=1, num_heads=2, intermediate_dim=32,
                                group_size=group_size, name="backbone")

@@ -93,7 +93,7 @@ class MaskGITBackbone(keras.Model):
 
     Args:
         vocabulary_size: caption token ids. max_text_length: L. num_codes: K (MASK = K).
-        num_image_tokens: N (a square grid). hidden_dim, num_layers, num_heads,
+        num_image_tokens: N (a square grid when g > 1). hidden_dim, num_layers, num_heads,
         intermediate_dim, dropout: of the transformer blocks. group_size: g, codes per
         transformer position along each axis (see the module docstring).
     """
@@ -102,10 +102,10 @@ class MaskGITBackbone(keras.Model):
                  hidden_dim=256, num_layers=4, num_heads=4, intermediate_dim=1024, dropout=0.0,
                  group_size=1, **kwargs):
         side = math.isqrt(num_image_tokens)
-        if side * side != num_image_tokens or side % group_size:
+        if group_size > 1 and (side * side != num_image_tokens or side % group_size):
             raise ValueError(f"group_size={group_size} must divide the side of a square code "
                              f"grid; num_image_tokens={num_image_tokens}")
-        g, s = group_size, side // group_size
+        g, s = group_size, side // group_size          # s: used only when g > 1
         token_ids = keras.Input((max_text_length,), dtype="int32", name="token_ids")
         padding_mask = keras.Input((max_text_length,), dtype="bool", name="padding_mask")
         image_tokens = keras.Input((num_image_tokens,), dtype="int32", name="image_tokens")
