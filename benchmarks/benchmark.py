@@ -11,9 +11,9 @@ depend on the weights):
   * training: ``model.fit`` steps on the experiment's own training input (packed rows when it
     packs, its batch size and steps per call, XLA as the config says; the row label says
     which); rows/s and text tokens/s (non-padding tokens) after the first (compiled) call;
-  * generation: ``Generator.generate_ids`` with stop tokens disabled, so every run produces
-    exactly ``max_new_tokens`` per row; new tokens/s = batch x max_new_tokens / seconds, median
-    of ``--repeats`` runs after one warm-up (compilation) run;
+  * generation: ``Generator.generate_ids`` with ``min_new_tokens`` = ``max_new_tokens``, so
+    every run gives exactly ``max_new_tokens`` per row; new tokens/s = batch x max_new_tokens
+    / seconds, median of ``--repeats`` runs after one warm-up (compilation) run;
   * tf.data: ``make_dataset`` (decode PNG, resize, bucket, pad, batch) examples/s.
 """
 
@@ -112,8 +112,9 @@ def bench_train(config, data_dir, steps):
 
 
 def bench_generate(model, images, batch, new_tokens, use_cache, xla, repeats):
-    gen = Generator(model, max_new_tokens=new_tokens, use_cache=use_cache, jit_compile=xla)
-    gen.stop_ids = (-1,)  # never stop early: every row generates exactly new_tokens
+    # never stop early: every row generates exactly new_tokens
+    gen = Generator(model, max_new_tokens=new_tokens, use_cache=use_cache, jit_compile=xla,
+                    min_new_tokens=new_tokens)
     prompts = [[{"from": "human", "value": "What objects are in this image? Describe each one."}]] * batch
     imgs = images[:batch]
     gen.generate_ids(imgs, prompts)  # compile / trace

@@ -164,9 +164,9 @@ def tf_worker(threads):
         if op == "gen":
             key = (cmd["batch"], cmd["cache"])
             if key not in generators:
+                # Every row gets exactly NEW_TOKENS (HF: min_new_tokens = max_new_tokens).
                 gen = Generator(model, preprocessor, max_new_tokens=NEW_TOKENS,
-                                use_cache=cmd["cache"])
-                gen.stop_ids = (-1,)                                 # never stop early
+                                use_cache=cmd["cache"], min_new_tokens=NEW_TOKENS)
                 generators[key] = gen
             gen = generators[key]
             images = x["images"][:cmd["batch"]]

@@ -160,6 +160,53 @@ def test_generation_without_end_returns_exactly_max_new_tokens(monkeypatch, imag
     assert gen.generate_ids(images, PROMPTS) == [[c] * MAX_NEW_TOKENS] * len(PROMPTS)
 
 
+def test_the_loop_ends_once_the_longest_prompt_has_its_answer(monkeypatch, images):
+    """The prompt buffer is rounded up (fewer recompiles); the loop must not run to its end."""
+    c = tiny_tokenizer().token_to_id("big")
+    model, _ = tiny_task()
+    gen = Generator(model, max_new_tokens=4, use_cache=False, jit_compile=False)
+    sid = gen.preprocessor.special_ids()
+    prompts = [PROMPTS[0], PROMPTS[2]]
+    token_ids, mask, lengths = gen.encode_prompts(prompts)
+    last = int(lengths.max()) + 4                          # where the longest row's stop goes
+    assert token_ids.shape[1] > last + 1                   # the buffer has room after it
+    _scripted(gen, monkeypatch, [[c] * 64] * 2, lengths)
+    raw = np.asarray(gen._compiled(images[:2], token_ids, mask, int(lengths.min())))
+    for row, n in enumerate(lengths):
+        assert raw[row, n : n + 4].tolist() == [c] * 4 and raw[row, n + 4] == sid[END]
+    assert (raw[:, last + 1 :] == sid["[PAD]"]).all()     # nothing written after: the loop ended
+    assert gen.generate_ids(images[:2], prompts) == [[c] * 4] * 2
+
+
+def test_min_new_tokens_holds_the_stop_tokens_back(monkeypatch, images):
+    tok = tiny_tokenizer()
+    a, c = tok.token_to_id("red"), tok.token_to_id("big")
+    model, _ = tiny_task()
+    end = tok.token_to_id(END)
+    script = [[a, end, end, end, end, c, c, c]]
+    answers = {}
+    for n in (0, 4):
+        gen = Generator(model, max_new_tokens=MAX_NEW_TOKENS, use_cache=False, jit_compile=False,
+                        min_new_tokens=n)
+        _, _, lengths = gen.encode_prompts(PROMPTS[:1])
+        _scripted(gen, monkeypatch, script, lengths)
+        answers[n] = gen.generate_ids(images[:1], PROMPTS[:1])[0]
+    assert answers[0] == [a]
+    assert len(answers[4]) == 4 and answers[4][0] == a and end not in answers[4]
+    # The real model, cached and compiled: full-length answers, streamed as generated.
+    gen = Generator(model, max_new_tokens=MAX_NEW_TOKENS, min_new_tokens=MAX_NEW_TOKENS)
+    ids = gen.generate_ids(images, PROMPTS)
+    assert [len(row) for row in ids] == [MAX_NEW_TOKENS] * len(PROMPTS)
+    streamed = [[] for _ in PROMPTS]
+    for event in gen.stream(images, PROMPTS):
+        for row, t in enumerate(event.token_ids):
+            if t is not None:
+                streamed[row].append(t)
+    assert streamed == ids
+    with pytest.raises(ValueError, match="min_new_tokens"):
+        Generator(model, max_new_tokens=4, min_new_tokens=5)
+
+
 def test_prompt_longer_than_the_context_raises_value_error(model, images):
     gen = Generator(model, max_new_tokens=4, jit_compile=False)
     long = [{"from": "human", "value": "is it big " * 20}]

@@ -83,7 +83,8 @@ class ServingModule(tf.Module):
         tf.debugging.assert_positive(max_new_tokens, message="max_new_tokens must be >= 1")
         pixels = self.preprocessor.convert_images(images, kind="bytes")
         token_ids, mask, lengths = self.encode_prompts(prompts, max_new_tokens)
-        out = self.generator._generate_ids(pixels, token_ids, mask, tf.reduce_min(lengths))
+        out = self.generator._generate_ids(pixels, token_ids, mask, tf.reduce_min(lengths),
+                                           max_new_tokens)
         positions = tf.range(tf.shape(out)[1])[None, :]
         region = (positions >= lengths[:, None]) & (positions < (lengths + max_new_tokens)[:, None])
         is_stop = region & tf.reduce_any(out[..., None] == list(self.generator.stop_ids), -1)

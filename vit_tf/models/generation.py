@@ -70,16 +70,22 @@ class Generator:
         jit_compile: compile the whole loop with XLA.
         sampler: a strategy name ("greedy", "beam", "top_k", "top_p") or a keras-hub sampler.
         stop_tokens: extra stop tokens (vocabulary entries or ids); ``<|end|>`` always stops.
+        min_new_tokens: no stop token before this many new tokens (Hugging Face's
+            ``min_new_tokens``; e.g. = ``max_new_tokens`` for fixed-length benchmarks).
     """
 
     def __init__(self, model, preprocessor=None, max_new_tokens=48, use_cache=True,
-                 jit_compile=True, sampler="greedy", stop_tokens=()):
+                 jit_compile=True, sampler="greedy", stop_tokens=(), min_new_tokens=0):
         self.model = model
         self.preprocessor = preprocessor or model.preprocessor
         if self.preprocessor is None:
             raise ValueError("generation needs a preprocessor: build the model with "
                              "preprocessor=VisionLanguagePreprocessor(...) or pass one")
         self.max_new_tokens = max_new_tokens
+        if not 0 <= min_new_tokens <= max_new_tokens:
+            raise ValueError(f"min_new_tokens must be in [0, max_new_tokens={max_new_tokens}], "
+                             f"got {min_new_tokens}")
+        self.min_new_tokens = min_new_tokens
         self.use_cache = use_cache
         self.pad_id = self.preprocessor.pad_id
         self.sampler = make_sampler(sampler) if isinstance(sampler, str) else sampler
@@ -153,20 +159,30 @@ class Generator:
     def _next_uncached(self, images, token_ids):
         return self._next_fn(self.model.encode_images(images))
 
-    def _generate_ids(self, images, token_ids, prompt_mask, start_index):
+    def _generate_ids(self, images, token_ids, prompt_mask, start_index, max_new_tokens=None):
+        """(batch, L) prompt buffer with the answers written; ``max_new_tokens`` (int or scalar
+        tensor, default the generator's) ends each row there with a stop token."""
         if self.use_cache:
             next, cache = self._next_cached(images, token_ids, start_index)
         else:
             next, cache = self._next_uncached(images, token_ids)
-        next = freeze_finished(next, prompt_mask, self.stop_ids, self.pad_id)
+        next = self._limited(next, prompt_mask, max_new_tokens)
         return self.sampler(
             next, token_ids, cache=cache, index=start_index, mask=prompt_mask,
             stop_token_ids=self.stop_ids,
         )
 
+    def _limited(self, next, prompt_mask, max_new_tokens=None):
+        """``next`` with the answer limits (``samplers.freeze_finished``)."""
+        if max_new_tokens is None:
+            max_new_tokens = self.max_new_tokens
+        return freeze_finished(next, prompt_mask, self.stop_ids, self.pad_id, max_new_tokens,
+                               self.min_new_tokens)
+
     def _one_step(self, prompt, state, index, prompt_mask):
         """One step of the sampler's loop body: (prompt with token ``index`` written, state)."""
         next, cache = self._next_fn(state)
+        next = self._limited(next, prompt_mask)
         logits, _, cache = next(prompt, cache, index)
         token = ops.cast(self.sampler.get_next_token(self.sampler.compute_probabilities(logits)),
                          prompt.dtype)

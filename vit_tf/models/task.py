@@ -227,18 +227,19 @@ class TaskMixin:
     # ----- generation -----
 
     def generator(self, max_new_tokens=48, sampler="greedy", use_cache=True, jit_compile=True,
-                  stop_tokens=()):
+                  stop_tokens=(), min_new_tokens=0):
         """The ``vit_tf.models.generation.Generator`` for these settings (kept and reused, so
-        each setting is traced once)."""
+        each setting is traced once); ``min_new_tokens``: no stop token before that many."""
         from vit_tf.models.generation import Generator
 
         sampler_key = sampler if isinstance(sampler, str) else id(sampler)
-        key = (max_new_tokens, sampler_key, use_cache, jit_compile, tuple(stop_tokens))
+        key = (max_new_tokens, sampler_key, use_cache, jit_compile, tuple(stop_tokens),
+               min_new_tokens)
         cache = self.__dict__.setdefault("_vit_tf_generators", {})
         if key not in cache:
             cache[key] = Generator(self, self.preprocessor, max_new_tokens=max_new_tokens,
                                    use_cache=use_cache, jit_compile=jit_compile, sampler=sampler,
-                                   stop_tokens=stop_tokens)
+                                   stop_tokens=stop_tokens, min_new_tokens=min_new_tokens)
         return cache[key]
 
     @staticmethod
