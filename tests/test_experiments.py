@@ -101,3 +101,48 @@ def test_easy_vqa_presence_and_the_balanced_stage_sample(capsys):
                                                         "i", "--balance-presence",
                                                         "--max-per-category", "0"])
     assert "--balance-presence needs --max-per-category N" in capsys.readouterr().err
+
+
+def test_easy_vqa_complements_flip_the_answer_with_the_same_wording(capsys):
+    import numpy as np
+
+    from vit_tf.data.sources.easy_vqa import asks_about_present, complement, is_negated
+    from vit_tf.experiments.smollm2_stage2_plora import get_config
+    from vit_tf.experiments.smollm2_vision import presence_pairs, stage_main
+
+    rng = np.random.default_rng(0)
+    truth = {"color": "red", "shape": "circle"}
+    assert complement("is there a blue shape?", "no", truth, rng) == ("is there a red shape?",
+                                                                       "yes")
+    assert complement("is there not a triangle in the image?", "yes", truth, rng) == (
+        "is there not a circle in the image?", "no")
+    for _ in range(20):   # named present -> some absent value, never the same
+        question, answer = complement("is a red shape present?", "yes", truth, rng)
+        assert answer == "no" and question.split()[2] in ("green", "blue", "black", "gray",
+                                                           "teal", "brown", "yellow")
+    assert complement("is there a circle?", "yes", {"color": "red"}, rng) is None  # unknown
+    assert is_negated("is no red shape present?") and not is_negated("is there a red shape?")
+
+    def record(i, image, question, answer):
+        return {"id": f"q{i}", "image_path": image, "category": "easy_vqa",
+                "conversations": [{"from": "human", "value": f"<image>\n{question}"},
+                                  {"from": "gpt", "value": answer}]}
+
+    records = [record(0, "a.png", "what is the red shape?", "circle"),
+               record(1, "a.png", "is there a blue shape?", "no"),
+               record(2, "a.png", "is there not a triangle?", "yes"),
+               record(3, "b.png", "is there a green shape?", "no")]     # b: nothing stated
+    pairs = presence_pairs(records, records, rng)
+    assert [(p["id"], p["image_path"], p["conversations"][0]["value"],
+             p["conversations"][1]["value"]) for p in pairs] == [
+        ("q1-complement", "a.png", "<image>\nis there a red shape?", "yes"),
+        ("q2-complement", "a.png", "<image>\nis there not a circle?", "no")]
+    # Each pair: one question about a present thing, one about an absent one.
+    for original, pair in zip(records[1:3], pairs):
+        kinds = {asks_about_present(r["conversations"][0]["value"][8:],
+                                    r["conversations"][1]["value"]) for r in (original, pair)}
+        assert kinds == {True, False}
+    with pytest.raises(SystemExit):
+        stage_main(get_config, "smollm2_stage2_plora", ["--data", "d", "--out", "o", "--init",
+                                                        "i", "--pair-presence"])
+    assert "--pair-presence needs --max-per-category N" in capsys.readouterr().err

@@ -13,6 +13,7 @@ real-images`` (``vit_tf.data.real_images``). The recipes, one file each, run as:
     python -m vit_tf.experiments.smollm2_stage2_lora --data DIR --init runs/s1 --out runs/s2_lora
     python -m vit_tf.experiments.smollm2_stage2_full --data DIR --init runs/s1 --out runs/s2_full
     python -m vit_tf.experiments.smollm2_vision eval --data DIR --model runs/s1   # each model
+    python -m vit_tf.experiments.smollm2_vision presence --data DIR --model runs/s2_lora
     vit-tf compare runs/vp runs/s1 runs/s2_lora runs/s2_full                      # the table
 
 Training runs on cached encoder tokens (``vit_tf.models.image_features``): the encoder is
@@ -73,12 +74,13 @@ def stage_config(config, *, steps, learning_rate, warmup_steps, policy, categori
 
 
 def read_split(data_dir, name, categories="", max_per_category=0, seed=0,
-               balance_presence=False):
+               balance_presence=False, pair_presence=False):
     """Validated records of ``DATA/name`` (``read_llava``), optionally of some categories and
     at most ``max_per_category`` of each (a seeded sample: easy-VQA's 14k questions would
     otherwise be 3/4 of the instruction mix). ``balance_presence``: easy-VQA's sample asks
     as many yes/no questions about a present thing as about an absent one
-    (``presence_balanced``)."""
+    (``presence_balanced``); ``pair_presence``: each of its yes/no questions comes with its
+    complement (``presence_pairs``)."""
     import numpy as np
 
     from vit_tf.data.sources.llava import read_llava
@@ -96,7 +98,46 @@ def read_split(data_dir, name, categories="", max_per_category=0, seed=0,
         else:
             keep = sorted(rng.permutation(len(group))[:max_per_category])
         chosen += [group[i] for i in keep]
+        if pair_presence and category == "easy_vqa":
+            chosen += presence_pairs([group[i] for i in keep], group, rng)
     return chosen
+
+
+def _question(record):
+    turns = record["conversations"]
+    return turns[0]["value"].replace("<image>", "").strip(), turns[1]["value"].strip().lower()
+
+
+def presence_pairs(sample, records, rng):
+    """For each yes/no question of the easy-VQA ``sample``, its complement: the same image and
+    wording with the named colour or shape swapped so the answer flips
+    (``easy_vqa.complement``; each image's colour and shape as all its ``records`` state them).
+
+    Why: no run learned to see whether a named thing is there (the margin log P(yes) -
+    log P(no) separates present from absent with an AUC of 0.55-0.61 within a question form,
+    ``smollm2_vision presence``), neither from easy-VQA's sample (four in five name an absent
+    thing) nor from a presence-balanced one. In a complementary pair (VQA v2's remedy for
+    answer priors) the wording is the same and only the image can tell the two answers apart.
+    """
+    from vit_tf.data.sources.easy_vqa import complement, stated_attributes
+
+    truth = {}
+    for r in records:
+        for attr, value in stated_attributes(*_question(r)):
+            truth.setdefault(r["image_path"], {})[attr] = value
+    pairs = []
+    for r in sample:
+        question, answer = _question(r)
+        if answer not in ("yes", "no"):
+            continue
+        flipped = complement(question, answer, truth.get(r["image_path"], {}), rng)
+        if flipped is None:
+            continue
+        human = r["conversations"][0]["value"].replace(question, flipped[0])
+        pairs.append({**r, "id": f"{r['id']}-complement",
+                      "conversations": [{**r["conversations"][0], "value": human},
+                                        {**r["conversations"][1], "value": flipped[1]}]})
+    return pairs
 
 
 def presence_balanced(records, count, rng):
@@ -187,7 +228,7 @@ def text_chat_records(path, count=None, seed=0, log=print):
 
 
 def run_stage(config, data_dir, out, *, init=None, label, max_per_category=0, minutes=None,
-              text_records=(), balance_presence=False, log=print):
+              text_records=(), balance_presence=False, pair_presence=False, log=print):
     """Train one stage on cached features and save the task as a preset in ``out``."""
     from vit_tf.runs import load_task
     from vit_tf.training.feature_training import fit_on_features, peak_memory_gib
@@ -205,7 +246,7 @@ def run_stage(config, data_dir, out, *, init=None, label, max_per_category=0, mi
     log(f"{label}: model ready in {time.perf_counter() - start:.0f} s (init: "
         f"{init or 'pretrained parts'})")
     records = read_split(data_dir, TRAIN_FILE, config.train.stage1.categories, max_per_category,
-                         config.train.seed, balance_presence) + list(text_records)
+                         config.train.seed, balance_presence, pair_presence) + list(text_records)
     cache = feature_cache(task, data_dir, log)
     records, left_out = fit_widths(records, task.preprocessor, config.data.pad_widths, log)
     t = config.train
@@ -223,7 +264,7 @@ def run_stage(config, data_dir, out, *, init=None, label, max_per_category=0, mi
                    text_chat_examples=len(text_records),
                    left_out_longer_than_widest=left_out,
                    max_per_category=max_per_category, balance_presence=balance_presence,
-                   minutes=minutes,
+                   pair_presence=pair_presence, minutes=minutes,
                    total_seconds=round(time.perf_counter() - start, 1),
                    peak_memory_gib=round(peak_memory_gib(), 2), config=to_dict(config))
     with open(os.path.join(out, "train_summary.json"), "w") as f:
@@ -307,9 +348,14 @@ def stage_main(get_stage_config, label, argv=None, needs_init=False, max_per_cat
     p.add_argument("--balance-presence", action="store_true",
                    help="easy-VQA's sample: as many yes/no questions about a present colour or "
                         "shape as about an absent one (with --max-per-category)")
+    p.add_argument("--pair-presence", action="store_true",
+                   help="easy-VQA's sample: each yes/no question with its complement (the named "
+                        "colour or shape swapped, the answer flipped; with --max-per-category)")
     args = p.parse_args(argv)
     if args.balance_presence and not args.max_per_category:
         p.error("--balance-presence needs --max-per-category N")
+    if args.pair_presence and not args.max_per_category:
+        p.error("--pair-presence needs --max-per-category N")
     config = apply_overrides(get_stage_config(), args.overrides)
     if args.text_chat_examples is not None and not args.text_chat:
         p.error("--text-chat-examples needs --text-chat FILE")
@@ -317,7 +363,8 @@ def stage_main(get_stage_config, label, argv=None, needs_init=False, max_per_cat
                                       config.train.seed) if args.text_chat else ())
     run_stage(config, args.data, args.out, init=args.init, label=label,
               max_per_category=args.max_per_category, minutes=args.minutes,
-              text_records=text_records, balance_presence=args.balance_presence)
+              text_records=text_records, balance_presence=args.balance_presence,
+              pair_presence=args.pair_presence)
     if args.eval:
         eval_main(["--data", args.data, "--model", args.out])
 
@@ -338,6 +385,54 @@ def eval_main(argv=None):
                  jit_compile=not args.no_xla,
                  model_info={"run": os.path.abspath(args.model), "file": weights,
                              "sha256": sha256_file(weights)})
+
+
+def presence(task, data_dir, out=None, *, limit=400, log=print):
+    """Does the model see what easy-VQA's yes/no questions name? (``vit_tf.eval.yes_no``)
+
+    The first ``limit`` yes/no questions of the easy-VQA test file: the margin
+    log P(yes) - log P(no) of the first answer token, its accuracy and its AUC overall and
+    within the positive and the negated form (there the answer depends only on whether the
+    named colour or shape is in the image). Written to ``out/eval/presence/metrics.json``."""
+    import numpy as np
+    from PIL import Image
+
+    from vit_tf.data.sources.easy_vqa import asks_about_present, is_negated
+    from vit_tf.eval.yes_no import presence_report, yes_no_margins
+
+    with open(os.path.join(data_dir, EVAL_FILES[1]), encoding="utf-8") as f:
+        records = [r for r in json.load(f) if r["conversations"][1]["value"] in ("yes", "no")]
+    records = records[:limit]
+    questions = [r["conversations"][0]["value"].replace("<image>", "").strip() for r in records]
+    answers = [r["conversations"][1]["value"] for r in records]
+    images = [np.asarray(Image.open(os.path.join(data_dir, r["image"])).convert("RGB"))
+              for r in records]
+    margins = yes_no_margins(task, images, questions)
+    report = presence_report(questions, answers, margins,
+                             [asks_about_present(q, a) for q, a in zip(questions, answers)],
+                             [is_negated(q) for q in questions])
+    for name, row in report.items():
+        auc = "-" if row["auc"] is None else f"{row['auc']:.3f}"
+        log(f"{name:14s} n {row['n']:4d}  accuracy {row['accuracy']:.3f}  AUC {auc}  "
+            f"present {row['accuracy_present']} ({row['n_present']})  "
+            f"absent {row['accuracy_absent']}")
+    if out:
+        folder = os.path.join(out, "eval", "presence")
+        os.makedirs(folder, exist_ok=True)
+        with open(os.path.join(folder, "metrics.json"), "w") as f:
+            json.dump({"questions": len(records), "report": report}, f, indent=1)
+    return report
+
+
+def presence_main(argv=None):
+    from vit_tf.runs import load_task
+
+    p = argparse.ArgumentParser(prog="python -m vit_tf.experiments.smollm2_vision presence")
+    p.add_argument("--data", required=True)
+    p.add_argument("--model", required=True)
+    p.add_argument("--limit", type=int, default=400, help="yes/no questions scored")
+    args = p.parse_args(argv)
+    presence(load_task(args.model), args.data, args.model, limit=args.limit)
 
 
 def features_main(argv=None):
@@ -427,7 +522,9 @@ def _policy(**parts):
 
 if __name__ == "__main__":
     command, rest = (sys.argv[1], sys.argv[2:]) if len(sys.argv) > 1 else ("", [])
-    mains = {"features": features_main, "eval": eval_main, "lm-chat": lm_chat_main}
+    mains = {"features": features_main, "eval": eval_main, "lm-chat": lm_chat_main,
+             "presence": presence_main}
     if command not in mains:
-        sys.exit("usage: python -m vit_tf.experiments.smollm2_vision features|eval|lm-chat ...")
+        sys.exit("usage: python -m vit_tf.experiments.smollm2_vision "
+                 "features|eval|presence|lm-chat ...")
     mains[command](rest)

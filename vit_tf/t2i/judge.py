@@ -26,8 +26,8 @@ Example::
 """
 
 import numpy as np
-import tensorflow as tf
 
+from vit_tf.eval.yes_no import first_token_probs
 from vit_tf.t2i.parser import parse_image
 
 _COUNT_TASKS = {"single_object", "two_object", "exact"}
@@ -107,22 +107,8 @@ class VLMJudge:
 
     def first_token_probs(self, images, questions):
         """(n,) images (uint8 arrays) x (n,) questions -> (n, vocabulary) probabilities of the
-        first answer token."""
-        probs = []
-        for start in range(0, len(questions), self.batch_size):
-            part = slice(start, start + self.batch_size)
-            convs = [[{"from": "human", "value": q}] for q in questions[part]]
-            pixels, prompts = self.pre.generate_preprocess(list(images[part]), convs)
-            lengths = np.array([len(p) for p in prompts])
-            ids = np.zeros((len(prompts), lengths.max()), np.int32)
-            for i, p in enumerate(prompts):
-                ids[i, :len(p)] = p
-            mask = np.arange(lengths.max())[None] < lengths[:, None]
-            logits = self.vlm({"images": pixels, "token_ids": tf.constant(ids),
-                               "padding_mask": tf.constant(mask)}, training=False)
-            last = tf.gather(logits, lengths - 1, batch_dims=1)            # (b, vocabulary)
-            probs.append(tf.nn.softmax(tf.cast(last, tf.float32)).numpy())
-        return np.concatenate(probs)
+        first answer token (``vit_tf.eval.yes_no.first_token_probs``)."""
+        return first_token_probs(self.vlm, images, questions, self.batch_size)
 
     def judge(self, specs, images, config=None):
         """One row per image: questions, the judge's and the parser's answers, P(expected),

@@ -4,7 +4,8 @@ easy-VQA is question-only: 4000 train / 1000 test 64x64 images of one coloured s
 rectangle, triangle; 8 colours) with ~48k yes/no, colour and shape questions, and no captions.
 ``write_easy_vqa(out)`` copies the images into ``out/images/`` and writes ``train.json`` /
 ``test.json`` (one record per question; ``category`` = ``color``, ``shape`` or ``yes/no``) and
-``easy_vqa.json``: each image's colour and shape as its questions state them (``_truth``; an
+``easy_vqa.json``: each image's colour and shape as its questions state them
+(``stated_attributes``; an
 image whose questions disagree raises), the ground truth of zero-shot tests.
 
 The package is installed by the project's install step (``requirements-weights.txt``); nothing
@@ -82,16 +83,22 @@ def _negated(words):
     return "not" in words or words[:2] == ["is", "no"]
 
 
+def is_negated(question):
+    """True for easy-VQA's negated yes/no forms ("is there not a circle?", "is no red shape
+    present?"): their answer is "no" when the named thing is present."""
+    return _negated(question.lower().rstrip("?").split())
+
+
 def asks_about_present(question, answer):
     """For a yes/no question: True when the colour or shape it names is in the image ("is there
     a circle? yes", "is there not a circle? no"), False when it is not; None for other
     questions. (easy-VQA's yes/no questions name an absent thing four times in five.)"""
     if answer not in ("yes", "no"):
         return None
-    return (answer == "yes") != _negated(question.lower().rstrip("?").split())
+    return (answer == "yes") != is_negated(question)
 
 
-def _truth(question, answer):
+def stated_attributes(question, answer):
     """[(attribute, value)] a question states about its image: "what color is the shape? red",
     "what is the blue shape? circle" (both), or a yes/no question that affirms a colour or a
     shape ("is there a red shape? yes", "is there not a circle? no")."""
@@ -105,6 +112,28 @@ def _truth(question, answer):
     if (answer == "yes") != _negated(words):  # the question's object is there
         return [("color", c) for c in colors] + [("shape", s) for s in shapes]
     return []
+
+
+def complement(question, answer, truth, rng):
+    """The same yes/no question about the other case: the colour or shape it names swapped so
+    that the answer flips -> (question, answer), or None when it names no single attribute or
+    ``truth`` (the image's {"color": .., "shape": ..}) lacks it. Named present -> an absent
+    value drawn with ``rng``; named absent -> the image's own value."""
+    words = question.split()
+    named = [(i, attr) for i, w in enumerate(words) for attr, values in
+             (("color", COLORS), ("shape", SHAPES)) if w.rstrip("?") in values]
+    if len(named) != 1 or named[0][1] not in truth:
+        return None
+    i, attr = named[0]
+    word = words[i].rstrip("?")
+    values = COLORS if attr == "color" else SHAPES
+    if word == truth[attr]:
+        others = [v for v in values if v != word]
+        new = others[int(rng.integers(len(others)))]
+    else:
+        new = truth[attr]
+    words[i] = words[i].replace(word, new)
+    return " ".join(words), "no" if answer == "yes" else "yes"
 
 
 def write_easy_vqa(out_dir, source_dir=None):
@@ -133,7 +162,7 @@ def write_easy_vqa(out_dir, source_dir=None):
                             "category": _category(answer),
                             "conversations": [{"from": "human", "value": f"<image>\n{text}"},
                                               {"from": "gpt", "value": answer}]})
-            for attr, value in _truth(text, answer):
+            for attr, value in stated_attributes(text, answer):
                 known = truth.setdefault(image, {}).setdefault(attr, value)
                 if known != value:
                     raise ValueError(f"{path}: question {n} says the {attr} of image "
