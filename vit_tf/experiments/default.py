@@ -15,13 +15,13 @@ Command (the main job of the README's quickstart):
 or step by step:
 
     vit-tf data shapes --out data/shapes --train 4000 --test 200 --seed 0 \
-        --train-questions position=4,attribute=2,existence=3
+        --train-questions position=4,attribute=2,existence=3,relation=12
     vit-tf train --data data/shapes/train.json --image-root data/shapes --out runs/default
     vit-tf eval --model runs/default --data data/shapes/test.json --image-root data/shapes
 
-The training mix (up to 4 position, 2 attribute and 3 existence questions per training scene,
-each about another subject; the test split has one per family) is the quickstart's; see
-vit_tf/experiments/README.md, "Fifth round".
+The training mix (up to 4 position, 2 attribute, 3 existence and 12 relation questions per
+training scene, each about another subject; the test split has one per family) is the
+quickstart's; see vit_tf/experiments/README.md, "Fifth round" and "Seventh round".
 
 Result reached (fresh clone, 2 CPU cores, nothing else running, 2026-12-07 13:24-13:34 UTC,
 commit 250534d, 9.1 min end to end on a machine slowed to 233 GFLOP/s that afternoon: data 6 s

@@ -411,11 +411,13 @@ def presence(task, data_dir, out=None, *, limit=400, log=print):
     report = presence_report(questions, answers, margins,
                              [asks_about_present(q, a) for q, a in zip(questions, answers)],
                              [is_negated(q) for q in questions])
+    def fmt(value):
+        return "-" if value is None else f"{value:.3f}"
+
     for name, row in report.items():
-        auc = "-" if row["auc"] is None else f"{row['auc']:.3f}"
-        log(f"{name:14s} n {row['n']:4d}  accuracy {row['accuracy']:.3f}  AUC {auc}  "
-            f"present {row['accuracy_present']} ({row['n_present']})  "
-            f"absent {row['accuracy_absent']}")
+        log(f"{name:14s} n {row['n']:4d}  accuracy {fmt(row['accuracy'])}  AUC {fmt(row['auc'])}"
+            f"  about a present thing {fmt(row['accuracy_present'])} (n {row['n_present']})"
+            f"  about an absent one {fmt(row['accuracy_absent'])}")
     if out:
         folder = os.path.join(out, "eval", "presence")
         os.makedirs(folder, exist_ok=True)
