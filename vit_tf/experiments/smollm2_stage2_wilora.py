@@ -27,6 +27,16 @@ times); held-out emoji CIDEr-D **0.25** (names the object 15.8%) and photos **0.
 the best captions of any stage-2 run; retention **20/20**, perplexity **12.99** (a text-only
 prompt runs the original weights). Adapting the text positions of an image conversation did
 not teach presence in 850 steps of the natural mix either.
+
+With complementary presence pairs (``--pair-presence``: each easy-VQA yes/no question of the
+sample plus the same question about the other case, 1,380 added, 7,084 examples; the command
+above plus ``--pair-presence``, ``--out runs/s2_wilora_pair``; 2026-12-07 17:59-18:30 UTC, main
+9f29fbc in a frozen copy, alone under the CPU lock): 850 steps in 1,429 s, final loss 0.708,
+peak 7.25 GiB. easy-VQA **61.7%** (present 7/12, absent 36/73, open 31/35), emoji CIDEr-D
+0.15, photos 0.14, retention 20/20, perplexity 12.99. ``smollm2_vision presence``: within a
+question form the margin log P(yes) - log P(no) separates present from absent with an AUC of
+0.379 (positive form) and 0.568 (negated): it answers "yes" to nearly everything. With the
+wording cue taken away, nothing from the image replaced it in 850 steps.
 Table: vit_tf/experiments/README.md, "SmolLM2 learns to see".
 """
 
