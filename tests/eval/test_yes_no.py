@@ -5,8 +5,8 @@ import pytest
 
 from tests.helpers import tiny_task
 from vit_tf.data.sources.easy_vqa import asks_about_present, is_negated
-from vit_tf.eval.yes_no import (first_token_probs, presence_report, roc_auc, single_token_id,
-                                yes_no_margins)
+from vit_tf.eval.yes_no import presence_report, roc_auc, single_token_id, yes_no_margins
+from vit_tf.inference.first_token import first_token_probs
 
 
 def test_roc_auc_counts_pairs_and_ties():

@@ -14,28 +14,8 @@ Example:
 """
 
 import numpy as np
-import tensorflow as tf
 
-
-def first_token_probs(task, images, questions, batch_size=16):
-    """(n,) images x (n,) questions (one human turn each) -> (n, vocabulary) float32
-    probabilities of the first answer token, from the prompt ``generate`` would write."""
-    pre = task.preprocessor
-    probs = []
-    for start in range(0, len(questions), batch_size):
-        part = slice(start, start + batch_size)
-        convs = [[{"from": "human", "value": q}] for q in questions[part]]
-        pixels, prompts = pre.generate_preprocess(list(images[part]), convs)
-        lengths = np.array([len(p) for p in prompts])
-        ids = np.zeros((len(prompts), lengths.max()), np.int32)       # (b, longest prompt)
-        for i, p in enumerate(prompts):
-            ids[i, :len(p)] = p
-        mask = np.arange(lengths.max())[None] < lengths[:, None]
-        logits = task({"images": pixels, "token_ids": tf.constant(ids),
-                       "padding_mask": tf.constant(mask)}, training=False)  # (b, L, vocab)
-        last = tf.gather(logits, lengths - 1, batch_dims=1)               # (b, vocab)
-        probs.append(tf.nn.softmax(tf.cast(last, tf.float32)).numpy())
-    return np.concatenate(probs)
+from vit_tf.inference.first_token import first_token_probs
 
 
 def single_token_id(preprocessor, word):

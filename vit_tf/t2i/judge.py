@@ -27,7 +27,7 @@ Example::
 
 import numpy as np
 
-from vit_tf.eval.yes_no import first_token_probs
+from vit_tf.inference.first_token import first_token_probs
 from vit_tf.t2i.parser import parse_image
 
 _COUNT_TASKS = {"single_object", "two_object", "exact"}
@@ -107,7 +107,7 @@ class VLMJudge:
 
     def first_token_probs(self, images, questions):
         """(n,) images (uint8 arrays) x (n,) questions -> (n, vocabulary) probabilities of the
-        first answer token (``vit_tf.eval.yes_no.first_token_probs``)."""
+        first answer token (``vit_tf.inference.first_token``)."""
         return first_token_probs(self.vlm, images, questions, self.batch_size)
 
     def judge(self, specs, images, config=None):
