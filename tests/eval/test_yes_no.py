@@ -26,14 +26,14 @@ def test_presence_report_splits_by_form_and_presence():
     assert present == [True, False, True, False] * 2 and negated == [False, False, True, True] * 2
     # A model that reads the form only: "no" to positive questions, "yes" to negated ones.
     blind = np.array([-1.0, -1.0, 1.0, 1.0] * 2)
-    report = presence_report(questions, answers, blind, present, negated)
+    report = presence_report(answers, blind, present, negated)
     assert report["all"]["accuracy"] == 0.5
     assert report["positive form"]["auc"] == 0.5 and report["negated form"]["auc"] == 0.5
     assert report["positive form"]["accuracy_absent"] == 1.0
     assert report["positive form"]["accuracy_present"] == 0.0
     # A model that sees: the margin follows the answer.
     seeing = np.array([2.0, -2.0, -1.0, 1.0] * 2)
-    report = presence_report(questions, answers, seeing, present, negated)
+    report = presence_report(answers, seeing, present, negated)
     assert report["all"]["auc"] == 1.0 and report["negated form"]["accuracy"] == 1.0
 
 

@@ -10,7 +10,7 @@ question's wording, not from the image (``presence_report``).
 
 Example:
     >>> margins = yes_no_margins(task, images, ["is there a red shape?", "is there a circle?"])
-    >>> presence_report(questions, answers, margins)["positive form"]["auc"]
+    >>> presence_report(answers, margins, present, negated)["positive form"]["auc"]
 """
 
 import numpy as np
@@ -47,31 +47,29 @@ def roc_auc(scores, labels):
     return float(above + 0.5 * ties)
 
 
-def presence_report(questions, answers, margins, present, negated):
+def presence_report(answers, margins, present, negated):
     """Accuracy of the margin's sign and AUC, overall and within each question form.
 
-    ``present`` (n,) bool: the thing the question names is in the image; ``negated`` (n,)
-    bool: the question is negated ("is there not a circle?"). Within one form the answer is
-    a function of ``present`` alone, so the AUC there measures whether the model sees it.
+    ``answers`` (n,) "yes" / "no"; ``margins`` (n,) from ``yes_no_margins``; ``present`` (n,)
+    bool: the thing the question names is in the image; ``negated`` (n,) bool: the question is
+    negated ("is there not a circle?"). Within one form the answer is a function of
+    ``present`` alone, so the AUC there measures whether the model sees it.
     """
     margins = np.asarray(margins, float)
     truth = np.array([a == "yes" for a in answers])
     present, negated = np.asarray(present, bool), np.asarray(negated, bool)
+
+    def accuracy(sel):
+        return float(((margins[sel] > 0) == truth[sel]).mean()) if sel.any() else None
+
     report = {}
     for name, sel in (("all", np.ones(len(truth), bool)), ("positive form", ~negated),
                       ("negated form", negated)):
         if not sel.any():
             continue
-        report[name] = {
-            "n": int(sel.sum()),
-            "accuracy": float(((margins[sel] > 0) == truth[sel]).mean()),
-            "auc": roc_auc(margins[sel], truth[sel]),
-            "n_present": int(present[sel].sum()),
-            "accuracy_present": (float(((margins[sel & present] > 0)
-                                        == truth[sel & present]).mean())
-                                 if (sel & present).any() else None),
-            "accuracy_absent": (float(((margins[sel & ~present] > 0)
-                                       == truth[sel & ~present]).mean())
-                                if (sel & ~present).any() else None),
-        }
+        report[name] = {"n": int(sel.sum()), "accuracy": accuracy(sel),
+                        "auc": roc_auc(margins[sel], truth[sel]),
+                        "n_present": int(present[sel].sum()),
+                        "accuracy_present": accuracy(sel & present),
+                        "accuracy_absent": accuracy(sel & ~present)}
     return report

@@ -104,6 +104,7 @@ def read_split(data_dir, name, categories="", max_per_category=0, seed=0,
 
 
 def _question(record):
+    """(question without the image marker, lower-case answer) of a one-turn record."""
     turns = record["conversations"]
     return turns[0]["value"].replace("<image>", "").strip(), turns[1]["value"].strip().lower()
 
@@ -152,9 +153,7 @@ def presence_balanced(records, count, rng):
 
     kinds = {None: [], True: [], False: []}
     for i, r in enumerate(records):
-        turns = r["conversations"]
-        question = turns[0]["value"].replace("<image>", "").strip()
-        kinds[asks_about_present(question, turns[1]["value"].strip().lower())].append(i)
+        kinds[asks_about_present(*_question(r))].append(i)
     count = min(count, len(records))
     n_open = round(count * len(kinds[None]) / len(records))
     n_present = min(len(kinds[True]), (count - n_open) // 2)
@@ -403,12 +402,11 @@ def presence(task, data_dir, out=None, *, limit=400, log=print):
     with open(os.path.join(data_dir, EVAL_FILES[1]), encoding="utf-8") as f:
         records = [r for r in json.load(f) if r["conversations"][1]["value"] in ("yes", "no")]
     records = records[:limit]
-    questions = [r["conversations"][0]["value"].replace("<image>", "").strip() for r in records]
-    answers = [r["conversations"][1]["value"] for r in records]
+    questions, answers = zip(*map(_question, records))
     images = [np.asarray(Image.open(os.path.join(data_dir, r["image"])).convert("RGB"))
               for r in records]
     margins = yes_no_margins(task, images, questions)
-    report = presence_report(questions, answers, margins,
+    report = presence_report(answers, margins,
                              [asks_about_present(q, a) for q, a in zip(questions, answers)],
                              [is_negated(q) for q in questions])
     def fmt(value):
