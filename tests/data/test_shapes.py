@@ -313,6 +313,47 @@ def test_order_listings_name_every_object_along_x_and_leave_the_rest_unchanged()
     assert len(two) >= 40 and all(re.search(r"left|right", p) for p in two)
 
 
+def test_nearest_questions_answer_the_closest_or_furthest_and_ask_new_ones_first():
+    """--train-questions nearest=N: up to N closest / furthest questions, each answered with
+    the object nearest to (furthest from) the named one, in a phrasing not yet asked, the
+    (form, object) pairs not yet asked first; every other record as before."""
+    config = ShapesConfig()
+    pattern = _vocab_pattern(config)
+
+    def named(text):
+        return next(m for m in pattern.finditer(text) if m[0] != "the object")
+
+    def form(prompt):
+        return ("closest" if re.search("closest|nearest", prompt) else
+                "furthest" if re.search("furthest|farthest", prompt) else None)
+
+    plain = _scenes(150, config, questions={"relation": 12})
+    more = _scenes(150, config, questions={"relation": 12, "nearest": 4})
+    added, repeats = 0, 0
+    for (scene, before), (_, after) in zip(plain, more):
+        extra = [r for r in after if "-nearest-" in r["id"]]
+        assert [r for r in after if "-nearest-" not in r["id"]] == before
+        assert len(extra) <= 4 and (len(scene.objects) >= 3 or not extra)
+        asked = [_first_turn(r)[0] for r in before]
+        posed = {(form(p), named(p)[0]) for p in asked if form(p)}
+        flags = {"closest": [], "furthest": []}
+        for record in extra:
+            assert record["category"] == "relation"
+            prompt, answer = _first_turn(record)
+            (a,) = _resolve(named(prompt).groups(), scene, config)
+            (b,) = _resolve(named(answer).groups(), scene, config)
+            dist = {o: math.dist(a.center, o.center) for o in scene.objects if o is not a}
+            pick = min if form(prompt) == "closest" else max
+            assert b is pick(dist, key=dist.get), prompt
+            assert prompt not in asked
+            flags[form(prompt)].append((form(prompt), named(prompt)[0]) in posed)
+        for seen in flags.values():
+            assert seen == sorted(seen)        # pairs not yet asked come first
+            repeats += sum(seen)
+        added += len(extra)
+    assert added >= 60 and 0 < repeats < added
+
+
 def test_order_listings_need_the_relation_family(tmp_path):
     config = ShapesConfig(families=("caption", "position"))
     with pytest.raises(ValueError, match="order .* needs the relation family"):

@@ -120,19 +120,22 @@ def write_shapes_world(
 
 def check_questions(questions: dict[str, int], config: ShapesConfig) -> dict[str, int]:
     """``{family: n}`` with every family enabled in ``config`` and every n >= 1, else ValueError.
-    ``order`` (training only: listings of the objects along an axis, ``order_listings``) is
-    accepted too and needs the relation family, whose records they are."""
+    ``order`` and ``nearest`` (training only: listings of the objects along an axis,
+    ``order_listings``; more closest / furthest questions, ``nearest_questions``) are accepted
+    too and need the relation family, whose records they are."""
     for family, n in questions.items():
-        if family == "order":
+        if family in ("order", "nearest"):
             if "relation" not in config.families:
-                raise ValueError("questions per scene: order (the relation listings) needs "
-                                 f"the relation family; enabled: {', '.join(config.families)}")
+                raise ValueError(f"questions per scene: {family} (extra relation questions) "
+                                 "needs the relation family; enabled: "
+                                 f"{', '.join(config.families)}")
         elif family not in config.families:
             raise ValueError(f"questions per scene: unknown or disabled family {family!r}; "
                              f"enabled: {', '.join(config.families)}")
         if not isinstance(n, int) or n < 1:
             raise ValueError(f"questions per scene: {family}={n!r} must be an int >= 1")
-    return {family: questions[family] for family in (*FAMILIES, "order") if family in questions}
+    return {family: questions[family] for family in (*FAMILIES, "order", "nearest")
+            if family in questions}
 
 
 def parse_questions(text: str) -> dict[str, int]:

@@ -65,7 +65,9 @@ def scene_records(
     relation questions come from ``relation_mix`` (each left-of / above question followed by
     its mirror, forms in turn). ``questions["order"]`` (no family of its own) adds up to n
     ``order_listings`` as relation records with ids ``<split>-<index>-relation-order-<k>``,
-    after all others and from a stream of their own, so the other records are unchanged.
+    after all others and from a stream of their own, so the other records are unchanged;
+    ``questions["nearest"]`` likewise adds up to n ``nearest_questions`` (closest / furthest)
+    with ids ``<split>-<index>-relation-nearest-<k>``, after those.
     """
     streams = rng.integers(0, 2**63 - 1, size=len(FAMILIES))
     records = []
@@ -103,6 +105,16 @@ def scene_records(
         for k, turns in enumerate(order_listings(scene, order_rng, listings), start=1):
             records.append({**_record(turns, split, index, "relation"),
                             "id": f"{split}-{index:06d}-relation-order-{k}"})
+    nearest = (questions or {}).get("nearest", 0)
+    if nearest and "relation" in config.families:
+        # Its own stream, drawn after order's: the records above are unchanged.
+        nearest_rng = np.random.default_rng(int(rng.integers(0, 2**63 - 1)))
+        asked = {r["conversations"][0]["value"].removeprefix("<image>\n")
+                 for r in records if r["category"] == "relation"}
+        for k, turns in enumerate(nearest_questions(scene, nearest_rng, nearest, asked),
+                                  start=1):
+            records.append({**_record(turns, split, index, "relation"),
+                            "id": f"{split}-{index:06d}-relation-nearest-{k}"})
     return records
 
 
@@ -442,6 +454,38 @@ def relation_mix(scene: Scene, rng: np.random.Generator, first: list[Turn]):
             else:
                 yield _yes_no_relation(rng, word, a, b)
                 yield _yes_no_relation(rng, word, b, a)
+
+
+def nearest_questions(scene: Scene, rng: np.random.Generator, n: int,
+                      asked: set[str] = frozenset()) -> list[list[Turn]]:
+    """Up to ``n`` closest / furthest questions about ``scene``, for ``--train-questions
+    nearest=N`` (training only): first those whose (form, object) no prompt in ``asked`` poses
+    (in any phrasing), then the others again in a new phrasing, forms taking turns; fewer
+    when the scene has fewer than three objects or no clear winner (``_closest``).
+
+    Why: their answer is an object's name, found by comparing the named object's distance to
+    every other; with ``relation=12`` they are ~6% of the training questions (4,451 of
+    72,387) and the model answers them at 55-65% while the yes/no relations reach 97%.
+    """
+    units = {"closest": [], "furthest": []}
+    for kind in units if len(scene.objects) >= 3 else ():
+        for a in scene.objects:
+            b = _closest(scene, a, furthest=kind == "furthest")
+            if b is not None:
+                posed = any(p.format(a=_name(a)) in asked for p in _RELATION_PROMPTS[kind])
+                units[kind].append((posed, kind, a, b))
+    queues = [sorted((units[str(kind)][k] for k in rng.permutation(len(units[str(kind)]))),
+                     key=lambda unit: unit[0])
+              for kind in rng.permutation(list(units))]
+    out = []
+    while any(queues) and len(out) < n:
+        for queue in queues:
+            if queue and len(out) < n:
+                posed, kind, a, b = queue.pop(0)
+                prompts = [p.format(a=_name(a)) for p in _RELATION_PROMPTS[kind]]
+                fresh = [p for p in prompts if p not in asked] or prompts
+                out.append([(_pick(rng, fresh), _name(b))])
+    return out
 
 
 ORDER_PROMPTS = {
