@@ -11,7 +11,7 @@ imports them (checked by the import-linter contracts in ``pyproject.toml``).
 Example:
     >>> from vit_tf.experiments import load_experiment
     >>> load_experiment("default").model.decoder.num_layers
-    2
+    3
 """
 
 import ast

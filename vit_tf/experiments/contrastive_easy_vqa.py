@@ -34,6 +34,7 @@ from vit_tf.experiments.default import get_config as default_config
 def get_config():
     config = default_config()
     config.name = "contrastive_easy_vqa"
+    config.model.decoder.num_layers = 2  # the default's before it took 3: the result above
     p = config.pretrain
     p.loss = "siglip"
     p.texts = "questions"              # question-only data: every record's question + answer

@@ -34,6 +34,7 @@ from vit_tf.experiments.default import get_config as default_config
 def get_config():
     config = default_config()
     config.name = "contrastive_shapes"
+    config.model.decoder.num_layers = 2  # the default's before it took 3: the result above
     p = config.pretrain
     p.loss = "siglip"
     p.texts = "caption,description"   # with ",questions": 6x the pairs, worse (README)

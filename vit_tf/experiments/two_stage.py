@@ -26,6 +26,7 @@ from vit_tf.experiments.default import get_config as default_config
 def get_config():
     config = default_config()
     config.name = "two_stage"
+    config.model.decoder.num_layers = 2  # the default's before it took 3: the result above
     s = config.train.stage1
     s.epochs = 2                       # 2 passes over the captions + descriptions
     s.learning_rate = 1e-3             # LLaVA's stage-1 rate (projector only)
