@@ -1,7 +1,7 @@
 """Default experiment: the quickstart model on the built-in shapes world.
 
 A conv-stem ViT (64x64 images, 16 image tokens, 2 layers, width 64) -> 2-layer MLP projector ->
-2-layer causal Transformer decoder (width 64), trained from scratch for 13 epochs on 4000
+3-layer causal Transformer decoder (width 64), trained from scratch for 13 epochs on 4000
 scenes, each image's questions packed into rows of 96 tokens (vit_tf.data.packing). Width 64
 was chosen over 128 because on 2 CPU cores a fixed time budget buys ~2x more epochs, and
 grounding (attribute / position / existence) improves with epochs far more than with width:
@@ -23,13 +23,21 @@ The training mix (up to 4 position, 2 attribute, 3 existence and 12 relation que
 training scene, each about another subject; the test split has one per family) is the
 quickstart's; see vit_tf/experiments/README.md, "Fifth round" and "Seventh round".
 
-Result reached (fresh clone, 2 CPU cores, nothing else running, 2026-12-07 18:31-18:42 UTC,
+Result reached (fresh clone, 2 CPU cores, nothing else running, 2026-12-07 20:16-20:29 UTC,
+commit 2f753fa, 12.9 min end to end: data 7 s + training 752 s + evaluation 16 s, epochs
+48-56 s): attribute 96.5, position 98.4, existence 97.5, counting 91.0, relation 94.9 (the
+yes/no forms 93-100, closest 94.1 (n=17), furthest 81.8 (n=11); on 1000 test scenes closest
+76.7 and furthest 65.0), conversation turns 90.7; overall short answers 93.5 (majority 30.3);
+captions BLEU-4 0.94 / CIDEr-D 9.55 (benchmarks/results.md, "quickstart"; README;
+vit_tf/experiments/README.md, "Eighth round").
+
+With 2 decoder blocks (the default until 2f753fa; fresh clone, 2026-12-07 18:31-18:42 UTC,
 commit 24c4e61, 11.2 min end to end: data 7 s + training 648 s + evaluation 16 s, epochs
 41-44 s): attribute 97.5, position 100.0, existence 99.5, counting 90.0, relation 89.9 (the
 yes/no forms 96-100, closest 64.7, furthest 54.5), conversation turns 92.5; overall short
-answers 94.3 (majority 30.3); captions BLEU-4 0.96 / CIDEr-D 9.69 (benchmarks/results.md,
-"quickstart"). The mix now has ``relation=12`` (vit_tf/experiments/README.md, "Seventh
-round"); the runs below had the mix without relations, the same model and training code.
+answers 94.3 (majority 30.3); captions BLEU-4 0.96 / CIDEr-D 9.69. The mix has had
+``relation=12`` since 24c4e61 (vit_tf/experiments/README.md, "Seventh round"); the runs below
+had the mix without relations and 2 decoder blocks, the same training code.
 
 Before, without relation questions in the mix (fresh clone, 2 CPU cores, nothing else running,
 2026-12-07 13:24-13:34 UTC, commit 250534d, 9.1 min end to end on a machine slowed to 233 GFLOP/s that afternoon: data 6 s
