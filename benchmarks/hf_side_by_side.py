@@ -106,6 +106,26 @@ def set_tf_threads(threads):
         tf.config.threading.set_inter_op_parallelism_threads(threads)
 
 
+def tf_training_model():
+    """(model, repeated dataset of ``tf_batch()``, its inputs): the vit_tf model at the dims
+    above, built with seed 0 and compiled as ``fit`` runs it (TensorFlow imported here, after
+    any ``set_tf_threads``)."""
+    import keras
+    import tensorflow as tf
+
+    from vit_tf.models.factory import build_model
+    from vit_tf.training.optim import compile_model
+
+    config = tf_config()
+    keras.utils.set_random_seed(0)
+    x, y, w = tf_batch()
+    ds = tf.data.Dataset.from_tensors((x, y, w)).repeat()
+    model = build_model(config, VOCAB, max_text_length=PROMPT + NEW_TOKENS + 16)
+    compile_model(model, config.train, total_steps=10_000,
+                  steps_per_execution=config.train.steps_per_execution)
+    return model, ds, x
+
+
 def tf_worker(threads):
     set_tf_threads(threads)
     import keras
@@ -119,12 +139,7 @@ def tf_worker(threads):
     from vit_tf.training.optim import compile_model
 
     config = tf_config()
-    keras.utils.set_random_seed(0)
-    x, y, w = tf_batch()
-    ds = tf.data.Dataset.from_tensors((x, y, w)).repeat()
-    model = build_model(config, VOCAB, max_text_length=PROMPT + NEW_TOKENS + 16)
-    compile_model(model, config.train, total_steps=10_000,
-                  steps_per_execution=config.train.steps_per_execution)
+    model, ds, x = tf_training_model()
     variants = {"": model}            # training variants: --tf-train overrides -> model
 
     def variant(overrides):

@@ -45,23 +45,12 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 def worker():
     """One process: the measures under this process's XLA_FLAGS, printed as a JSON line."""
     sys.path.insert(0, ROOT)
-    import keras
-    import tensorflow as tf
-
-    from benchmarks.hf_side_by_side import IMAGE, NEW_TOKENS, PROMPT, VOCAB, tf_batch, tf_config
+    from benchmarks.hf_side_by_side import IMAGE, NEW_TOKENS, PROMPT, tf_training_model
     from tests.helpers import tiny_tokenizer
     from vit_tf.data.preprocessor import VisionLanguagePreprocessor
-    from vit_tf.models.factory import build_model
     from vit_tf.models.generation import Generator
-    from vit_tf.training.optim import compile_model
 
-    config = tf_config()
-    keras.utils.set_random_seed(0)
-    x, y, w = tf_batch()
-    ds = tf.data.Dataset.from_tensors((x, y, w)).repeat()
-    model = build_model(config, VOCAB, max_text_length=PROMPT + NEW_TOKENS + 16)
-    compile_model(model, config.train, total_steps=10_000,
-                  steps_per_execution=config.train.steps_per_execution)
+    model, ds, x = tf_training_model()
     for _ in range(2):                                   # warm-up: compile, first-call costs
         model.fit(ds, epochs=1, steps_per_epoch=16, verbose=0)
     times = []
