@@ -98,23 +98,21 @@ def scene_records(
             if subject is not None and subject not in seen:
                 seen.add(subject)
                 records.append(_record(more, split, index, family, number=len(seen)))
-    listings = (questions or {}).get("order", 0)
-    if listings and "relation" in config.families:
-        # Its own stream, drawn after every family's: the records above are unchanged.
-        order_rng = np.random.default_rng(int(rng.integers(0, 2**63 - 1)))
-        for k, turns in enumerate(order_listings(scene, order_rng, listings), start=1):
+    for tag in ("order", "nearest"):
+        wanted = (questions or {}).get(tag, 0)
+        if not wanted or "relation" not in config.families:
+            continue
+        # Each its own stream, drawn after every family's: the records above are unchanged.
+        extra_rng = np.random.default_rng(int(rng.integers(0, 2**63 - 1)))
+        if tag == "order":
+            extra = order_listings(scene, extra_rng, wanted)
+        else:
+            asked = {r["conversations"][0]["value"].removeprefix("<image>\n")
+                     for r in records if r["category"] == "relation"}
+            extra = nearest_questions(scene, extra_rng, wanted, asked)
+        for k, turns in enumerate(extra, start=1):
             records.append({**_record(turns, split, index, "relation"),
-                            "id": f"{split}-{index:06d}-relation-order-{k}"})
-    nearest = (questions or {}).get("nearest", 0)
-    if nearest and "relation" in config.families:
-        # Its own stream, drawn after order's: the records above are unchanged.
-        nearest_rng = np.random.default_rng(int(rng.integers(0, 2**63 - 1)))
-        asked = {r["conversations"][0]["value"].removeprefix("<image>\n")
-                 for r in records if r["category"] == "relation"}
-        for k, turns in enumerate(nearest_questions(scene, nearest_rng, nearest, asked),
-                                  start=1):
-            records.append({**_record(turns, split, index, "relation"),
-                            "id": f"{split}-{index:06d}-relation-nearest-{k}"})
+                            "id": f"{split}-{index:06d}-relation-{tag}-{k}"})
     return records
 
 
@@ -467,13 +465,13 @@ def nearest_questions(scene: Scene, rng: np.random.Generator, n: int,
     every other; with ``relation=12`` they are ~6% of the training questions (4,451 of
     72,387) and the model answers them at 55-65% while the yes/no relations reach 97%.
     """
-    units = {"closest": [], "furthest": []}
+    units = {"closest": [], "furthest": []}      # kind -> [(posed?, its prompts, answer)]
     for kind in units if len(scene.objects) >= 3 else ():
         for a in scene.objects:
             b = _closest(scene, a, furthest=kind == "furthest")
             if b is not None:
-                posed = any(p.format(a=_name(a)) in asked for p in _RELATION_PROMPTS[kind])
-                units[kind].append((posed, kind, a, b))
+                prompts = [p.format(a=_name(a)) for p in _RELATION_PROMPTS[kind]]
+                units[kind].append((any(p in asked for p in prompts), prompts, _name(b)))
     queues = [sorted((units[str(kind)][k] for k in rng.permutation(len(units[str(kind)]))),
                      key=lambda unit: unit[0])
               for kind in rng.permutation(list(units))]
@@ -481,10 +479,9 @@ def nearest_questions(scene: Scene, rng: np.random.Generator, n: int,
     while any(queues) and len(out) < n:
         for queue in queues:
             if queue and len(out) < n:
-                posed, kind, a, b = queue.pop(0)
-                prompts = [p.format(a=_name(a)) for p in _RELATION_PROMPTS[kind]]
+                _, prompts, answer = queue.pop(0)
                 fresh = [p for p in prompts if p not in asked] or prompts
-                out.append([(_pick(rng, fresh), _name(b))])
+                out.append([(_pick(rng, fresh), answer)])
     return out
 
 
