@@ -360,6 +360,38 @@ def test_order_listings_need_the_relation_family(tmp_path):
         write_shapes_world(tmp_path, 1, 1, config=config, train_questions={"order": 2})
 
 
+def test_locate_questions_give_each_named_objects_centre_once():
+    """--train-questions locate=N: up to N position records, each about another object,
+    answered with its centre in whole pixels, x first; every other record as before."""
+    config = ShapesConfig()
+    pattern = _vocab_pattern(config)
+    plain = _scenes(80, config, questions={"relation": 12, "nearest": 2})
+    more = _scenes(80, config, questions={"relation": 12, "nearest": 2, "locate": 2})
+    added = 0
+    for (scene, before), (_, after) in zip(plain, more):
+        extra = [r for r in after if "-locate-" in r["id"]]
+        assert [r for r in after if "-locate-" not in r["id"]] == before
+        assert len(extra) == min(2, len(scene.objects))
+        named = []
+        for k, record in enumerate(extra, start=1):
+            assert record["category"] == "position"
+            assert record["id"].endswith(f"-position-locate-{k}")
+            prompt, answer = _first_turn(record)
+            (obj,) = _resolve(next(pattern.finditer(prompt)).groups(), scene, config)
+            x, y = (int(v) for v in re.fullmatch(r"\((\d+), (\d+)\)", answer).groups())
+            assert abs(x - obj.center[0]) <= 0.5 and abs(y - obj.center[1]) <= 0.5, prompt
+            named.append(obj)
+        assert len({id(o) for o in named}) == len(named)
+        added += len(extra)
+    assert added >= 120
+
+
+def test_locate_questions_need_the_position_family(tmp_path):
+    config = ShapesConfig(families=("caption", "relation"))
+    with pytest.raises(ValueError, match="locate .* needs the position family"):
+        write_shapes_world(tmp_path, 1, 1, config=config, train_questions={"locate": 2})
+
+
 def test_counting_answers_match_scene():
     config = ShapesConfig()
     for scene, records in _scenes(150, config):

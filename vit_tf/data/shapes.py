@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from vit_tf.data.shapes_questions import image_path, referent, scene_records
+from vit_tf.data.shapes_questions import EXTRA_TAGS, image_path, referent, scene_records
 from vit_tf.data.shapes_scene import (
     FAMILIES,
     PALETTE,
@@ -122,19 +122,20 @@ def check_questions(questions: dict[str, int], config: ShapesConfig) -> dict[str
     """``{family: n}`` with every family enabled in ``config`` and every n >= 1, else ValueError.
     ``order`` and ``nearest`` (training only: listings of the objects along an axis,
     ``order_listings``; more closest / furthest questions, ``nearest_questions``) are accepted
-    too and need the relation family, whose records they are."""
+    too and need the relation family, whose records they are; ``locate`` (coordinates of the
+    objects, ``locate_questions``) needs the position family."""
     for family, n in questions.items():
-        if family in ("order", "nearest"):
-            if "relation" not in config.families:
-                raise ValueError(f"questions per scene: {family} (extra relation questions) "
-                                 "needs the relation family; enabled: "
+        if family in EXTRA_TAGS:
+            if EXTRA_TAGS[family] not in config.families:
+                raise ValueError(f"questions per scene: {family} (extra {EXTRA_TAGS[family]} "
+                                 f"questions) needs the {EXTRA_TAGS[family]} family; enabled: "
                                  f"{', '.join(config.families)}")
         elif family not in config.families:
             raise ValueError(f"questions per scene: unknown or disabled family {family!r}; "
                              f"enabled: {', '.join(config.families)}")
         if not isinstance(n, int) or n < 1:
             raise ValueError(f"questions per scene: {family}={n!r} must be an int >= 1")
-    return {family: questions[family] for family in (*FAMILIES, "order", "nearest")
+    return {family: questions[family] for family in (*FAMILIES, *EXTRA_TAGS)
             if family in questions}
 
 

@@ -67,7 +67,8 @@ def scene_records(
     ``order_listings`` as relation records with ids ``<split>-<index>-relation-order-<k>``,
     after all others and from a stream of their own, so the other records are unchanged;
     ``questions["nearest"]`` likewise adds up to n ``nearest_questions`` (closest / furthest)
-    with ids ``<split>-<index>-relation-nearest-<k>``, after those.
+    with ids ``<split>-<index>-relation-nearest-<k>``, after those, and ``questions["locate"]``
+    up to n ``locate_questions`` as position records ``<split>-<index>-position-locate-<k>``.
     """
     streams = rng.integers(0, 2**63 - 1, size=len(FAMILIES))
     records = []
@@ -98,22 +99,31 @@ def scene_records(
             if subject is not None and subject not in seen:
                 seen.add(subject)
                 records.append(_record(more, split, index, family, number=len(seen)))
-    for tag in ("order", "nearest"):
+    for tag in EXTRA_TAGS:
         wanted = (questions or {}).get(tag, 0)
-        if not wanted or "relation" not in config.families:
+        if not wanted or EXTRA_TAGS[tag] not in config.families:
             continue
         # Each its own stream, drawn after every family's: the records above are unchanged.
         extra_rng = np.random.default_rng(int(rng.integers(0, 2**63 - 1)))
         if tag == "order":
             extra = order_listings(scene, extra_rng, wanted)
+        elif tag == "locate":
+            extra = locate_questions(scene, extra_rng, wanted)
         else:
             asked = {r["conversations"][0]["value"].removeprefix("<image>\n")
                      for r in records if r["category"] == "relation"}
             extra = nearest_questions(scene, extra_rng, wanted, asked)
+        family = EXTRA_TAGS[tag]
         for k, turns in enumerate(extra, start=1):
-            records.append({**_record(turns, split, index, "relation"),
-                            "id": f"{split}-{index:06d}-relation-{tag}-{k}"})
+            records.append({**_record(turns, split, index, family),
+                            "id": f"{split}-{index:06d}-{family}-{tag}-{k}"})
     return records
+
+
+EXTRA_TAGS = {"order": "relation", "nearest": "relation", "locate": "position"}
+"""Training-only question sets of ``scene_records(questions=...)`` that are no family of their
+own -> the family whose records they are (and which must be enabled), in the order they are
+added (each from its own stream, after every family's records)."""
 
 
 EXTRA_TRIES = 8
@@ -482,6 +492,33 @@ def nearest_questions(scene: Scene, rng: np.random.Generator, n: int,
                 _, prompts, answer = queue.pop(0)
                 fresh = [p for p in prompts if p not in asked] or prompts
                 out.append([(_pick(rng, fresh), answer)])
+    return out
+
+
+LOCATE_PROMPTS = ("What are the coordinates of {a}?", "Give the coordinates of {a}.",
+                  "Where is the centre of {a}, in pixels?")
+"""Phrasings of the grounding questions (``locate_questions``)."""
+
+
+def locate_questions(scene: Scene, rng: np.random.Generator, n: int) -> list[list[Turn]]:
+    """Up to ``n`` grounding questions, one per object in a random order, for
+    ``--train-questions locate=N`` (training only): "What are the coordinates of the red
+    circle?" -> "(37, 12)", the centre of its bounding box in whole pixels of the canvas,
+    x (from the left) first.
+
+    Why: "which object is closest to A" compares distances between object centres, and the
+    model misses it where the two candidates' distances differ by less than one 16-px image
+    token (60-66% there, 86-100% beyond 22 px; vit_tf/experiments/README.md, "Eighth round").
+    Nothing else in the data asks where an object is more finely than a half of the canvas.
+    Coordinates as text are how grounded VLMs learn fine positions (Shikra's numbers,
+    Pix2Seq / PaliGemma's location tokens); this asks the image tokens and the decoder to
+    carry them.
+    """
+    out = []
+    for k in rng.permutation(len(scene.objects))[:n]:
+        obj = scene.objects[int(k)]
+        x, y = (int(round(c)) for c in obj.center)
+        out.append([(_pick(rng, LOCATE_PROMPTS).format(a=_name(obj)), f"({x}, {y})")])
     return out
 
 
