@@ -94,7 +94,8 @@ class DecoderConfig:
     num_heads: int = 4
     intermediate_dim: int = 512
     dropout: float = 0.0
-    attention: str = "causal"         # "causal" (LLaVA) or "prefix" (PaliGemma's prefix-LM)
+    attention: str = "causal"         # "causal" (LLaVA), "prefix" (PaliGemma's prefix-LM) or
+                                      # "image" (image tokens bidirectional, text causal)
     preset: str = ""                  # gemma/llama: keras-hub preset name or local folder
     trainable: bool = True            # gemma/llama: False freezes the pretrained LM
 

@@ -46,12 +46,15 @@ def test_pack_keeps_every_trained_token_and_one_image_per_row(tmp_path):
         pack_by_image(examples, max_length=int(examples.lengths.max()), seed=0)
 
 
-def test_packed_rows_give_each_example_its_unpacked_logits_and_loss(tmp_path):
-    """The wall: logits and loss of a packed batch equal the one-example-per-row batch's."""
+@pytest.mark.parametrize("attention", ["causal", "image"])
+def test_packed_rows_give_each_example_its_unpacked_logits_and_loss(tmp_path, attention):
+    """The wall: logits and loss of a packed batch equal the one-example-per-row batch's
+    (also with the image tokens attending to each other both ways)."""
     preprocessor = tiny_preprocessor()
     examples = encode_records(_records(tmp_path), preprocessor, 32)
     packed = pack_by_image(examples, max_length=128, seed=3)
-    model = build_model(tiny_config(), preprocessor.vocabulary_size, max_text_length=32)
+    model = build_model(tiny_config(model__decoder__attention=attention),
+                        preprocessor.vocabulary_size, max_text_length=32)
 
     def batches(ex, batch_size):
         ds = make_dataset(ex, IMAGE_SIZE, batch_size)
@@ -89,4 +92,7 @@ def test_packed_rows_give_each_example_its_unpacked_logits_and_loss(tmp_path):
 def test_packing_needs_a_causal_transformer():
     config = tiny_config(data__pack_by_image="true", model__decoder__name="lstm")
     with pytest.raises(ConfigError, match="pack_by_image"):
+        build_model(config, 50)
+    config = tiny_config(data__pack_by_image="true", model__decoder__attention="prefix")
+    with pytest.raises(ConfigError, match="first packed question"):
         build_model(config, 50)

@@ -126,14 +126,15 @@ def test_generator_from_config_uses_the_configured_strategy(model, images):
     assert gen.generate_ids(images, PROMPTS) == _gen(model, "greedy").generate_ids(images, PROMPTS)
 
 
-@pytest.fixture(scope="module")
-def prefix_model():
-    return tiny_task(seed=1, model__decoder__attention="prefix")[0]
+@pytest.fixture(scope="module", params=["prefix", "image"])
+def prefix_model(request):
+    return tiny_task(seed=1, model__decoder__attention=request.param)[0]
 
 
 @pytest.mark.parametrize("strategy", ["beam", "top_p"])
 def test_prefix_lm_decoder_gives_the_same_tokens_cached_uncached_and_streamed(
         prefix_model, images, strategy):
+    """Prefix-LM and image-bidirectional attention decode alike with and without the cache."""
     cached = _gen(prefix_model, strategy).generate_ids(images, PROMPTS)
     assert cached == _gen(prefix_model, strategy, use_cache=False).generate_ids(images, PROMPTS)
     assert sum(len(ids) for ids in cached) > 0

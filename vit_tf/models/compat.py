@@ -37,15 +37,16 @@ def check_model_config(config):
             f"{m.decoder.hidden_dim} for the {m.fusion.name} fusion"
         )
     _check_pretrained_text(config)
-    if m.decoder.attention == "prefix" and m.decoder.name != "transformer":
-        raise ConfigError(f"model.decoder.attention=prefix needs the transformer decoder; "
-                          f"model.decoder.name={m.decoder.name} reads its input in order")
+    if m.decoder.attention != "causal" and m.decoder.name != "transformer":
+        raise ConfigError(f"model.decoder.attention={m.decoder.attention} needs the transformer "
+                          f"decoder; model.decoder.name={m.decoder.name} reads its input in order")
     if config.data.pack_by_image and (m.decoder.name != "transformer"
-                                      or m.decoder.attention != "causal"):
+                                      or m.decoder.attention == "prefix"):
         raise ConfigError("data.pack_by_image needs the transformer decoder with causal "
-                          f"attention (got model.decoder.name={m.decoder.name}, attention="
+                          f"or image attention (got model.decoder.name={m.decoder.name}, attention="
                           f"{m.decoder.attention}): packed examples are walled off by the "
-                          "attention mask, which a recurrent decoder or a prefix-LM does not use")
+                          "attention mask, which a recurrent decoder does not use, and a prefix-LM's "
+                          "prefix would hold the first packed question only")
     if m.decoder.name == "transformer" and m.decoder.hidden_dim % m.decoder.num_heads:
         raise ConfigError(f"model.decoder.num_heads={m.decoder.num_heads} must divide "
                           f"model.decoder.hidden_dim={m.decoder.hidden_dim}")

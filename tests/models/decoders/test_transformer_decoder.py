@@ -200,6 +200,41 @@ def test_prefix_attention_cached_steps_equal_the_full_call():
     np.testing.assert_allclose(np.concatenate(steps, axis=1), full, rtol=0, atol=1e-5)
 
 
+def test_image_attention_lets_image_tokens_see_later_ones_and_keeps_the_text_causal(tmp_path):
+    token_ids, prefix = _inputs()
+    decoder = _decoder(attention="image")
+    run_layer_test(decoder, {"token_ids": token_ids, "image_tokens": prefix}, tmp_path,
+                   expected_output_shape=(2, TEXT, VOCAB))
+    assert _np(decoder.prefix_lengths(token_ids, PREFIX)).tolist() == [PREFIX, PREFIX]
+    base = _np(decoder(token_ids, image_tokens=prefix))
+    causal = _decoder(attention="causal")
+    causal(token_ids, image_tokens=prefix)
+    causal.set_weights(decoder.get_weights())
+    # The same weights, causal: image token 0 no longer reads tokens 1-2, so every logit moves.
+    moved = np.abs(_np(causal(token_ids, image_tokens=prefix)) - base).max(axis=-1)
+    assert moved.min() > 1e-5
+    after = token_ids.copy()
+    after[:, 4] = (after[:, 4] + 1) % VOCAB
+    out = _np(decoder(after, image_tokens=prefix))
+    np.testing.assert_allclose(out[:, :4], base[:, :4], atol=1e-6)      # text stays causal
+    assert np.abs(out[:, 4] - base[:, 4]).max() > 1e-5
+
+
+def test_image_attention_cached_steps_equal_the_full_call():
+    decoder = _decoder(attention="image")
+    token_ids, prefix = _inputs()
+    full = _np(decoder(token_ids, image_tokens=prefix))
+    cache = decoder.init_cache(2, PREFIX + TEXT)
+    logits, cache = decoder.call_with_cache(token_ids[:, :3], cache, 0, image_tokens=prefix)
+    steps = [_np(logits)]
+    lengths = decoder.prefix_lengths(token_ids[:, :3], PREFIX)
+    for t in range(3, TEXT):
+        logits, cache = decoder.call_with_cache(token_ids[:, t : t + 1], cache, PREFIX + t,
+                                                prefix_lengths=lengths)
+        steps.append(_np(logits))
+    np.testing.assert_allclose(np.concatenate(steps, axis=1), full, rtol=0, atol=1e-5)
+
+
 def test_prefix_attention_without_its_end_token_id_is_refused():
     with pytest.raises(ValueError, match="prefix_end_token_id"):
         _decoder(attention="prefix")

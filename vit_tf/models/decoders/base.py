@@ -29,7 +29,7 @@ from keras import layers, ops
 from vit_tf.layers.fusion import ConcatFusion
 from vit_tf.layers.text_embedding import PretrainedTokenEmbedding
 
-ATTENTION_MODES = ("causal", "prefix")
+ATTENTION_MODES = ("causal", "prefix", "image")
 
 
 def token_embedding_from_section(text_embedding, hidden_dim, vocabulary_size):

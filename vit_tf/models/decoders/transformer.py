@@ -31,11 +31,17 @@ class TransformerDecoderLM(LanguageDecoder):
             what the question asks about in every layer, instead of being encoded blind to it.
             The boundary is read from the token ids, so training, prefill and cached decoding
             agree on it.
+        ``"image"``: the image tokens (the fusion's prefix) attend to each other in both
+            directions in every block; the text is causal. Unlike ``"prefix"`` the boundary
+            is the same for every row and every packed sequence, so it also trains on packed
+            rows (``vit_tf.data.packing``): with causal attention image token i never sees
+            tokens after it, so a relation between two objects can only be formed at the text
+            positions; here every image token can hold it.
 
     Args:
         vocabulary_size, hidden_dim, num_layers, num_heads, intermediate_dim, dropout: as keras-hub.
         max_sequence_length: prefix tokens + text tokens the position table covers.
-        attention: ``"causal"`` or ``"prefix"``.
+        attention: ``"causal"``, ``"prefix"`` or ``"image"``.
         prefix_end_token_id: the token that closes the bidirectional prefix (needed for
             ``"prefix"``).
         fusion: a ``vit_tf.layers.fusion.Fusion`` deciding how ``image_tokens`` enter (default
@@ -179,14 +185,14 @@ class TransformerDecoderLM(LanguageDecoder):
             positions, attention_mask = self._segments(ops.cast(padding_mask, "bool"), prefix_len)
             mask = self.with_prefix_mask(padding_mask, prefix_len)  # (batch, prefix + text)
         x = self._add_positions(x, positions=positions)
-        if self.attention == "prefix":
+        if self.attention != "causal":
             length = ops.shape(x)[1]
             prefix_mask = self._prefix_mask(
                 self._prefix_lengths(token_ids, prefix_len), ops.arange(length), length
             )
             attention_mask = prefix_mask if attention_mask is None else ops.logical_and(
                 prefix_mask, attention_mask)
-        causal = self.attention != "prefix"
+        causal = self.attention == "causal"
         fast = all(fast_path_supported(block, training) for block in self.blocks)
         if fast:  # the blocks' math, faster (vit_tf.models.blocks); the masks combined once
             attention_mask = combined_mask(x, attention_mask, mask, causal)
@@ -201,13 +207,15 @@ class TransformerDecoderLM(LanguageDecoder):
 
     def prefix_lengths(self, token_ids, num_prefix_tokens=0):
         """(batch,) int32 with ``attention="prefix"``: ``num_prefix_tokens`` + text tokens up to
-        the first ``prefix_end_token_id`` (rows without it: the prefix embeddings only).
-        None with causal attention."""
-        if self.attention != "prefix":
+        the first ``prefix_end_token_id`` (rows without it: the prefix embeddings only); with
+        ``"image"``: ``num_prefix_tokens``. None with causal attention."""
+        if self.attention == "causal":
             return None
         return self._prefix_lengths(token_ids, num_prefix_tokens)
 
     def _prefix_lengths(self, token_ids, prefix_len):
+        if self.attention == "image":
+            return ops.full((ops.shape(token_ids)[0],), prefix_len, "int32")
         is_end = ops.cast(ops.equal(token_ids, self.prefix_end_token_id), "int32")
         first = ops.cast(ops.argmax(is_end, axis=1), "int32")       # first occurrence (or 0)
         found = ops.cast(ops.max(is_end, axis=1), "int32")
@@ -244,7 +252,7 @@ class TransformerDecoderLM(LanguageDecoder):
         x = self._add_positions(x, start_index=cache_update_index)  # (batch, P + T, hidden_dim)
         batch, length = ops.shape(x)[0], ops.shape(x)[1]
         cache_length = ops.shape(cache[0][0])[2]
-        if self.attention == "prefix":
+        if self.attention != "causal":
             if prefix_lengths is None:
                 prefix_lengths = self._prefix_lengths(token_ids, prefix_len)
             queries = cache_update_index + ops.arange(length)
