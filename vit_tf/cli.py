@@ -140,8 +140,9 @@ def build_parser():
                    help="up to N questions of a family per training scene, each about another "
                         "subject, e.g. position=3 (default: one per family; the test split "
                         "always has one); also order=N (listings of the objects along an "
-                        "axis), nearest=N (more closest / furthest questions) and "
-                        "locate=N (each object's centre in pixels)")
+                        "axis), nearest=N (more closest / furthest questions), "
+                        "compare=N (is B closer to A than C?) and locate=N (each "
+                        "object's centre in pixels)")
     p.add_argument("--no-captions", action="store_true",
                    help="question-only: no caption or description records (the other "
                         "families' questions are unchanged)")

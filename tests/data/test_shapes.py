@@ -386,6 +386,34 @@ def test_locate_questions_give_each_named_objects_centre_once():
     assert added >= 120
 
 
+def test_compare_questions_answer_which_of_two_named_objects_is_closer_in_mirrored_pairs():
+    """--train-questions compare=N: "Is B closer to (further from) A than C?" answered from the
+    centres, each followed by its mirror with the opposite answer; clear margins only."""
+    config = ShapesConfig()
+    pattern = _vocab_pattern(config)
+    plain = _scenes(150, config, questions={"relation": 12})
+    more = _scenes(150, config, questions={"relation": 12, "compare": 4})
+    answers = collections.Counter()
+    for (scene, before), (_, after) in zip(plain, more):
+        extra = [r for r in after if "-compare-" in r["id"]]
+        assert [r for r in after if "-compare-" not in r["id"]] == before
+        assert len(extra) <= 4 and len(extra) % 2 == 0
+        assert len(scene.objects) >= 3 or not extra
+        for first, mirror in zip(extra[::2], extra[1::2]):
+            (p1, a1), (p2, a2) = _first_turn(first), _first_turn(mirror)
+            assert {a1, a2} == {"yes", "no"}
+            for prompt, answer in ((p1, a1), (p2, a2)):
+                assert first["category"] == "relation"
+                b, a, c = (_resolve(m.groups(), scene, config)[0]
+                           for m in pattern.finditer(prompt))
+                d_b, d_c = math.dist(a.center, b.center), math.dist(a.center, c.center)
+                assert abs(d_b - d_c) >= 0.1 * config.canvas_size
+                closer = re.search(r"closer|nearer", prompt) is not None
+                assert answer == ("yes" if (d_b < d_c) == closer else "no"), prompt
+                answers[answer] += 1
+    assert answers["yes"] == answers["no"] >= 40
+
+
 def test_locate_questions_need_the_position_family(tmp_path):
     config = ShapesConfig(families=("caption", "relation"))
     with pytest.raises(ValueError, match="locate .* needs the position family"):

@@ -122,8 +122,9 @@ def check_questions(questions: dict[str, int], config: ShapesConfig) -> dict[str
     """``{family: n}`` with every family enabled in ``config`` and every n >= 1, else ValueError.
     ``order`` and ``nearest`` (training only: listings of the objects along an axis,
     ``order_listings``; more closest / furthest questions, ``nearest_questions``) are accepted
-    too and need the relation family, whose records they are; ``locate`` (coordinates of the
-    objects, ``locate_questions``) needs the position family."""
+    too and need the relation family, whose records they are, as does ``compare`` (yes/no
+    distance comparisons, ``compare_questions``); ``locate`` (coordinates of the objects,
+    ``locate_questions``) needs the position family."""
     for family, n in questions.items():
         if family in EXTRA_TAGS:
             if EXTRA_TAGS[family] not in config.families:
