@@ -282,6 +282,16 @@ def test_relation_mix_mirrors_each_pair_balances_yes_no_and_takes_every_form():
     assert forms == {"left", "right", "above", "below", "closest", "furthest"}
 
 
+def _added(n, config, questions, tag):
+    """(scene, records ``tag`` adds) for the first ``n`` scenes, checking that the records
+    without ``tag`` in their id are those of ``questions`` alone, unchanged."""
+    plain = _scenes(n, config, questions=questions)
+    more = _scenes(n, config, questions={**questions, tag: 4 if tag != "locate" else 2})
+    for (scene, before), (_, after) in zip(plain, more):
+        assert [r for r in after if f"-{tag}-" not in r["id"]] == before
+        yield scene, [r for r in after if f"-{tag}-" in r["id"]]
+
+
 def test_order_listings_name_every_object_along_x_and_leave_the_rest_unchanged():
     """--train-questions order=N: listings of the objects by their centres' x (slots 1-2) and
     then y (slots 3-4), only where neighbours are clearly apart; every other record as before."""
@@ -365,12 +375,8 @@ def test_locate_questions_give_each_named_objects_centre_once():
     answered with its centre in whole pixels, x first; every other record as before."""
     config = ShapesConfig()
     pattern = _vocab_pattern(config)
-    plain = _scenes(80, config, questions={"relation": 12, "nearest": 2})
-    more = _scenes(80, config, questions={"relation": 12, "nearest": 2, "locate": 2})
     added = 0
-    for (scene, before), (_, after) in zip(plain, more):
-        extra = [r for r in after if "-locate-" in r["id"]]
-        assert [r for r in after if "-locate-" not in r["id"]] == before
+    for scene, extra in _added(80, config, {"relation": 12, "nearest": 2}, "locate"):
         assert len(extra) == min(2, len(scene.objects))
         named = []
         for k, record in enumerate(extra, start=1):
@@ -391,12 +397,8 @@ def test_compare_questions_answer_which_of_two_named_objects_is_closer_in_mirror
     centres, each followed by its mirror with the opposite answer; clear margins only."""
     config = ShapesConfig()
     pattern = _vocab_pattern(config)
-    plain = _scenes(150, config, questions={"relation": 12})
-    more = _scenes(150, config, questions={"relation": 12, "compare": 4})
     answers = collections.Counter()
-    for (scene, before), (_, after) in zip(plain, more):
-        extra = [r for r in after if "-compare-" in r["id"]]
-        assert [r for r in after if "-compare-" not in r["id"]] == before
+    for scene, extra in _added(150, config, {"relation": 12}, "compare"):
         assert len(extra) <= 4 and len(extra) % 2 == 0
         assert len(scene.objects) >= 3 or not extra
         for first, mirror in zip(extra[::2], extra[1::2]):

@@ -184,16 +184,19 @@ def test_prefix_tokens_see_later_prefix_tokens_but_the_rest_stays_causal():
     np.testing.assert_allclose(out[:, :6], base[:, :6], atol=1e-6)
 
 
-def test_prefix_attention_cached_steps_equal_the_full_call():
-    decoder = _decoder(attention="prefix", prefix_end_token_id=END_OF_PREFIX)
+@pytest.mark.parametrize("attention, prefill", [("prefix", 5), ("image", 3)])
+def test_bidirectional_attention_cached_steps_equal_the_full_call(attention, prefill):
+    decoder = _decoder(attention=attention, prefix_end_token_id=END_OF_PREFIX)
     token_ids, prefix = _prefix_inputs()
     full = _np(decoder(token_ids, image_tokens=prefix))
     cache = decoder.init_cache(2, PREFIX + TEXT)
-    # Prefill the first 5 text tokens (both prefixes end by then), then step one token at a time.
-    logits, cache = decoder.call_with_cache(token_ids[:, :5], cache, 0, image_tokens=prefix)
+    # Prefill the first text tokens (with "prefix", both prefixes end by token 5), then step
+    # one token at a time.
+    logits, cache = decoder.call_with_cache(token_ids[:, :prefill], cache, 0,
+                                            image_tokens=prefix)
     steps = [_np(logits)]
-    lengths = decoder.prefix_lengths(token_ids[:, :5], PREFIX)
-    for t in range(5, TEXT):
+    lengths = decoder.prefix_lengths(token_ids[:, :prefill], PREFIX)
+    for t in range(prefill, TEXT):
         logits, cache = decoder.call_with_cache(token_ids[:, t : t + 1], cache, PREFIX + t,
                                                 prefix_lengths=lengths)
         steps.append(_np(logits))
@@ -218,21 +221,6 @@ def test_image_attention_lets_image_tokens_see_later_ones_and_keeps_the_text_cau
     out = _np(decoder(after, image_tokens=prefix))
     np.testing.assert_allclose(out[:, :4], base[:, :4], atol=1e-6)      # text stays causal
     assert np.abs(out[:, 4] - base[:, 4]).max() > 1e-5
-
-
-def test_image_attention_cached_steps_equal_the_full_call():
-    decoder = _decoder(attention="image")
-    token_ids, prefix = _inputs()
-    full = _np(decoder(token_ids, image_tokens=prefix))
-    cache = decoder.init_cache(2, PREFIX + TEXT)
-    logits, cache = decoder.call_with_cache(token_ids[:, :3], cache, 0, image_tokens=prefix)
-    steps = [_np(logits)]
-    lengths = decoder.prefix_lengths(token_ids[:, :3], PREFIX)
-    for t in range(3, TEXT):
-        logits, cache = decoder.call_with_cache(token_ids[:, t : t + 1], cache, PREFIX + t,
-                                                prefix_lengths=lengths)
-        steps.append(_np(logits))
-    np.testing.assert_allclose(np.concatenate(steps, axis=1), full, rtol=0, atol=1e-5)
 
 
 def test_prefix_attention_without_its_end_token_id_is_refused():
