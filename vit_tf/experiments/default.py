@@ -29,7 +29,10 @@ commit 2f753fa, 12.9 min end to end: data 7 s + training 752 s + evaluation 16 s
 yes/no forms 93-100, closest 94.1 (n=17), furthest 81.8 (n=11); on 1000 test scenes closest
 76.7 and furthest 65.0), conversation turns 90.7; overall short answers 93.5 (majority 30.3);
 captions BLEU-4 0.94 / CIDEr-D 9.55 (benchmarks/results.md, "quickstart"; README;
-vit_tf/experiments/README.md, "Eighth round").
+vit_tf/experiments/README.md, "Eighth round"). That is training seed 0 (``train.seed``, the
+default); with seeds 1 / 2 / 3 (one intra-op thread, 2026-12-07/08) overall was 87.8 / 93.0 /
+79.7 and relation 76.8 / 86.2 / 60.1: in 13 epochs some seeds learn the yes/no relations and
+others do not (vit_tf/experiments/README.md, "Ninth round").
 
 With 2 decoder blocks (the default until 2f753fa; fresh clone, 2026-12-07 18:31-18:42 UTC,
 commit 24c4e61, 11.2 min end to end: data 7 s + training 648 s + evaluation 16 s, epochs
