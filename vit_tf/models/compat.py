@@ -43,10 +43,10 @@ def check_model_config(config):
     if config.data.pack_by_image and (m.decoder.name != "transformer"
                                       or m.decoder.attention == "prefix"):
         raise ConfigError("data.pack_by_image needs the transformer decoder with causal "
-                          f"or image attention (got model.decoder.name={m.decoder.name}, attention="
-                          f"{m.decoder.attention}): packed examples are walled off by the "
-                          "attention mask, which a recurrent decoder does not use, and a prefix-LM's "
-                          "prefix would hold the first packed question only")
+                          f"or image attention (got model.decoder.name={m.decoder.name}, "
+                          f"attention={m.decoder.attention}): packed examples are walled off "
+                          "by the attention mask, which a recurrent decoder does not use, and "
+                          "a prefix-LM's prefix would hold the first packed question only")
     if m.decoder.name == "transformer" and m.decoder.hidden_dim % m.decoder.num_heads:
         raise ConfigError(f"model.decoder.num_heads={m.decoder.num_heads} must divide "
                           f"model.decoder.hidden_dim={m.decoder.hidden_dim}")
