@@ -106,16 +106,7 @@ def scene_records(
             continue
         # Each its own stream, drawn after every family's: the records above are unchanged.
         extra_rng = np.random.default_rng(int(rng.integers(0, 2**63 - 1)))
-        if tag == "order":
-            extra = order_listings(scene, extra_rng, wanted)
-        elif tag == "locate":
-            extra = locate_questions(scene, extra_rng, wanted)
-        elif tag == "compare":
-            extra = compare_questions(scene, extra_rng, wanted)
-        else:
-            asked = {r["conversations"][0]["value"].removeprefix("<image>\n")
-                     for r in records if r["category"] == "relation"}
-            extra = nearest_questions(scene, extra_rng, wanted, asked)
+        extra = _EXTRA_BUILDERS[tag](scene, extra_rng, wanted, records)
         family = EXTRA_TAGS[tag]
         for k, turns in enumerate(extra, start=1):
             records.append({**_record(turns, split, index, family),
@@ -654,5 +645,21 @@ _BUILDERS: dict[str, Callable[..., list[Turn] | None]] = {
 assert tuple(_BUILDERS) == FAMILIES
 
 _MIX_BUILDERS = {"relation": relation_mix}
+
+
+def _nearest_after(scene, rng, n, records):
+    """``nearest_questions`` after ``records``: their relation prompts count as asked."""
+    asked = {r["conversations"][0]["value"].removeprefix("<image>\n")
+             for r in records if r["category"] == "relation"}
+    return nearest_questions(scene, rng, n, asked)
+
+
+_EXTRA_BUILDERS = {
+    "order": lambda scene, rng, n, records: order_listings(scene, rng, n),
+    "nearest": _nearest_after,
+    "locate": lambda scene, rng, n, records: locate_questions(scene, rng, n),
+    "compare": lambda scene, rng, n, records: compare_questions(scene, rng, n),
+}
+"""``EXTRA_TAGS`` -> (scene, rng, n, records so far) -> turn lists."""
 """Families whose extra questions (``scene_records(questions=...)``) follow their own plan
 instead of re-drawing the family's question."""
